@@ -1,0 +1,444 @@
+// memlens/detail/state.hpp: the core's shared state and the per-event fast path: per-thread
+// counter records, per-domain shared figures, peak tracking and the thread's scope frame.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include <new>
+
+#include <pthread.h>
+#include <time.h>
+
+#include "config.hpp"
+#include "sys.hpp"
+
+namespace memlens::detail {
+
+constexpr std::uint32_t max_domains = MEMLENS_MAX_DOMAINS;
+// Slot 0 of every table is the sum over all domains; named domains start at 1.
+constexpr std::uint32_t all_slot = 0;
+constexpr std::uint32_t heap_slot = 1;
+// Where events go once every slot has a name, so that nothing is lost.
+constexpr std::uint32_t overflow_slot = 2;
+constexpr std::uint32_t first_free_slot = 3;
+constexpr std::size_t domain_name_capacity = 48;
+
+constexpr auto relaxed = std::memory_order_relaxed;
+
+// Owner-only updates: one writer, so a load and a store replace a read-modify-write; readers on
+// other threads still see whole values.
+template <class T>
+MEMLENS_ALWAYS_INLINE void owner_add(std::atomic<T>& counter, T value) noexcept {
+    counter.store(counter.load(relaxed) + value, relaxed);
+}
+
+struct slot_counters {
+    std::atomic<std::uint64_t> alloc_bytes{0};
+    std::atomic<std::uint64_t> free_bytes{0};
+    std::atomic<std::uint64_t> allocs{0};
+    std::atomic<std::uint64_t> frees{0};
+    // Net bytes not yet folded into the shared figure of this slot.
+    std::atomic<std::int64_t> pending{0};
+};
+
+struct thread_record {
+    slot_counters slots[max_domains];
+    // Sum of the other threads' pending bytes when this thread last looked (owner only).
+    std::int64_t others[max_domains];
+    std::atomic<std::uint64_t> events{0};
+    std::atomic<std::uint64_t> claim_events{0};
+    std::uint64_t recheck_at = 0;
+    std::uint64_t claim_epoch = 0;
+    std::atomic<std::int64_t> claim_time{0};
+    thread_record* next = nullptr;
+    std::atomic<bool> in_use{false};
+    // Records of exited threads' late events: shared, so updated with read-modify-writes.
+    bool shared = false;
+};
+
+// The innermost per-thread scope's running figures; see observe/scope.hpp.
+struct scope_frame {
+    std::uint64_t allocated = 0;
+    std::uint64_t freed = 0;
+    std::uint64_t allocs = 0;
+    std::uint64_t frees = 0;
+    std::int64_t net = 0;
+    std::int64_t peak = 0;
+    scope_frame* parent = nullptr;
+};
+
+// A process scope's view of the all-domain figure: the highest value seen while it is open.
+struct process_window {
+    std::atomic<std::int64_t> high{0};
+    process_window* prev = nullptr;
+    process_window* next = nullptr;
+};
+
+struct alignas(64) shared_slot {
+    std::atomic<std::int64_t> flushed{0};
+    std::atomic<std::int64_t> peak{0};
+    // The fast path calls the slow path once an estimate passes this: the peak, or lower while
+    // a process scope watches for its own high-water mark.
+    std::atomic<std::int64_t> trigger{0};
+    std::atomic<std::uint32_t> state{0};
+    char name[domain_name_capacity] = {};
+};
+
+enum : std::uint32_t { slot_free = 0, slot_ready = 2 };
+
+struct core_state {
+    shared_slot slots[max_domains];
+    std::atomic<std::uint32_t> slot_count{first_free_slot};
+    std::atomic<thread_record*> records{nullptr};
+    std::atomic<thread_record*> last{nullptr};
+    std::atomic<std::uint64_t> epoch{1};
+    std::atomic<std::int64_t> batch{MEMLENS_PEAK_BATCH_BYTES};
+    std::atomic<bool> exact_peak{false};
+    std::atomic<int> process_windows{0};
+    process_window* windows = nullptr;
+    spin_lock lock;
+    std::atomic<int> init_state{0};
+    pthread_key_t exit_key{};
+};
+
+#if defined(__cpp_constinit)
+#define MEMLENS_CONSTINIT constinit
+#else
+#define MEMLENS_CONSTINIT
+#endif
+
+// Constant-initialized and never destroyed, so events before main and after static
+// destruction find it intact.
+MEMLENS_CONSTINIT inline core_state core{};
+MEMLENS_CONSTINIT inline thread_record late_record{};
+
+struct thread_state {
+    thread_record* record;
+    scope_frame* frame;
+    // Non-zero while memlens itself or a tracking source forwards to an upstream allocator:
+    // events then are not counted again.
+    int guard;
+    bool exited;
+};
+
+MEMLENS_CONSTINIT inline thread_local thread_state this_thread{nullptr, nullptr, 0, false};
+
+// While threads allocate at the same moment, each takes the claim at most once per this many
+// of its events, so that they do not write the shared claim word on every event. Threads that
+// take turns (the holder claimed long enough ago) claim at once, which keeps peaks exact.
+constexpr std::uint64_t claim_interval = 256;
+constexpr std::int64_t claim_quiet_ns = 1000;
+
+inline std::int64_t monotonic_ns() noexcept {
+    ::timespec t{};
+    ::clock_gettime(CLOCK_MONOTONIC, &t);
+    return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
+}
+
+inline std::int64_t batch_limit() noexcept { return core.batch.load(relaxed); }
+
+MEMLENS_ALWAYS_INLINE void frame_alloc(scope_frame* f, std::int64_t n) noexcept {
+    f->allocated += static_cast<std::uint64_t>(n);
+    ++f->allocs;
+    f->net += n;
+    if (f->net > f->peak) f->peak = f->net;
+}
+
+MEMLENS_ALWAYS_INLINE void frame_free(scope_frame* f, std::int64_t n) noexcept {
+    f->freed += static_cast<std::uint64_t>(n);
+    ++f->frees;
+    f->net -= n;
+}
+
+// ---- slow paths ---------------------------------------------------------------------------
+
+inline void claim(thread_record* self) noexcept {
+    const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < count; ++i) self->others[i] = 0;
+    self->claim_epoch = core.epoch.load(std::memory_order_acquire);
+    for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
+        if (r == self) continue;
+        for (std::uint32_t i = 0; i < count; ++i) self->others[i] += r->slots[i].pending.load(relaxed);
+    }
+    core.last.store(self, relaxed);
+    self->claim_events.store(self->events.load(relaxed), relaxed);
+    self->claim_time.store(monotonic_ns(), relaxed);
+    self->recheck_at = 0;
+}
+
+inline void maybe_claim(thread_record* self) noexcept {
+    thread_record* holder = core.last.load(relaxed);
+    if (holder == self) return;
+    const std::uint64_t mine = self->events.load(relaxed) - self->claim_events.load(relaxed);
+    const std::uint64_t theirs =
+        holder ? holder->events.load(relaxed) - holder->claim_events.load(relaxed) : claim_interval;
+    if (mine >= claim_interval || theirs >= claim_interval ||
+        monotonic_ns() - holder->claim_time.load(relaxed) >= claim_quiet_ns) {
+        claim(self);
+    } else {
+        self->recheck_at = self->events.load(relaxed) + claim_interval;
+    }
+}
+
+inline std::int64_t lowest_window_locked() noexcept {
+    std::int64_t low = INT64_MAX;
+    for (process_window* w = core.windows; w; w = w->next) {
+        const std::int64_t h = w->high.load(relaxed);
+        if (h < low) low = h;
+    }
+    return low;
+}
+
+// Records that slot `i` reached `value`.
+inline void raise_peak(std::uint32_t i, std::int64_t value) noexcept {
+    lock_guard hold(core.lock);
+    shared_slot& s = core.slots[i];
+    std::int64_t peak = s.peak.load(relaxed);
+    if (value > peak) {
+        peak = value;
+        s.peak.store(peak, relaxed);
+    }
+    std::int64_t trigger = peak;
+    if (i == all_slot && core.windows) {
+        for (process_window* w = core.windows; w; w = w->next) {
+            if (value > w->high.load(relaxed)) w->high.store(value, relaxed);
+        }
+        const std::int64_t low = lowest_window_locked();
+        if (low < trigger) trigger = low;
+    }
+    s.trigger.store(trigger, relaxed);
+}
+
+inline void flush_slot(thread_record* self, std::uint32_t i) noexcept {
+    const std::int64_t p = self->slots[i].pending.load(relaxed);
+    if (p == 0) return;
+    self->slots[i].pending.store(0, relaxed);
+    core.slots[i].flushed.fetch_add(p, relaxed);
+    // Other threads' cached view of this thread's pending bytes is now stale; the epoch
+    // tells them to look again before they trust an estimate that sets a new peak.
+    const std::uint64_t before = core.epoch.fetch_add(1, std::memory_order_acq_rel);
+    if (before == self->claim_epoch) self->claim_epoch = before + 1;
+}
+
+inline std::int64_t estimate(thread_record* self, std::uint32_t i) noexcept {
+    return core.slots[i].flushed.load(relaxed) + self->others[i] +
+           self->slots[i].pending.load(relaxed);
+}
+
+inline void check_peak(thread_record* self, std::uint32_t i) noexcept {
+    if (estimate(self, i) <= core.slots[i].trigger.load(relaxed)) return;
+    if (core.epoch.load(std::memory_order_acquire) != self->claim_epoch ||
+        core.last.load(relaxed) != self) {
+        claim(self);
+    }
+    const std::int64_t value = estimate(self, i);
+    if (value > core.slots[i].trigger.load(relaxed)) raise_peak(i, value);
+}
+
+MEMLENS_NOINLINE inline void settle(thread_record* self, std::uint32_t d) noexcept {
+    const std::int64_t limit = batch_limit();
+    if (limit == 0) {
+        // Exact-peak mode: every event goes straight to the shared figure, so it is the truth.
+        for (std::uint32_t i : {d, all_slot}) {
+            const std::int64_t p = self->slots[i].pending.load(relaxed);
+            self->slots[i].pending.store(0, relaxed);
+            const std::int64_t now = core.slots[i].flushed.fetch_add(p, relaxed) + p;
+            if (p > 0 && now > core.slots[i].trigger.load(relaxed)) raise_peak(i, now);
+        }
+        return;
+    }
+    if (core.last.load(relaxed) != self && self->events.load(relaxed) >= self->recheck_at) {
+        maybe_claim(self);
+    }
+    for (std::uint32_t i : {d, all_slot}) {
+        const std::int64_t p = self->slots[i].pending.load(relaxed);
+        if (p > limit || p < -limit) flush_slot(self, i);
+        check_peak(self, i);
+    }
+}
+
+// Folds a leaving record's pending bytes into the shared figures.
+inline void retire(thread_record* r) noexcept {
+    const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < count; ++i) {
+        const std::int64_t p = r->slots[i].pending.exchange(0, relaxed);
+        if (p != 0) core.slots[i].flushed.fetch_add(p, relaxed);
+    }
+    core.epoch.fetch_add(1, std::memory_order_acq_rel);
+    thread_record* self = r;
+    core.last.compare_exchange_strong(self, nullptr, relaxed);
+    r->in_use.store(false, std::memory_order_release);
+}
+
+inline void on_thread_exit(void* record) noexcept {
+    retire(static_cast<thread_record*>(record));
+    this_thread.record = nullptr;
+    this_thread.exited = true;
+}
+
+inline void fork_prepare() noexcept { core.lock.lock(); }
+inline void fork_parent() noexcept { core.lock.unlock(); }
+// Only the forking thread lives on in the child: every other record is folded and freed for
+// reuse, while the bytes those threads allocated stay counted, as they stay allocated.
+inline void fork_child() noexcept {
+    core.lock.unlock();
+    thread_record* self = this_thread.record;
+    for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
+        if (r != self && r != &late_record && r->in_use.load(relaxed)) retire(r);
+    }
+    if (self) claim(self);
+}
+
+MEMLENS_COLD inline void init_process() noexcept {
+    int expected = 0;
+    if (!core.init_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        while (core.init_state.load(std::memory_order_acquire) != 2) ::sched_yield();
+        return;
+    }
+    if (::pthread_key_create(&core.exit_key, &on_thread_exit) != 0) {
+        report_error("cannot create the thread-exit key; exiting threads keep their records");
+    }
+    ::pthread_atfork(&fork_prepare, &fork_parent, &fork_child);
+    late_record.shared = true;
+    late_record.in_use.store(true, relaxed);
+    late_record.next = core.records.load(relaxed);
+    core.records.store(&late_record, std::memory_order_release);
+    core.init_state.store(2, std::memory_order_release);
+}
+
+MEMLENS_COLD inline thread_record* acquire_record() noexcept {
+    thread_state& ts = this_thread;
+    if (ts.exited) return &late_record;
+    ++ts.guard;
+    if (core.init_state.load(std::memory_order_acquire) != 2) init_process();
+    thread_record* found = nullptr;
+    for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
+        bool idle = false;
+        if (!r->shared && r->in_use.compare_exchange_strong(idle, true, std::memory_order_acquire)) {
+            found = r;
+            break;
+        }
+    }
+    if (!found) {
+        void* raw = map_pages(sizeof(thread_record));
+        if (!raw) {
+            report_error("cannot map a thread record; this thread's events are shared");
+            --ts.guard;
+            return &late_record;
+        }
+        found = new (raw) thread_record{};
+        found->in_use.store(true, relaxed);
+        lock_guard hold(core.lock);
+        found->next = core.records.load(relaxed);
+        core.records.store(found, std::memory_order_release);
+    }
+    // A fresh claim on this thread's first event: its view of the others starts exact.
+    found->claim_events.store(found->events.load(relaxed) - claim_interval, relaxed);
+    found->recheck_at = 0;
+    found->claim_epoch = 0;
+    ::pthread_setspecific(core.exit_key, found);
+    ts.record = found;
+    --ts.guard;
+    return found;
+}
+
+MEMLENS_COLD inline void count_shared(std::uint32_t d, std::int64_t n) noexcept {
+    thread_record* r = &late_record;
+    if (n >= 0) {
+        r->slots[d].alloc_bytes.fetch_add(static_cast<std::uint64_t>(n), relaxed);
+        r->slots[d].allocs.fetch_add(1, relaxed);
+    } else {
+        r->slots[d].free_bytes.fetch_add(static_cast<std::uint64_t>(-n), relaxed);
+        r->slots[d].frees.fetch_add(1, relaxed);
+    }
+    for (std::uint32_t i : {d, all_slot}) {
+        const std::int64_t now = core.slots[i].flushed.fetch_add(n, relaxed) + n;
+        if (n > 0 && now > core.slots[i].trigger.load(relaxed)) raise_peak(i, now);
+    }
+    core.epoch.fetch_add(1, std::memory_order_acq_rel);
+}
+
+// ---- fast paths ---------------------------------------------------------------------------
+
+MEMLENS_ALWAYS_INLINE bool needs_settle(thread_record* r, std::uint32_t d, std::int64_t pd,
+                                        std::int64_t pa) noexcept {
+    const std::int64_t limit = batch_limit();
+    return (core.last.load(relaxed) != r && r->events.load(relaxed) >= r->recheck_at) ||
+           pd > limit || pa > limit || pd < -limit || pa < -limit ||
+           core.slots[d].flushed.load(relaxed) + r->others[d] + pd >
+               core.slots[d].trigger.load(relaxed) ||
+           core.slots[all_slot].flushed.load(relaxed) + r->others[all_slot] + pa >
+               core.slots[all_slot].trigger.load(relaxed);
+}
+
+// Counts an allocation of `size` requested bytes in domain slot `d` for the calling thread.
+// Sources skip it while this_thread.guard is set; see counted().
+MEMLENS_ALWAYS_INLINE void count_alloc(std::size_t size, std::uint32_t d) noexcept {
+    thread_state& ts = this_thread;
+    thread_record* r = ts.record;
+    if (MEMLENS_UNLIKELY(r == nullptr)) {
+        r = acquire_record();
+        if (r->shared) {
+            count_shared(d, static_cast<std::int64_t>(size));
+            return;
+        }
+    }
+    const auto n = static_cast<std::int64_t>(size);
+    slot_counters& s = r->slots[d];
+    owner_add(s.alloc_bytes, static_cast<std::uint64_t>(size));
+    owner_add(s.allocs, std::uint64_t{1});
+    owner_add(r->events, std::uint64_t{1});
+    const std::int64_t pd = s.pending.load(relaxed) + n;
+    s.pending.store(pd, relaxed);
+    slot_counters& a = r->slots[all_slot];
+    const std::int64_t pa = a.pending.load(relaxed) + n;
+    a.pending.store(pa, relaxed);
+    if (ts.frame) frame_alloc(ts.frame, n);
+    if (MEMLENS_UNLIKELY(needs_settle(r, d, pd, pa))) settle(r, d);
+}
+
+// Counts a free of `size` requested bytes in domain slot `d` for the calling thread.
+MEMLENS_ALWAYS_INLINE void count_free(std::size_t size, std::uint32_t d) noexcept {
+    thread_state& ts = this_thread;
+    thread_record* r = ts.record;
+    if (MEMLENS_UNLIKELY(r == nullptr)) {
+        r = acquire_record();
+        if (r->shared) {
+            count_shared(d, -static_cast<std::int64_t>(size));
+            return;
+        }
+    }
+    const auto n = static_cast<std::int64_t>(size);
+    slot_counters& s = r->slots[d];
+    owner_add(s.free_bytes, static_cast<std::uint64_t>(size));
+    owner_add(s.frees, std::uint64_t{1});
+    owner_add(r->events, std::uint64_t{1});
+    const std::int64_t pd = s.pending.load(relaxed) - n;
+    s.pending.store(pd, relaxed);
+    slot_counters& a = r->slots[all_slot];
+    const std::int64_t pa = a.pending.load(relaxed) - n;
+    a.pending.store(pa, relaxed);
+    if (ts.frame) frame_free(ts.frame, n);
+    const std::int64_t limit = batch_limit();
+    if (MEMLENS_UNLIKELY(pd < -limit || pa < -limit ||
+                         (core.last.load(relaxed) != r && r->events.load(relaxed) >= r->recheck_at))) {
+        settle(r, d);
+    }
+}
+
+// False inside memlens's own work and inside a tracking source's upstream call: a byte is
+// counted once, by the outermost source that sees it.
+MEMLENS_ALWAYS_INLINE bool counted() noexcept { return this_thread.guard == 0; }
+
+// Keeps memlens's own work and a tracking source's upstream call from being counted again.
+class guard {
+public:
+    guard() noexcept { ++this_thread.guard; }
+    ~guard() { --this_thread.guard; }
+    guard(const guard&) = delete;
+    guard& operator=(const guard&) = delete;
+};
+
+}  // namespace memlens::detail

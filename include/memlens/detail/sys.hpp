@@ -1,0 +1,87 @@
+// memlens/detail/sys.hpp: the few operating-system services the core needs, wrapped so that none
+// of them allocates through a hooked path: raw pages, a spin lock, and unbuffered error output.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstring>
+
+#include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "config.hpp"
+
+namespace memlens {
+
+/// Receives every error memlens reports (bad configuration, exhausted tables). It must not
+/// allocate or throw: it may run inside an allocation hook. Thread safe to set at any time.
+using error_handler = void (*)(const char* message) noexcept;
+
+namespace detail {
+
+inline void write_stderr(const char* message) noexcept {
+    const std::size_t length = std::strlen(message);
+    std::size_t done = 0;
+    while (done < length) {
+        const ::ssize_t n = ::write(2, message + done, length - done);
+        if (n <= 0) return;
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+inline void default_error_handler(const char* message) noexcept {
+    write_stderr("memlens: ");
+    write_stderr(message);
+    write_stderr("\n");
+}
+
+inline std::atomic<error_handler> error_sink{&default_error_handler};
+
+MEMLENS_COLD inline void report_error(const char* message) noexcept {
+    error_sink.load(std::memory_order_acquire)(message);
+}
+
+// A lock for the rare paths (registration, new peaks, process scopes). std::mutex would do, but
+// it must be usable before main and after static destruction, so it has no constructor or destructor.
+class spin_lock {
+public:
+    void lock() noexcept {
+        while (flag_.exchange(true, std::memory_order_acquire)) {
+            while (flag_.load(std::memory_order_relaxed)) ::sched_yield();
+        }
+    }
+    void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+private:
+    std::atomic<bool> flag_{false};
+};
+
+class lock_guard {
+public:
+    explicit lock_guard(spin_lock& lock) noexcept : lock_(lock) { lock_.lock(); }
+    ~lock_guard() { lock_.unlock(); }
+    lock_guard(const lock_guard&) = delete;
+    lock_guard& operator=(const lock_guard&) = delete;
+
+private:
+    spin_lock& lock_;
+};
+
+// Zeroed pages straight from the kernel, never returned: the core's own tables live here so that
+// building them can never re-enter an allocation hook.
+inline void* map_pages(std::size_t bytes) noexcept {
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : p;
+}
+
+}  // namespace detail
+
+/// Routes memlens's error messages to `handler` (nullptr restores the default, which writes one
+/// line to stderr without allocating). Thread safe.
+inline void set_error_handler(error_handler handler) noexcept {
+    detail::error_sink.store(handler ? handler : &detail::default_error_handler,
+                             std::memory_order_release);
+}
+
+}  // namespace memlens

@@ -1,0 +1,14 @@
+// memlens/memlens.hpp: every public header of memlens, except the ones that must be chosen on
+// purpose: sources/new.hpp (defines the global operator new, so one translation unit only) and
+// the test-framework adapters testing/catch2.hpp and testing/gtest.hpp.
+#pragma once
+
+#include "core/counters.hpp"
+#include "observe/named_scope.hpp"
+#include "observe/scope.hpp"
+#include "sources/allocator.hpp"
+#include "sources/heap.hpp"
+#include "sources/record.hpp"
+#include "sources/resource.hpp"
+#include "testing/checks.hpp"
+#include "track.hpp"

@@ -1,0 +1,152 @@
+// memlens/observe/named_scope.hpp: MEMLENS_SCOPE("name"), a thread scope that remembers where it
+// was opened and adds every pass to per-name totals, as memory_profiler reports per function.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "scope.hpp"
+
+namespace memlens {
+
+/// One named scope's totals over every pass through it.
+struct named_scope_stats {
+    std::string name;
+    std::string file;      ///< where the first site with this name was opened
+    unsigned line = 0;
+    std::string function;
+    std::uint64_t calls = 0;      ///< passes that have closed
+    std::uint64_t allocated = 0;  ///< bytes allocated, all passes together
+    std::uint64_t allocs = 0;     ///< allocations, all passes together
+    std::int64_t net = 0;         ///< bytes still held from all passes together
+    std::uint64_t max_peak = 0;   ///< the highest peak of any one pass
+};
+
+/// A call site of MEMLENS_SCOPE. Constant-initialized; registered on its first pass.
+class scope_site {
+public:
+    constexpr scope_site(const char* name, const char* file, unsigned line,
+                         const char* function) noexcept
+        : name_(name), file_(file), line_(line), function_(function) {}
+
+    /// Adds one closed pass. Thread safe; does not allocate.
+    void add(const block_usage& u) noexcept;
+
+    const char* name() const noexcept { return name_; }
+    const char* file() const noexcept { return file_; }
+    unsigned line() const noexcept { return line_; }
+    const char* function() const noexcept { return function_; }
+
+private:
+    friend std::vector<named_scope_stats> named_scopes();
+    friend void reset_named_scopes() noexcept;
+
+    const char* name_;
+    const char* file_;
+    unsigned line_;
+    const char* function_;
+    std::atomic<std::uint64_t> calls_{0};
+    std::atomic<std::uint64_t> allocated_{0};
+    std::atomic<std::uint64_t> allocs_{0};
+    std::atomic<std::int64_t> net_{0};
+    std::atomic<std::uint64_t> max_peak_{0};
+    std::atomic<bool> linked_{false};
+    scope_site* next_ = nullptr;
+};
+
+namespace detail {
+MEMLENS_CONSTINIT inline std::atomic<scope_site*> scope_sites{nullptr};
+}
+
+inline void scope_site::add(const block_usage& u) noexcept {
+    using detail::relaxed;
+    if (!linked_.exchange(true, std::memory_order_acq_rel)) {
+        next_ = detail::scope_sites.load(relaxed);
+        while (!detail::scope_sites.compare_exchange_weak(next_, this, std::memory_order_release, relaxed)) {
+        }
+    }
+    calls_.fetch_add(1, relaxed);
+    allocated_.fetch_add(u.allocated, relaxed);
+    allocs_.fetch_add(u.allocs, relaxed);
+    net_.fetch_add(u.net, relaxed);
+    std::uint64_t seen = max_peak_.load(relaxed);
+    while (u.peak > seen && !max_peak_.compare_exchange_weak(seen, u.peak, relaxed)) {
+    }
+}
+
+/// A thread scope that adds its figures to `site` when it closes. Use MEMLENS_SCOPE.
+class named_scope {
+public:
+    explicit named_scope(scope_site& site) noexcept : site_(site) {}
+    ~named_scope() { site_.add(scope_.usage()); }
+    named_scope(const named_scope&) = delete;
+    named_scope& operator=(const named_scope&) = delete;
+
+    /// The figures of this pass so far.
+    block_usage usage() const noexcept { return scope_.usage(); }
+
+private:
+    scope_site& site_;
+    scope scope_;
+};
+
+/// Totals per scope name, in the order names were first closed (most recent first), sites with
+/// the same name added together. Thread safe; allocates the result.
+inline std::vector<named_scope_stats> named_scopes() {
+    std::vector<named_scope_stats> out;
+    using detail::relaxed;
+    for (scope_site* s = detail::scope_sites.load(std::memory_order_acquire); s; s = s->next_) {
+        named_scope_stats* entry = nullptr;
+        for (auto& e : out) {
+            if (e.name == s->name_) entry = &e;
+        }
+        if (!entry) {
+            out.push_back({s->name_, s->file_, s->line_, s->function_});
+            entry = &out.back();
+        }
+        entry->calls += s->calls_.load(relaxed);
+        entry->allocated += s->allocated_.load(relaxed);
+        entry->allocs += s->allocs_.load(relaxed);
+        entry->net += s->net_.load(relaxed);
+        const std::uint64_t peak = s->max_peak_.load(relaxed);
+        if (peak > entry->max_peak) entry->max_peak = peak;
+    }
+    return out;
+}
+
+/// Zeroes every named scope's totals (the sites stay listed). Thread safe.
+inline void reset_named_scopes() noexcept {
+    using detail::relaxed;
+    for (scope_site* s = detail::scope_sites.load(std::memory_order_acquire); s; s = s->next_) {
+        s->calls_.store(0, relaxed);
+        s->allocated_.store(0, relaxed);
+        s->allocs_.store(0, relaxed);
+        s->net_.store(0, relaxed);
+        s->max_peak_.store(0, relaxed);
+    }
+}
+
+}  // namespace memlens
+
+#define MEMLENS_DETAIL_CAT2(a, b) a##b
+#define MEMLENS_DETAIL_CAT(a, b) MEMLENS_DETAIL_CAT2(a, b)
+
+#if MEMLENS_HAS_SOURCE_LOCATION()
+#define MEMLENS_DETAIL_SITE(name)                                                              \
+    ::memlens::scope_site(name, ::std::source_location::current().file_name(),                 \
+                          ::std::source_location::current().line(),                            \
+                          ::std::source_location::current().function_name())
+#else
+#define MEMLENS_DETAIL_SITE(name) ::memlens::scope_site(name, __FILE__, __LINE__, __builtin_FUNCTION())
+#endif
+
+/// Measures the rest of the enclosing block as a thread scope called `name` (a string literal)
+/// and adds each pass to that name's totals; see memlens::named_scopes().
+#define MEMLENS_SCOPE(name)                                                                    \
+    static ::memlens::scope_site MEMLENS_DETAIL_CAT(memlens_site_, __LINE__) =                 \
+        MEMLENS_DETAIL_SITE(name);                                                             \
+    ::memlens::named_scope MEMLENS_DETAIL_CAT(memlens_scope_, __LINE__)(                       \
+        MEMLENS_DETAIL_CAT(memlens_site_, __LINE__))

@@ -1,0 +1,129 @@
+// memlens/sources/allocator.hpp: tracking_allocator, a standard allocator that counts every
+// allocation of any container into a memlens domain and forwards to an upstream allocator.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <type_traits>
+
+#include "../core/counters.hpp"
+
+namespace memlens {
+
+/// The domain tracking_allocator counts into when none is named.
+struct allocator_domain {
+    static constexpr const char* name = "allocator";
+};
+
+namespace detail {
+
+// A domain tag is any type with a static `name` convertible to std::string_view.
+template <class Tag>
+domain tag_domain() noexcept {
+    static const domain d = domain::named(Tag::name);
+    return d;
+}
+
+template <class Upstream, bool = std::is_empty_v<Upstream> && !std::is_final_v<Upstream>>
+class upstream_holder : private Upstream {
+public:
+    upstream_holder() = default;
+    explicit upstream_holder(const Upstream& u) : Upstream(u) {}
+    Upstream& get() noexcept { return *this; }
+    const Upstream& get() const noexcept { return *this; }
+};
+
+template <class Upstream>
+class upstream_holder<Upstream, false> {
+public:
+    upstream_holder() = default;
+    explicit upstream_holder(const Upstream& u) : upstream_(u) {}
+    Upstream& get() noexcept { return upstream_; }
+    const Upstream& get() const noexcept { return upstream_; }
+
+private:
+    Upstream upstream_;
+};
+
+}  // namespace detail
+
+/// A standard allocator that counts `n * sizeof(T)` bytes per allocation into the domain named
+/// by `Domain::name` and gets the memory from `Upstream`. Works with every standard container;
+/// rebinding, propagation and equality follow the upstream. Counting costs what a hooked
+/// operator new adds; allocations the upstream makes are not counted a second time.
+template <class T, class Domain = allocator_domain, class Upstream = std::allocator<T>>
+class tracking_allocator : private detail::upstream_holder<Upstream> {
+    using holder = detail::upstream_holder<Upstream>;
+    using traits = std::allocator_traits<Upstream>;
+    static_assert(std::is_same_v<typename traits::value_type, T>,
+                  "the upstream allocator's value_type must be T");
+
+public:
+    using value_type = T;
+    using upstream_type = Upstream;
+    using domain_type = Domain;
+    using pointer = typename traits::pointer;
+    using const_pointer = typename traits::const_pointer;
+    using void_pointer = typename traits::void_pointer;
+    using const_void_pointer = typename traits::const_void_pointer;
+    using size_type = typename traits::size_type;
+    using difference_type = typename traits::difference_type;
+    using propagate_on_container_copy_assignment =
+        typename traits::propagate_on_container_copy_assignment;
+    using propagate_on_container_move_assignment =
+        typename traits::propagate_on_container_move_assignment;
+    using propagate_on_container_swap = typename traits::propagate_on_container_swap;
+    using is_always_equal = typename traits::is_always_equal;
+
+    template <class U>
+    struct rebind {
+        using other = tracking_allocator<U, Domain, typename traits::template rebind_alloc<U>>;
+    };
+
+    tracking_allocator() = default;
+    explicit tracking_allocator(const Upstream& upstream) : holder(upstream) {}
+    template <class U, class OtherUpstream>
+    tracking_allocator(const tracking_allocator<U, Domain, OtherUpstream>& other) noexcept
+        : holder(Upstream(other.upstream())) {}
+
+    pointer allocate(size_type n) {
+        pointer p;
+        if (!detail::counted()) return traits::allocate(this->get(), n);
+        {
+            detail::guard quiet;
+            p = traits::allocate(this->get(), n);
+        }
+        detail::count_alloc(n * sizeof(T), domain().id());
+        return p;
+    }
+
+    void deallocate(pointer p, size_type n) noexcept {
+        if (!detail::counted()) return traits::deallocate(this->get(), p, n);
+        detail::count_free(n * sizeof(T), domain().id());
+        detail::guard quiet;
+        traits::deallocate(this->get(), p, n);
+    }
+
+    tracking_allocator select_on_container_copy_construction() const {
+        return tracking_allocator(traits::select_on_container_copy_construction(this->get()));
+    }
+
+    /// The upstream allocator memory comes from.
+    const Upstream& upstream() const noexcept { return this->get(); }
+
+    /// The domain this allocator counts into.
+    static memlens::domain domain() noexcept { return detail::tag_domain<Domain>(); }
+
+    template <class U, class OtherUpstream>
+    friend bool operator==(const tracking_allocator& a,
+                           const tracking_allocator<U, Domain, OtherUpstream>& b) noexcept {
+        return a.upstream() == b.upstream();
+    }
+    template <class U, class OtherUpstream>
+    friend bool operator!=(const tracking_allocator& a,
+                           const tracking_allocator<U, Domain, OtherUpstream>& b) noexcept {
+        return !(a == b);
+    }
+};
+
+}  // namespace memlens

@@ -1,0 +1,94 @@
+// memlens/sources/heap.hpp: the allocation functions behind the global operator new / delete
+// hooks of sources/new.hpp. Each block carries a 16-byte header with its requested size, so that
+// unsized and aligned deletes stay exact.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+#include "../core/counters.hpp"
+
+namespace memlens::detail {
+
+struct heap_header {
+    std::uint64_t size;
+    std::uint32_t offset;  // from the start of the malloc block to the user pointer
+    std::uint32_t tag;     // check word; its low bit says whether the block was counted
+};
+static_assert(sizeof(heap_header) == 16, "the header must keep 16-byte alignment");
+
+constexpr std::uint32_t heap_magic = 0x6d4c6e73u;
+
+inline std::uint32_t heap_check(std::uint64_t size, std::uint32_t offset) noexcept {
+    const auto mixed = static_cast<std::uint32_t>(size ^ (size >> 32)) * 0x9e3779b1u;
+    return (heap_magic ^ mixed ^ (offset << 7)) & ~std::uint32_t{1};
+}
+
+// Null when the system is out of memory; the operators decide whether that throws.
+inline void* heap_allocate(std::size_t size, std::size_t alignment) noexcept {
+    const std::size_t offset = alignment <= sizeof(heap_header) ? sizeof(heap_header) : alignment;
+    if (size > SIZE_MAX - offset || offset > UINT32_MAX) return nullptr;
+    void* base = nullptr;
+    if (offset == sizeof(heap_header)) {
+        base = std::malloc(size + offset);
+    } else if (::posix_memalign(&base, alignment, size + offset) != 0) {
+        base = nullptr;
+    }
+    if (!base) return nullptr;
+    auto* user = static_cast<unsigned char*>(base) + offset;
+    auto* h = reinterpret_cast<heap_header*>(user) - 1;
+    h->size = size;
+    h->offset = static_cast<std::uint32_t>(offset);
+    const bool count = counted();
+    h->tag = heap_check(size, h->offset) | (count ? 1u : 0u);
+    if (count) count_alloc(size, heap_slot);
+    return user;
+}
+
+// Reads the word before a pointer that may not be ours: under AddressSanitizer that word may
+// sit in a redzone of a block from malloc.
+#if defined(__clang__) || defined(__GNUC__)
+__attribute__((no_sanitize("address", "hwaddress")))
+#endif
+inline heap_header read_header(const void* p) noexcept {
+    heap_header h;
+    const auto* src = reinterpret_cast<const volatile unsigned char*>(p) - sizeof(heap_header);
+    auto* dst = reinterpret_cast<unsigned char*>(&h);
+    for (std::size_t i = 0; i < sizeof h; ++i) dst[i] = src[i];
+    return h;
+}
+
+inline std::atomic<std::uint64_t> foreign_frees{0};
+
+MEMLENS_COLD inline void free_foreign(void* p) noexcept {
+    // Reported a few times, then counted quietly: a host that does this once does it often.
+    if (foreign_frees.fetch_add(1, relaxed) < 4) {
+        report_error("operator delete got a pointer that memlens's operator new did not return; "
+                     "it is passed to free() and not counted");
+    }
+    std::free(p);
+}
+
+inline void heap_free(void* p) noexcept {
+    if (!p) return;
+    const heap_header h = read_header(p);
+    if (MEMLENS_UNLIKELY((h.tag & ~std::uint32_t{1}) != heap_check(h.size, h.offset) ||
+                         h.offset < sizeof(heap_header))) {
+        free_foreign(p);
+        return;
+    }
+    // A counted block is uncounted whatever the thread is doing now, so the figures stay exact.
+    if (h.tag & 1u) count_free(static_cast<std::size_t>(h.size), heap_slot);
+    std::free(static_cast<unsigned char*>(p) - h.offset);
+}
+
+}  // namespace memlens::detail
+
+namespace memlens {
+
+/// Frees of pointers that the global operator delete hook did not recognise (and passed to
+/// free() uncounted) since the program started. Thread safe.
+inline std::uint64_t foreign_frees() noexcept { return detail::foreign_frees.load(detail::relaxed); }
+
+}  // namespace memlens

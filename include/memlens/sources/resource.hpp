@@ -1,0 +1,56 @@
+// memlens/sources/resource.hpp: tracking_resource, a std::pmr::memory_resource that counts
+// into a memlens domain and forwards to an upstream resource.
+#pragma once
+
+#include <cstddef>
+#include <memory_resource>
+
+#include "../core/counters.hpp"
+
+namespace memlens {
+
+/// Counts every allocate / deallocate (requested bytes) into a domain and forwards it to
+/// `upstream`, which must outlive it. Thread safe when the upstream is. Two tracking resources
+/// compare equal when they count into the same domain over equal upstreams.
+class tracking_resource : public std::pmr::memory_resource {
+public:
+    explicit tracking_resource(domain d,
+                               std::pmr::memory_resource* upstream = std::pmr::get_default_resource()) noexcept
+        : domain_(d), upstream_(upstream) {}
+
+    /// The domain this resource counts into.
+    domain tracked_domain() const noexcept { return domain_; }
+
+    /// The resource memory comes from.
+    std::pmr::memory_resource* upstream_resource() const noexcept { return upstream_; }
+
+private:
+    void* do_allocate(std::size_t bytes, std::size_t alignment) override {
+        if (!detail::counted()) return upstream_->allocate(bytes, alignment);
+        void* p;
+        {
+            detail::guard quiet;
+            p = upstream_->allocate(bytes, alignment);
+        }
+        detail::count_alloc(bytes, domain_.id());
+        return p;
+    }
+
+    void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
+        if (!detail::counted()) return upstream_->deallocate(p, bytes, alignment);
+        detail::count_free(bytes, domain_.id());
+        detail::guard quiet;
+        upstream_->deallocate(p, bytes, alignment);
+    }
+
+    bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override {
+        if (this == &other) return true;
+        const auto* o = dynamic_cast<const tracking_resource*>(&other);
+        return o && o->domain_ == domain_ && upstream_->is_equal(*o->upstream_);
+    }
+
+    domain domain_;
+    std::pmr::memory_resource* upstream_;
+};
+
+}  // namespace memlens

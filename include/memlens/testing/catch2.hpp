@@ -1,0 +1,151 @@
+// memlens/testing/catch2.hpp: memory assertions for Catch2 2.x. While a check runs, Catch2's own
+// work inside REQUIRE / CHECK (building messages, recording results) is not charged to the block.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include "checks.hpp"
+
+namespace memlens::catch2 {
+
+// Catch2 routes every assertion of the running test through the context's IResultCapture, after
+// the asserted expression has been evaluated; forwarding it under memlens::unscoped leaves the
+// user's expression counted and the framework's bookkeeping out.
+class framework_excluded final : public Catch::IResultCapture {
+public:
+    framework_excluded() : inner_(&Catch::getResultCapture()) {
+        Catch::getCurrentMutableContext().setResultCapture(this);
+    }
+    ~framework_excluded() override { restore(); }
+    framework_excluded(const framework_excluded&) = delete;
+    framework_excluded& operator=(const framework_excluded&) = delete;
+
+    /// Puts Catch2's own result capture back; called by the destructor at the latest.
+    void restore() noexcept {
+        if (inner_) Catch::getCurrentMutableContext().setResultCapture(inner_);
+        inner_ = nullptr;
+    }
+
+    bool sectionStarted(Catch::SectionInfo const& info, Catch::Counts& assertions) override {
+        unscoped u;
+        return inner_->sectionStarted(info, assertions);
+    }
+    void sectionEnded(Catch::SectionEndInfo const& info) override {
+        unscoped u;
+        inner_->sectionEnded(info);
+    }
+    void sectionEndedEarly(Catch::SectionEndInfo const& info) override {
+        unscoped u;
+        inner_->sectionEndedEarly(info);
+    }
+    auto acquireGeneratorTracker(Catch::StringRef name, Catch::SourceLineInfo const& line)
+        -> Catch::IGeneratorTracker& override {
+        unscoped u;
+        return inner_->acquireGeneratorTracker(name, line);
+    }
+#if defined(CATCH_CONFIG_ENABLE_BENCHMARKING)
+    void benchmarkPreparing(std::string const& name) override {
+        unscoped u;
+        inner_->benchmarkPreparing(name);
+    }
+    void benchmarkStarting(Catch::BenchmarkInfo const& info) override {
+        unscoped u;
+        inner_->benchmarkStarting(info);
+    }
+    void benchmarkEnded(Catch::BenchmarkStats<> const& stats) override {
+        unscoped u;
+        inner_->benchmarkEnded(stats);
+    }
+    void benchmarkFailed(std::string const& error) override {
+        unscoped u;
+        inner_->benchmarkFailed(error);
+    }
+#endif
+    void pushScopedMessage(Catch::MessageInfo const& message) override {
+        unscoped u;
+        inner_->pushScopedMessage(message);
+    }
+    void popScopedMessage(Catch::MessageInfo const& message) override {
+        unscoped u;
+        inner_->popScopedMessage(message);
+    }
+    void emplaceUnscopedMessage(Catch::MessageBuilder const& builder) override {
+        unscoped u;
+        inner_->emplaceUnscopedMessage(builder);
+    }
+    void handleFatalErrorCondition(Catch::StringRef message) override {
+        unscoped u;
+        inner_->handleFatalErrorCondition(message);
+    }
+    void handleExpr(Catch::AssertionInfo const& info, Catch::ITransientExpression const& expr,
+                    Catch::AssertionReaction& reaction) override {
+        unscoped u;
+        inner_->handleExpr(info, expr, reaction);
+    }
+    void handleMessage(Catch::AssertionInfo const& info, Catch::ResultWas::OfType type,
+                       Catch::StringRef const& message, Catch::AssertionReaction& reaction) override {
+        unscoped u;
+        inner_->handleMessage(info, type, message, reaction);
+    }
+    void handleUnexpectedExceptionNotThrown(Catch::AssertionInfo const& info,
+                                            Catch::AssertionReaction& reaction) override {
+        unscoped u;
+        inner_->handleUnexpectedExceptionNotThrown(info, reaction);
+    }
+    void handleUnexpectedInflightException(Catch::AssertionInfo const& info,
+                                           std::string const& message,
+                                           Catch::AssertionReaction& reaction) override {
+        unscoped u;
+        inner_->handleUnexpectedInflightException(info, message, reaction);
+    }
+    void handleIncomplete(Catch::AssertionInfo const& info) override {
+        unscoped u;
+        inner_->handleIncomplete(info);
+    }
+    void handleNonExpr(Catch::AssertionInfo const& info, Catch::ResultWas::OfType type,
+                       Catch::AssertionReaction& reaction) override {
+        unscoped u;
+        inner_->handleNonExpr(info, type, reaction);
+    }
+    bool lastAssertionPassed() override { return inner_->lastAssertionPassed(); }
+    void assertionPassed() override {
+        unscoped u;
+        inner_->assertionPassed();
+    }
+    std::string getCurrentTestName() const override {
+        unscoped u;
+        return inner_->getCurrentTestName();
+    }
+    const Catch::AssertionResult* getLastResult() const override { return inner_->getLastResult(); }
+    void exceptionEarlyReported() override { inner_->exceptionEarlyReported(); }
+
+private:
+    Catch::IResultCapture* inner_;
+};
+
+}  // namespace memlens::catch2
+
+// Runs `check` with Catch2's bookkeeping excluded, then reports a failure with `fail`.
+#define MEMLENS_DETAIL_CATCH2(fail, ...)                                                       \
+    do {                                                                                       \
+        ::memlens::check_result memlens_result_;                                               \
+        {                                                                                      \
+            ::memlens::catch2::framework_excluded memlens_excluded_;                           \
+            memlens_result_ = __VA_ARGS__;                                                     \
+        }                                                                                      \
+        if (!memlens_result_.passed) fail(memlens_result_.message);                            \
+    } while (false)
+
+/// REQUIRE / CHECK that a block (a callable, then optional memlens::check_options) leaks
+/// nothing.
+#define MEMLENS_REQUIRE_NO_LEAKS(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_leaks(__VA_ARGS__))
+#define MEMLENS_CHECK_NO_LEAKS(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_leaks(__VA_ARGS__))
+/// REQUIRE / CHECK that a block's peak stays below a limit: (limit_bytes, block[, options]).
+#define MEMLENS_REQUIRE_PEAK_BELOW(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_peak_below(__VA_ARGS__))
+#define MEMLENS_CHECK_PEAK_BELOW(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_peak_below(__VA_ARGS__))
+/// REQUIRE / CHECK that a block makes exactly N allocations: (count, block[, options]).
+#define MEMLENS_REQUIRE_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_allocs(__VA_ARGS__))
+#define MEMLENS_CHECK_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_allocs(__VA_ARGS__))
+/// REQUIRE / CHECK that a block neither allocates nor frees: (block[, options]).
+#define MEMLENS_REQUIRE_NO_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_allocs(__VA_ARGS__))
+#define MEMLENS_CHECK_NO_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_allocs(__VA_ARGS__))

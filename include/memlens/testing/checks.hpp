@@ -1,0 +1,101 @@
+// memlens/testing/checks.hpp: framework-neutral memory checks for unit tests: a block leaks
+// nothing, stays under a peak, makes exactly N allocations, or allocates nothing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "../detail/format.hpp"
+#include "../observe/scope.hpp"
+
+namespace memlens {
+
+/// How a check measures its block.
+struct check_options {
+    /// Thread (default: only the calling thread's events) or process (every thread's).
+    scope_kind kind = scope_kind::thread;
+    /// Run the block once, unmeasured, before the measured run, so that one-time set-up
+    /// (lazy statics, first-use caches, capacity growth) is not charged to it.
+    bool warm_up = false;
+
+    /// These options with warm_up set.
+    check_options with_warm_up() const noexcept {
+        check_options o = *this;
+        o.warm_up = true;
+        return o;
+    }
+};
+
+/// The outcome of a check: whether it passed, what was measured, and a message that shows the
+/// measured figures beside the limit.
+struct check_result {
+    bool passed = false;
+    block_usage usage;
+    std::string message;
+
+    explicit operator bool() const noexcept { return passed; }
+};
+
+namespace detail {
+
+template <class F>
+block_usage run_measured(F& block, const check_options& options) {
+    if (options.warm_up) block();
+    scope s(options.kind);
+    block();
+    return s.usage();
+}
+
+inline std::string describe_usage(const block_usage& u) {
+    return "allocated " + describe_bytes(u.allocated) + " in " + std::to_string(u.allocs) +
+           (u.allocs == 1 ? " allocation" : " allocations") + ", freed " + describe_bytes(u.freed) +
+           " in " + std::to_string(u.frees) + (u.frees == 1 ? " free" : " frees") + ", net " +
+           describe_signed_bytes(u.net) + ", peak " + describe_bytes(u.peak);
+}
+
+inline check_result make_result(bool passed, const block_usage& u, const std::string& expectation) {
+    check_result r;
+    r.passed = passed;
+    r.usage = u;
+    r.message = std::string(passed ? "memlens: as expected, " : "memlens: expected ") +
+                expectation + "; measured: " + describe_usage(u);
+    return r;
+}
+
+}  // namespace detail
+
+/// Passes when the block frees everything it allocates: net 0 bytes and as many frees as
+/// allocations.
+template <class F>
+check_result check_no_leaks(F&& block, check_options options = {}) {
+    const block_usage u = detail::run_measured(block, options);
+    return detail::make_result(u.net == 0 && u.allocs == u.frees, u,
+                               "no leak (net 0 bytes, frees equal to allocations)");
+}
+
+/// Passes when the block's peak stays strictly below `limit_bytes`.
+template <class F>
+check_result check_peak_below(std::uint64_t limit_bytes, F&& block, check_options options = {}) {
+    const block_usage u = detail::run_measured(block, options);
+    return detail::make_result(u.peak < limit_bytes, u,
+                               "peak below " + detail::describe_bytes(limit_bytes));
+}
+
+/// Passes when the block makes exactly `count` allocations.
+template <class F>
+check_result check_allocs(std::uint64_t count, F&& block, check_options options = {}) {
+    const block_usage u = detail::run_measured(block, options);
+    return detail::make_result(u.allocs == count, u,
+                               "exactly " + std::to_string(count) +
+                                   (count == 1 ? " allocation" : " allocations"));
+}
+
+/// Passes when the block neither allocates nor frees: for hot paths and real-time code.
+template <class F>
+check_result check_no_allocs(F&& block, check_options options = {}) {
+    const block_usage u = detail::run_measured(block, options);
+    return detail::make_result(u.allocs == 0 && u.frees == 0, u, "no allocation and no free");
+}
+
+}  // namespace memlens

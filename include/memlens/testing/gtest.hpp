@@ -1,0 +1,68 @@
+// memlens/testing/gtest.hpp: memory assertions for GoogleTest. Failures that GoogleTest records
+// while a check runs are held back and replayed after it, so recording them is not charged to
+// the block.
+#pragma once
+
+#include <gtest/gtest-spi.h>
+#include <gtest/gtest.h>
+
+#include "checks.hpp"
+
+namespace memlens::gtest {
+
+/// Collects the failures reported on this thread while a check runs.
+class held_failures {
+public:
+    /// Reports every held result to GoogleTest with its type, file and line. GoogleTest's own
+    /// assertion macros report through the same helper.
+    void replay() const {
+        for (int i = 0; i < results_.size(); ++i) {
+            const ::testing::TestPartResult& r = results_.GetTestPartResult(i);
+            ::testing::internal::AssertHelper(r.type(), r.file_name(), r.line_number(),
+                                              r.message()) = ::testing::Message();
+        }
+    }
+
+private:
+    friend class failure_interceptor;
+    ::testing::TestPartResultArray results_;
+};
+
+/// While alive, this thread's GoogleTest failures go to `held`, recorded outside every scope.
+class failure_interceptor final : public ::testing::ScopedFakeTestPartResultReporter {
+public:
+    explicit failure_interceptor(held_failures& held)
+        : ScopedFakeTestPartResultReporter(INTERCEPT_ONLY_CURRENT_THREAD, &held.results_) {}
+
+    void ReportTestPartResult(const ::testing::TestPartResult& result) override {
+        unscoped u;
+        ScopedFakeTestPartResultReporter::ReportTestPartResult(result);
+    }
+};
+
+}  // namespace memlens::gtest
+
+#define MEMLENS_DETAIL_GTEST(fail, ...)                                                        \
+    do {                                                                                       \
+        ::memlens::gtest::held_failures memlens_held_;                                         \
+        ::memlens::check_result memlens_result_;                                               \
+        {                                                                                      \
+            ::memlens::gtest::failure_interceptor memlens_interceptor_(memlens_held_);         \
+            memlens_result_ = __VA_ARGS__;                                                     \
+        }                                                                                      \
+        memlens_held_.replay();                                                                \
+        if (!memlens_result_.passed) fail() << memlens_result_.message;                        \
+    } while (false)
+
+/// ASSERT / EXPECT that a block (a callable, then optional memlens::check_options) leaks nothing.
+#define MEMLENS_ASSERT_NO_LEAKS(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_no_leaks(__VA_ARGS__))
+#define MEMLENS_EXPECT_NO_LEAKS(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_no_leaks(__VA_ARGS__))
+/// ASSERT / EXPECT that a block's peak stays below a limit: (limit_bytes, block[, options]).
+#define MEMLENS_ASSERT_PEAK_BELOW(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_peak_below(__VA_ARGS__))
+#define MEMLENS_EXPECT_PEAK_BELOW(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_peak_below(__VA_ARGS__))
+/// ASSERT / EXPECT that a block makes exactly N allocations: (count, block[, options]).
+#define MEMLENS_ASSERT_ALLOCS(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_allocs(__VA_ARGS__))
+#define MEMLENS_EXPECT_ALLOCS(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_allocs(__VA_ARGS__))
+/// ASSERT / EXPECT that a block neither allocates nor frees: (block[, options]).
+#define MEMLENS_ASSERT_NO_ALLOCS(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_no_allocs(__VA_ARGS__))
+#define MEMLENS_EXPECT_NO_ALLOCS(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_no_allocs(__VA_ARGS__))

@@ -1,0 +1,122 @@
+// Memory checks and their Catch2 adapter.
+#include <memlens/testing/catch2.hpp>
+#include <memlens/testing/checks.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+std::vector<int>& lazy_table() {
+    static std::vector<int> table(256, 1);
+    return table;
+}
+
+}  // namespace
+
+TEST_CASE("check_no_leaks passes a balanced block and names a leak's size", "[checks]") {
+    const memlens::check_result ok = memlens::check_no_leaks([] { std::vector<int> v(100); });
+    CHECK(ok.passed);
+    CHECK(ok.usage.allocated == 400);
+
+    std::unique_ptr<char[]> kept;
+    const memlens::check_result leak = memlens::check_no_leaks([&] {
+        kept.reset(new char[1536]);
+        kept[0] = 'k';  // used, so the compiler may not drop the allocation
+    });
+    CHECK_FALSE(leak.passed);
+    CHECK(leak.usage.net == 1536);
+    CHECK(leak.message.find("expected no leak") != std::string::npos);
+    CHECK(leak.message.find("net 1,536 bytes (1.50 KiB)") != std::string::npos);
+}
+
+TEST_CASE("check_peak_below shows the peak beside the limit", "[checks]") {
+    const memlens::check_result r = memlens::check_peak_below(1024 * 1024, [] {
+        std::vector<char> big(3 * 1024 * 1024);
+    });
+    CHECK_FALSE(r.passed);
+    CHECK(r.usage.peak == 3 * 1024 * 1024);
+    CHECK(r.message.find("peak below 1,048,576 bytes (1.00 MiB)") != std::string::npos);
+    CHECK(r.message.find("peak 3,145,728 bytes (3.00 MiB)") != std::string::npos);
+    CHECK(memlens::check_peak_below(4096, [] { std::vector<char> small(4000); }).passed);
+}
+
+TEST_CASE("check_allocs and check_no_allocs count allocations exactly", "[checks]") {
+    CHECK(memlens::check_allocs(3, [] {
+              std::vector<int> a(1), b(2), c(3);
+          }).passed);
+    const memlens::check_result two = memlens::check_allocs(3, [] {
+        std::vector<int> a(1), b(2);
+    });
+    CHECK_FALSE(two.passed);
+    CHECK(two.message.find("exactly 3 allocations") != std::string::npos);
+    CHECK(two.message.find("in 2 allocations") != std::string::npos);
+
+    int sum = 0;
+    CHECK(memlens::check_no_allocs([&] {
+              for (int i = 0; i < 100; ++i) sum += i;
+          }).passed);
+    CHECK(sum == 4950);
+}
+
+TEST_CASE("a warm-up run keeps one-time set-up out of the measure", "[checks]") {
+    // The first call builds the table; only a warmed-up check sees the steady state.
+    static bool first = true;
+    auto use = [] { return lazy_table()[3]; };
+    if (first) {
+        CHECK_FALSE(memlens::check_no_allocs(use).passed);
+        first = false;
+    }
+    CHECK(memlens::check_no_allocs(use, memlens::check_options{}.with_warm_up()).passed);
+}
+
+TEST_CASE("Catch2's own work inside a checked block is not blamed on it", "[checks][catch2]") {
+    int value = 1;
+    const std::string text(40, 't');
+    auto block = [&] {
+        // CHECK_NOFAIL records a failed expression without failing the test; expanding two
+        // 40-character strings into its text makes Catch2 allocate.
+        CHECK_NOFAIL(text == std::string_view("a different text of about forty characters"));
+        SUCCEED();
+        REQUIRE(value == 1);
+    };
+    // Without the adapter, Catch2's bookkeeping shows up as allocations of the block...
+    const memlens::check_result raw = memlens::check_no_allocs(block);
+    CHECK(raw.usage.allocs > 0);
+    // ...with it, the block is seen as it is: it allocates nothing.
+    MEMLENS_REQUIRE_NO_ALLOCS(block);
+    MEMLENS_CHECK_NO_ALLOCS(block);
+}
+
+TEST_CASE("the user's own expression inside REQUIRE is still measured", "[checks][catch2]") {
+    const memlens::check_result r = [] {
+        memlens::catch2::framework_excluded excluded;
+        return memlens::check_allocs(1, [] { REQUIRE(std::string(100, 'x').size() == 100); });
+    }();
+    CHECK(r.passed);
+}
+
+TEST_CASE("Catch2 adapter macros pass on good blocks", "[checks][catch2]") {
+    MEMLENS_REQUIRE_NO_LEAKS([] { std::string s(1000, 'a'); });
+    MEMLENS_CHECK_NO_LEAKS([] { std::vector<double> v(10); }, memlens::check_options{});
+    MEMLENS_REQUIRE_PEAK_BELOW(64 * 1024, [] { std::vector<char> v(32 * 1024); });
+    MEMLENS_CHECK_PEAK_BELOW(64 * 1024, [] { std::vector<char> v(32 * 1024); });
+    MEMLENS_REQUIRE_ALLOCS(2, [] {
+        std::vector<int> a(3), b(4);
+    });
+    MEMLENS_CHECK_ALLOCS(1, [] { std::vector<int> a(3); });
+}
+
+TEST_CASE("process checks see other threads", "[checks]") {
+    memlens::check_options process;
+    process.kind = memlens::scope_kind::process;
+    const memlens::check_result r = memlens::check_peak_below(
+        1 << 20, [] { std::vector<char>(2 << 20).swap(*std::make_unique<std::vector<char>>()); },
+        process);
+    CHECK_FALSE(r.passed);
+    CHECK(r.usage.peak >= (2u << 20));
+}

@@ -1,0 +1,56 @@
+// Memory checks through the GoogleTest adapter.
+#include <memlens/testing/gtest.hpp>
+
+#include <gtest/gtest-spi.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+TEST(MemlensGtest, PassingChecks) {
+    MEMLENS_EXPECT_NO_LEAKS([] { std::string s(1000, 'a'); });
+    MEMLENS_ASSERT_NO_LEAKS([] { std::vector<int> v(64); });
+    MEMLENS_EXPECT_PEAK_BELOW(64 * 1024, [] { std::vector<char> v(32 * 1024); });
+    MEMLENS_EXPECT_ALLOCS(2, [] {
+        std::vector<int> a(3), b(4);
+    });
+    int sum = 0;
+    MEMLENS_EXPECT_NO_ALLOCS([&] {
+        for (int i = 0; i < 10; ++i) sum += i;
+    });
+    EXPECT_EQ(sum, 45);
+}
+
+TEST(MemlensGtest, PassingExpectationsInsideABlockAllocateNothing) {
+    int value = 3;
+    MEMLENS_EXPECT_NO_ALLOCS([&] {
+        EXPECT_EQ(value, 3);
+        EXPECT_TRUE(value > 2);
+        ASSERT_NE(value, 4);
+    });
+}
+
+TEST(MemlensGtest, FailuresInsideABlockAreRecordedOutsideIt) {
+    std::unique_ptr<memlens::check_result> inner;
+    EXPECT_NONFATAL_FAILURE(
+        {
+            memlens::gtest::held_failures held;
+            memlens::check_result r;
+            {
+                memlens::gtest::failure_interceptor interceptor(held);
+                r = memlens::check_no_leaks([] { ADD_FAILURE() << "reported from the block"; });
+            }
+            held.replay();
+            EXPECT_TRUE(r.passed) << r.message;
+        },
+        "reported from the block");
+}
+
+TEST(MemlensGtest, AFailingCheckNamesTheFigures) {
+    std::unique_ptr<char[]> kept;
+    EXPECT_NONFATAL_FAILURE(MEMLENS_EXPECT_NO_LEAKS([&] { kept.reset(new char[2048]); }),
+                            "net 2,048 bytes (2.00 KiB)");
+    EXPECT_FATAL_FAILURE(MEMLENS_ASSERT_ALLOCS(0, [] { delete new int(1); }),
+                         "exactly 0 allocations");
+}
