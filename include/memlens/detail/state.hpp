@@ -374,7 +374,7 @@ MEMLENS_ALWAYS_INLINE bool needs_settle(thread_record* r, std::uint32_t d, std::
 }
 
 // Counts an allocation of `size` requested bytes in domain slot `d` for the calling thread.
-// Sources skip it while this_thread.guard is set; see counted().
+// The global operator new hooks skip it while this_thread.guard is set; see counted().
 MEMLENS_ALWAYS_INLINE void count_alloc(std::size_t size, std::uint32_t d) noexcept {
     thread_state& ts = this_thread;
     thread_record* r = ts.record;
@@ -428,8 +428,9 @@ MEMLENS_ALWAYS_INLINE void count_free(std::size_t size, std::uint32_t d) noexcep
     }
 }
 
-// False inside memlens's own work and inside a tracking source's upstream call: a byte is
-// counted once, by the outermost source that sees it.
+// False inside memlens's own work and inside a tracking source's upstream call, where the
+// global operator new hooks must not count the same bytes again in "heap". Their block header
+// remembers the answer, so a block is uncounted on free exactly when it was counted.
 MEMLENS_ALWAYS_INLINE bool counted() noexcept { return this_thread.guard == 0; }
 
 // Keeps memlens's own work and a tracking source's upstream call from being counted again.

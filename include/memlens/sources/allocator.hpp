@@ -50,7 +50,9 @@ private:
 /// A standard allocator that counts `n * sizeof(T)` bytes per allocation into the domain named
 /// by `Domain::name` and gets the memory from `Upstream`. Works with every standard container;
 /// rebinding, propagation and equality follow the upstream. Counting costs what a hooked
-/// operator new adds; allocations the upstream makes are not counted a second time.
+/// operator new adds. The global operator new hooks do not count what this allocator's upstream
+/// asks them for, so the bytes are not in "heap" as well; another tracking source below this one
+/// does count them, in its own domain.
 template <class T, class Domain = allocator_domain, class Upstream = std::allocator<T>>
 class tracking_allocator : private detail::upstream_holder<Upstream> {
     using holder = detail::upstream_holder<Upstream>;
@@ -88,7 +90,6 @@ public:
 
     pointer allocate(size_type n) {
         pointer p;
-        if (!detail::counted()) return traits::allocate(this->get(), n);
         {
             detail::guard quiet;
             p = traits::allocate(this->get(), n);
@@ -98,7 +99,6 @@ public:
     }
 
     void deallocate(pointer p, size_type n) noexcept {
-        if (!detail::counted()) return traits::deallocate(this->get(), p, n);
         detail::count_free(n * sizeof(T), domain().id());
         detail::guard quiet;
         traits::deallocate(this->get(), p, n);

@@ -12,14 +12,14 @@ namespace memlens {
 /// costs what a hooked operator new adds. `ptr` is not read.
 inline void record_alloc(const void* ptr, std::size_t size, domain d) noexcept {
     (void)ptr;
-    if (detail::counted() && detail::valid_slot(d.id())) detail::count_alloc(size, d.id());
+    if (detail::valid_slot(d.id())) detail::count_alloc(size, d.id());
 }
 
 /// Counts the free of a block that record_alloc counted, with the same size and domain.
 /// Thread safe, never allocates. A size that does not match the allocation skews the figures.
 inline void record_free(const void* ptr, std::size_t size, domain d) noexcept {
     (void)ptr;
-    if (detail::counted() && detail::valid_slot(d.id())) detail::count_free(size, d.id());
+    if (detail::valid_slot(d.id())) detail::count_free(size, d.id());
 }
 
 }  // namespace memlens

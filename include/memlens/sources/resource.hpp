@@ -11,7 +11,9 @@ namespace memlens {
 
 /// Counts every allocate / deallocate (requested bytes) into a domain and forwards it to
 /// `upstream`, which must outlive it. Thread safe when the upstream is. Two tracking resources
-/// compare equal when they count into the same domain over equal upstreams.
+/// compare equal when they count into the same domain over equal upstreams. The global operator
+/// new hooks do not count what the upstream asks them for; a tracking resource further down
+/// (say under a pool) counts what the pool takes, in its own domain.
 class tracking_resource : public std::pmr::memory_resource {
 public:
     explicit tracking_resource(domain d,
@@ -26,7 +28,6 @@ public:
 
 private:
     void* do_allocate(std::size_t bytes, std::size_t alignment) override {
-        if (!detail::counted()) return upstream_->allocate(bytes, alignment);
         void* p;
         {
             detail::guard quiet;
@@ -37,7 +38,6 @@ private:
     }
 
     void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-        if (!detail::counted()) return upstream_->deallocate(p, bytes, alignment);
         detail::count_free(bytes, domain_.id());
         detail::guard quiet;
         upstream_->deallocate(p, bytes, alignment);
