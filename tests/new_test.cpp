@@ -57,8 +57,14 @@ TEST_CASE("nothrow, sized and unsized forms stay exact", "[new]") {
     CHECK(s.usage().allocated == 123 + 77 + 40 + 9);
     ::operator delete(a, std::nothrow);
     ::operator delete[](b, std::nothrow);
+#if defined(__cpp_sized_deallocation)
     ::operator delete(c, 40);
     ::operator delete[](d, 9);
+#else
+    // Clang before 19 leaves sized deallocation off unless asked for.
+    ::operator delete(c);
+    ::operator delete[](d);
+#endif
     CHECK(s.usage().net == 0);
     CHECK(s.usage().frees == 4);
 }
@@ -80,7 +86,11 @@ TEST_CASE("aligned forms return aligned memory and stay exact", "[new]") {
     CHECK(s.usage().allocated == sizeof(wide) + 3 * sizeof(wider) + 1000 + 10 + 24);
     delete w;
     delete[] ws;
+#if defined(__cpp_sized_deallocation)
     ::operator delete(raw, 1000, std::align_val_t{4096});
+#else
+    ::operator delete(raw, std::align_val_t{4096});
+#endif
     ::operator delete[](raw_nothrow, std::align_val_t{128}, std::nothrow);
     ::operator delete(small, std::align_val_t{8});
     CHECK(s.usage().net == 0);

@@ -138,7 +138,6 @@ inline domain domain::named(std::string_view name) noexcept {
     }
     std::memcpy(core.slots[count].name, name.data(), name.size());
     core.slots[count].name[name.size()] = '\0';
-    core.slots[count].state.store(slot_ready, relaxed);
     core.slot_count.store(count + 1, std::memory_order_release);
     return domain(count);
 }

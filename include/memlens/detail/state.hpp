@@ -34,23 +34,34 @@ MEMLENS_ALWAYS_INLINE void owner_add(std::atomic<T>& counter, T value) noexcept 
     counter.store(counter.load(relaxed) + value, relaxed);
 }
 
-struct slot_counters {
+// One domain's counters in one thread's record, on a cache line of their own. Slot 0 holds
+// the sums over all domains of alloc_bytes and free_bytes only, for the process peak.
+struct alignas(64) slot_counters {
     std::atomic<std::uint64_t> alloc_bytes{0};
     std::atomic<std::uint64_t> free_bytes{0};
     std::atomic<std::uint64_t> allocs{0};
     std::atomic<std::uint64_t> frees{0};
-    // Net bytes not yet folded into the shared figure of this slot.
-    std::atomic<std::int64_t> pending{0};
+    // The part of alloc_bytes - free_bytes already folded into the shared figure; the rest is
+    // this thread's pending net, which other threads read when they claim.
+    std::atomic<std::int64_t> folded{0};
+    // Owner only: how far the pending net may rise before this slot's estimate could pass the
+    // trigger or the batch, and the other threads' pending net when this thread last looked.
+    std::int64_t room = 0;
+    std::int64_t others = 0;
+
+    std::int64_t pending() const noexcept {
+        return static_cast<std::int64_t>(alloc_bytes.load(relaxed) - free_bytes.load(relaxed)) -
+               folded.load(relaxed);
+    }
 };
 
 struct thread_record {
     slot_counters slots[max_domains];
-    // Sum of the other threads' pending bytes when this thread last looked (owner only).
-    std::int64_t others[max_domains];
-    std::atomic<std::uint64_t> events{0};
-    std::atomic<std::uint64_t> claim_events{0};
-    std::uint64_t recheck_at = 0;
+    // Owner only, but for claim_time, which other threads read to tell turns from contention.
+    std::uint64_t seen_epoch = 0;
     std::uint64_t claim_epoch = 0;
+    std::int64_t batch = 0;
+    std::uint64_t mismatches = 0;
     std::atomic<std::int64_t> claim_time{0};
     thread_record* next = nullptr;
     std::atomic<bool> in_use{false};
@@ -79,28 +90,25 @@ struct process_window {
 struct alignas(64) shared_slot {
     std::atomic<std::int64_t> flushed{0};
     std::atomic<std::int64_t> peak{0};
-    // The fast path calls the slow path once an estimate passes this: the peak, or lower while
-    // a process scope watches for its own high-water mark.
+    // The slow path runs once an estimate passes this: the peak, or lower while a process
+    // scope watches for its own high-water mark.
     std::atomic<std::int64_t> trigger{0};
-    std::atomic<std::uint32_t> state{0};
     char name[domain_name_capacity] = {};
 };
 
-enum : std::uint32_t { slot_free = 0, slot_ready = 2 };
-
 struct core_state {
     shared_slot slots[max_domains];
-    std::atomic<std::uint32_t> slot_count{first_free_slot};
-    std::atomic<thread_record*> records{nullptr};
-    std::atomic<thread_record*> last{nullptr};
+    // Read on every event: kept apart from what the slow paths write.
+    alignas(64) std::atomic<thread_record*> last{nullptr};
     std::atomic<std::uint64_t> epoch{1};
     std::atomic<std::int64_t> batch{MEMLENS_PEAK_BATCH_BYTES};
-    std::atomic<bool> exact_peak{false};
+    alignas(64) std::atomic<std::uint32_t> slot_count{first_free_slot};
+    std::atomic<thread_record*> records{nullptr};
     std::atomic<int> process_windows{0};
     process_window* windows = nullptr;
-    spin_lock lock;
     std::atomic<int> init_state{0};
     pthread_key_t exit_key{};
+    alignas(64) spin_lock lock;
 };
 
 #if defined(__cpp_constinit)
@@ -117,17 +125,17 @@ MEMLENS_CONSTINIT inline thread_record late_record{};
 struct thread_state {
     thread_record* record;
     scope_frame* frame;
-    // Non-zero while memlens itself or a tracking source forwards to an upstream allocator:
-    // events then are not counted again.
+    // Non-zero while memlens itself or a tracking source forwards to an upstream allocator.
     int guard;
     bool exited;
 };
 
 MEMLENS_CONSTINIT inline thread_local thread_state this_thread{nullptr, nullptr, 0, false};
 
-// While threads allocate at the same moment, each takes the claim at most once per this many
-// of its events, so that they do not write the shared claim word on every event. Threads that
-// take turns (the holder claimed long enough ago) claim at once, which keeps peaks exact.
+// While threads allocate at the same moment, a thread whose claim was refused looks again only
+// after this many events that found another holder, so that they do not write the shared claim
+// word on every event. Threads that take turns (the holder claimed long enough ago) claim at
+// once, which keeps peaks exact.
 constexpr std::uint64_t claim_interval = 256;
 constexpr std::int64_t claim_quiet_ns = 1000;
 
@@ -136,8 +144,6 @@ inline std::int64_t monotonic_ns() noexcept {
     ::clock_gettime(CLOCK_MONOTONIC, &t);
     return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec;
 }
-
-inline std::int64_t batch_limit() noexcept { return core.batch.load(relaxed); }
 
 MEMLENS_ALWAYS_INLINE void frame_alloc(scope_frame* f, std::int64_t n) noexcept {
     f->allocated += static_cast<std::uint64_t>(n);
@@ -154,34 +160,6 @@ MEMLENS_ALWAYS_INLINE void frame_free(scope_frame* f, std::int64_t n) noexcept {
 
 // ---- slow paths ---------------------------------------------------------------------------
 
-inline void claim(thread_record* self) noexcept {
-    const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
-    for (std::uint32_t i = 0; i < count; ++i) self->others[i] = 0;
-    self->claim_epoch = core.epoch.load(std::memory_order_acquire);
-    for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
-        if (r == self) continue;
-        for (std::uint32_t i = 0; i < count; ++i) self->others[i] += r->slots[i].pending.load(relaxed);
-    }
-    core.last.store(self, relaxed);
-    self->claim_events.store(self->events.load(relaxed), relaxed);
-    self->claim_time.store(monotonic_ns(), relaxed);
-    self->recheck_at = 0;
-}
-
-inline void maybe_claim(thread_record* self) noexcept {
-    thread_record* holder = core.last.load(relaxed);
-    if (holder == self) return;
-    const std::uint64_t mine = self->events.load(relaxed) - self->claim_events.load(relaxed);
-    const std::uint64_t theirs =
-        holder ? holder->events.load(relaxed) - holder->claim_events.load(relaxed) : claim_interval;
-    if (mine >= claim_interval || theirs >= claim_interval ||
-        monotonic_ns() - holder->claim_time.load(relaxed) >= claim_quiet_ns) {
-        claim(self);
-    } else {
-        self->recheck_at = self->events.load(relaxed) + claim_interval;
-    }
-}
-
 inline std::int64_t lowest_window_locked() noexcept {
     std::int64_t low = INT64_MAX;
     for (process_window* w = core.windows; w; w = w->next) {
@@ -191,40 +169,80 @@ inline std::int64_t lowest_window_locked() noexcept {
     return low;
 }
 
-// Records that slot `i` reached `value`.
+// Recomputes how far each of this thread's slots may rise before it must look again.
+inline void refresh_rooms(thread_record* self) noexcept {
+    const std::uint64_t epoch = core.epoch.load(std::memory_order_acquire);
+    const std::int64_t batch = core.batch.load(relaxed);
+    const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < count; ++i) {
+        slot_counters& s = self->slots[i];
+        const std::int64_t to_trigger = core.slots[i].trigger.load(relaxed) -
+                                        core.slots[i].flushed.load(relaxed) - s.others;
+        s.room = to_trigger < batch ? to_trigger : batch;
+    }
+    self->batch = batch;
+    self->seen_epoch = epoch;
+}
+
+inline void claim(thread_record* self) noexcept {
+    const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
+    for (std::uint32_t i = 0; i < count; ++i) self->slots[i].others = 0;
+    self->claim_epoch = core.epoch.load(std::memory_order_acquire);
+    for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
+        if (r == self) continue;
+        for (std::uint32_t i = 0; i < count; ++i) self->slots[i].others += r->slots[i].pending();
+    }
+    core.last.store(self, std::memory_order_release);
+    self->claim_time.store(monotonic_ns(), relaxed);
+    self->mismatches = claim_interval;
+}
+
+inline void maybe_claim(thread_record* self) noexcept {
+    thread_record* holder = core.last.load(std::memory_order_acquire);
+    if (holder == self) return;
+    if (!holder || monotonic_ns() - holder->claim_time.load(relaxed) >= claim_quiet_ns) {
+        claim(self);
+    } else {
+        self->mismatches = 0;
+    }
+}
+
+// Records that slot `i` reached `value`. The trigger only rises here, so other threads' rooms
+// stay safe (at worst too small) without telling them.
 inline void raise_peak(std::uint32_t i, std::int64_t value) noexcept {
-    lock_guard hold(core.lock);
     shared_slot& s = core.slots[i];
     std::int64_t peak = s.peak.load(relaxed);
-    if (value > peak) {
-        peak = value;
-        s.peak.store(peak, relaxed);
+    while (value > peak && !s.peak.compare_exchange_weak(peak, value, relaxed)) {
     }
-    std::int64_t trigger = peak;
-    if (i == all_slot && core.windows) {
+    if (i == all_slot && core.process_windows.load(std::memory_order_seq_cst) != 0) {
+        lock_guard hold(core.lock);
         for (process_window* w = core.windows; w; w = w->next) {
             if (value > w->high.load(relaxed)) w->high.store(value, relaxed);
         }
+        std::int64_t trigger = s.peak.load(relaxed);
         const std::int64_t low = lowest_window_locked();
         if (low < trigger) trigger = low;
+        s.trigger.store(trigger, relaxed);
+        return;
     }
-    s.trigger.store(trigger, relaxed);
+    std::int64_t trigger = s.trigger.load(relaxed);
+    while (value > trigger && !s.trigger.compare_exchange_weak(trigger, value, relaxed)) {
+    }
 }
 
-inline void flush_slot(thread_record* self, std::uint32_t i) noexcept {
-    const std::int64_t p = self->slots[i].pending.load(relaxed);
+inline void fold_slot(thread_record* self, std::uint32_t i) noexcept {
+    slot_counters& s = self->slots[i];
+    const std::int64_t p = s.pending();
     if (p == 0) return;
-    self->slots[i].pending.store(0, relaxed);
+    s.folded.store(s.folded.load(relaxed) + p, relaxed);
     core.slots[i].flushed.fetch_add(p, relaxed);
-    // Other threads' cached view of this thread's pending bytes is now stale; the epoch
-    // tells them to look again before they trust an estimate that sets a new peak.
-    const std::uint64_t before = core.epoch.fetch_add(1, std::memory_order_acq_rel);
-    if (before == self->claim_epoch) self->claim_epoch = before + 1;
+    // Others' cached view of this thread's pending bytes is now stale: the epoch tells them to
+    // look again before they trust an estimate that would set a new peak.
+    core.epoch.fetch_add(1, std::memory_order_acq_rel);
 }
 
 inline std::int64_t estimate(thread_record* self, std::uint32_t i) noexcept {
-    return core.slots[i].flushed.load(relaxed) + self->others[i] +
-           self->slots[i].pending.load(relaxed);
+    return core.slots[i].flushed.load(relaxed) + self->slots[i].others + self->slots[i].pending();
 }
 
 inline void check_peak(thread_record* self, std::uint32_t i) noexcept {
@@ -238,33 +256,38 @@ inline void check_peak(thread_record* self, std::uint32_t i) noexcept {
 }
 
 MEMLENS_NOINLINE inline void settle(thread_record* self, std::uint32_t d) noexcept {
-    const std::int64_t limit = batch_limit();
-    if (limit == 0) {
-        // Exact-peak mode: every event goes straight to the shared figure, so it is the truth.
+    const std::int64_t batch = core.batch.load(relaxed);
+    if (batch == 0) {
+        // Exact-peak mode: every event goes straight to the shared figure, which is the truth.
         for (std::uint32_t i : {d, all_slot}) {
-            const std::int64_t p = self->slots[i].pending.load(relaxed);
-            self->slots[i].pending.store(0, relaxed);
+            slot_counters& s = self->slots[i];
+            const std::int64_t p = s.pending();
+            s.folded.store(s.folded.load(relaxed) + p, relaxed);
             const std::int64_t now = core.slots[i].flushed.fetch_add(p, relaxed) + p;
             if (p > 0 && now > core.slots[i].trigger.load(relaxed)) raise_peak(i, now);
+            s.others = 0;
         }
+        refresh_rooms(self);
         return;
     }
-    if (core.last.load(relaxed) != self && self->events.load(relaxed) >= self->recheck_at) {
-        maybe_claim(self);
-    }
+    if (core.last.load(relaxed) != self) maybe_claim(self);
     for (std::uint32_t i : {d, all_slot}) {
-        const std::int64_t p = self->slots[i].pending.load(relaxed);
-        if (p > limit || p < -limit) flush_slot(self, i);
+        const std::int64_t p = self->slots[i].pending();
+        if (p > batch || p < -batch) fold_slot(self, i);
         check_peak(self, i);
     }
+    refresh_rooms(self);
 }
 
 // Folds a leaving record's pending bytes into the shared figures.
 inline void retire(thread_record* r) noexcept {
     const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
     for (std::uint32_t i = 0; i < count; ++i) {
-        const std::int64_t p = r->slots[i].pending.exchange(0, relaxed);
-        if (p != 0) core.slots[i].flushed.fetch_add(p, relaxed);
+        slot_counters& s = r->slots[i];
+        const std::int64_t p = s.pending();
+        if (p == 0) continue;
+        s.folded.store(s.folded.load(relaxed) + p, relaxed);
+        core.slots[i].flushed.fetch_add(p, relaxed);
     }
     core.epoch.fetch_add(1, std::memory_order_acq_rel);
     thread_record* self = r;
@@ -288,7 +311,10 @@ inline void fork_child() noexcept {
     for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
         if (r != self && r != &late_record && r->in_use.load(relaxed)) retire(r);
     }
-    if (self) claim(self);
+    if (self) {
+        claim(self);
+        refresh_rooms(self);
+    }
 }
 
 MEMLENS_COLD inline void init_process() noexcept {
@@ -334,10 +360,9 @@ MEMLENS_COLD inline thread_record* acquire_record() noexcept {
         found->next = core.records.load(relaxed);
         core.records.store(found, std::memory_order_release);
     }
-    // A fresh claim on this thread's first event: its view of the others starts exact.
-    found->claim_events.store(found->events.load(relaxed) - claim_interval, relaxed);
-    found->recheck_at = 0;
-    found->claim_epoch = 0;
+    // This thread's view of the others starts exact.
+    claim(found);
+    refresh_rooms(found);
     ::pthread_setspecific(core.exit_key, found);
     ts.record = found;
     --ts.guard;
@@ -345,33 +370,23 @@ MEMLENS_COLD inline thread_record* acquire_record() noexcept {
 }
 
 MEMLENS_COLD inline void count_shared(std::uint32_t d, std::int64_t n) noexcept {
-    thread_record* r = &late_record;
+    slot_counters& s = late_record.slots[d];
     if (n >= 0) {
-        r->slots[d].alloc_bytes.fetch_add(static_cast<std::uint64_t>(n), relaxed);
-        r->slots[d].allocs.fetch_add(1, relaxed);
+        s.alloc_bytes.fetch_add(static_cast<std::uint64_t>(n), relaxed);
+        s.allocs.fetch_add(1, relaxed);
     } else {
-        r->slots[d].free_bytes.fetch_add(static_cast<std::uint64_t>(-n), relaxed);
-        r->slots[d].frees.fetch_add(1, relaxed);
+        s.free_bytes.fetch_add(static_cast<std::uint64_t>(-n), relaxed);
+        s.frees.fetch_add(1, relaxed);
     }
+    // Folded at once: the shared record never holds pending bytes.
+    s.folded.fetch_add(n, relaxed);
     for (std::uint32_t i : {d, all_slot}) {
         const std::int64_t now = core.slots[i].flushed.fetch_add(n, relaxed) + n;
         if (n > 0 && now > core.slots[i].trigger.load(relaxed)) raise_peak(i, now);
     }
-    core.epoch.fetch_add(1, std::memory_order_acq_rel);
 }
 
 // ---- fast paths ---------------------------------------------------------------------------
-
-MEMLENS_ALWAYS_INLINE bool needs_settle(thread_record* r, std::uint32_t d, std::int64_t pd,
-                                        std::int64_t pa) noexcept {
-    const std::int64_t limit = batch_limit();
-    return (core.last.load(relaxed) != r && r->events.load(relaxed) >= r->recheck_at) ||
-           pd > limit || pa > limit || pd < -limit || pa < -limit ||
-           core.slots[d].flushed.load(relaxed) + r->others[d] + pd >
-               core.slots[d].trigger.load(relaxed) ||
-           core.slots[all_slot].flushed.load(relaxed) + r->others[all_slot] + pa >
-               core.slots[all_slot].trigger.load(relaxed);
-}
 
 // Counts an allocation of `size` requested bytes in domain slot `d` for the calling thread.
 // The global operator new hooks skip it while this_thread.guard is set; see counted().
@@ -385,18 +400,23 @@ MEMLENS_ALWAYS_INLINE void count_alloc(std::size_t size, std::uint32_t d) noexce
             return;
         }
     }
-    const auto n = static_cast<std::int64_t>(size);
     slot_counters& s = r->slots[d];
-    owner_add(s.alloc_bytes, static_cast<std::uint64_t>(size));
-    owner_add(s.allocs, std::uint64_t{1});
-    owner_add(r->events, std::uint64_t{1});
-    const std::int64_t pd = s.pending.load(relaxed) + n;
-    s.pending.store(pd, relaxed);
     slot_counters& a = r->slots[all_slot];
-    const std::int64_t pa = a.pending.load(relaxed) + n;
-    a.pending.store(pa, relaxed);
-    if (ts.frame) frame_alloc(ts.frame, n);
-    if (MEMLENS_UNLIKELY(needs_settle(r, d, pd, pa))) settle(r, d);
+    const std::uint64_t allocated = s.alloc_bytes.load(relaxed) + size;
+    s.alloc_bytes.store(allocated, relaxed);
+    owner_add(s.allocs, std::uint64_t{1});
+    const std::uint64_t all_allocated = a.alloc_bytes.load(relaxed) + size;
+    a.alloc_bytes.store(all_allocated, relaxed);
+    if (ts.frame) frame_alloc(ts.frame, static_cast<std::int64_t>(size));
+    const std::int64_t pd =
+        static_cast<std::int64_t>(allocated - s.free_bytes.load(relaxed)) - s.folded.load(relaxed);
+    const std::int64_t pa = static_cast<std::int64_t>(all_allocated - a.free_bytes.load(relaxed)) -
+                            a.folded.load(relaxed);
+    if (MEMLENS_UNLIKELY(pd > s.room || pa > a.room ||
+                         core.epoch.load(relaxed) != r->seen_epoch ||
+                         (core.last.load(relaxed) != r && ++r->mismatches > claim_interval))) {
+        settle(r, d);
+    }
 }
 
 // Counts a free of `size` requested bytes in domain slot `d` for the calling thread.
@@ -410,20 +430,20 @@ MEMLENS_ALWAYS_INLINE void count_free(std::size_t size, std::uint32_t d) noexcep
             return;
         }
     }
-    const auto n = static_cast<std::int64_t>(size);
     slot_counters& s = r->slots[d];
-    owner_add(s.free_bytes, static_cast<std::uint64_t>(size));
-    owner_add(s.frees, std::uint64_t{1});
-    owner_add(r->events, std::uint64_t{1});
-    const std::int64_t pd = s.pending.load(relaxed) - n;
-    s.pending.store(pd, relaxed);
     slot_counters& a = r->slots[all_slot];
-    const std::int64_t pa = a.pending.load(relaxed) - n;
-    a.pending.store(pa, relaxed);
-    if (ts.frame) frame_free(ts.frame, n);
-    const std::int64_t limit = batch_limit();
-    if (MEMLENS_UNLIKELY(pd < -limit || pa < -limit ||
-                         (core.last.load(relaxed) != r && r->events.load(relaxed) >= r->recheck_at))) {
+    const std::uint64_t freed = s.free_bytes.load(relaxed) + size;
+    s.free_bytes.store(freed, relaxed);
+    owner_add(s.frees, std::uint64_t{1});
+    const std::uint64_t all_freed = a.free_bytes.load(relaxed) + size;
+    a.free_bytes.store(all_freed, relaxed);
+    if (ts.frame) frame_free(ts.frame, static_cast<std::int64_t>(size));
+    const std::int64_t pd =
+        static_cast<std::int64_t>(s.alloc_bytes.load(relaxed) - freed) - s.folded.load(relaxed);
+    const std::int64_t pa = static_cast<std::int64_t>(a.alloc_bytes.load(relaxed) - all_freed) -
+                            a.folded.load(relaxed);
+    if (MEMLENS_UNLIKELY(pd < -r->batch || pa < -r->batch ||
+                         (core.last.load(relaxed) != r && ++r->mismatches > claim_interval))) {
         settle(r, d);
     }
 }

@@ -137,7 +137,11 @@ inline scope::scope(scope_kind kind) noexcept : kind_(kind) {
     window_.next = core.windows;
     if (core.windows) core.windows->prev = &window_;
     core.windows = &window_;
+    // Counted first, so that a thread raising the peak without the lock sees the window.
+    core.process_windows.fetch_add(1, std::memory_order_seq_cst);
     if (now < core.slots[all_slot].trigger.load(relaxed)) core.slots[all_slot].trigger.store(now, relaxed);
+    // A lower trigger: every thread must recompute how far it may go without looking.
+    core.epoch.fetch_add(1, std::memory_order_acq_rel);
 }
 
 inline scope::~scope() {
@@ -149,6 +153,7 @@ inline scope::~scope() {
         if (window_.prev) window_.prev->next = window_.next;
         else core.windows = window_.next;
         if (window_.next) window_.next->prev = window_.prev;
+        core.process_windows.fetch_sub(1, std::memory_order_seq_cst);
         std::int64_t trigger = core.slots[all_slot].peak.load(relaxed);
         const std::int64_t low = lowest_window_locked();
         if (low < trigger) trigger = low;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 
 #include "../core/counters.hpp"
 
@@ -46,16 +47,17 @@ inline void* heap_allocate(std::size_t size, std::size_t alignment) noexcept {
     return user;
 }
 
-// Reads the word before a pointer that may not be ours: under AddressSanitizer that word may
-// sit in a redzone of a block from malloc.
+// Reads the header words before a pointer that may not be ours: under a sanitizer they may sit
+// in a redzone or in another block of the sanitizer's allocator. Two whole words, not bytes,
+// so that the reads do not stall behind each other.
 #if defined(__clang__) || defined(__GNUC__)
-__attribute__((no_sanitize("address", "hwaddress")))
+__attribute__((no_sanitize("address", "hwaddress", "thread")))
 #endif
 inline heap_header read_header(const void* p) noexcept {
+    const auto* words = static_cast<const volatile std::uint64_t*>(p) - 2;
+    const std::uint64_t copy[2] = {words[0], words[1]};
     heap_header h;
-    const auto* src = reinterpret_cast<const volatile unsigned char*>(p) - sizeof(heap_header);
-    auto* dst = reinterpret_cast<unsigned char*>(&h);
-    for (std::size_t i = 0; i < sizeof h; ++i) dst[i] = src[i];
+    std::memcpy(&h, copy, sizeof h);
     return h;
 }
 
@@ -72,6 +74,11 @@ MEMLENS_COLD inline void free_foreign(void* p) noexcept {
 
 inline void heap_free(void* p) noexcept {
     if (!p) return;
+    // Every block the hooks return is 16-byte aligned; anything else is not ours to read.
+    if (MEMLENS_UNLIKELY(reinterpret_cast<std::uintptr_t>(p) % sizeof(heap_header) != 0)) {
+        free_foreign(p);
+        return;
+    }
     const heap_header h = read_header(p);
     if (MEMLENS_UNLIKELY((h.tag & ~std::uint32_t{1}) != heap_check(h.size, h.offset) ||
                          h.offset < sizeof(heap_header))) {

@@ -8,17 +8,19 @@
 
 namespace memlens::catch2 {
 
-// Catch2 routes every assertion of the running test through the context's IResultCapture, after
-// the asserted expression has been evaluated; forwarding it under memlens::unscoped leaves the
-// user's expression counted and the framework's bookkeeping out.
-class framework_excluded final : public Catch::IResultCapture {
+/// While alive, stands in for the running test's Catch2 result capture and forwards every call
+/// to it inside an `Around` object (constructed before the call, destroyed after). Catch2 routes
+/// each assertion through the result capture only after the asserted expression has been
+/// evaluated, so `Around` covers the framework's bookkeeping and not the user's expression.
+template <class Around>
+class wrapped_capture final : public Catch::IResultCapture {
 public:
-    framework_excluded() : inner_(&Catch::getResultCapture()) {
+    wrapped_capture() : inner_(&Catch::getResultCapture()) {
         Catch::getCurrentMutableContext().setResultCapture(this);
     }
-    ~framework_excluded() override { restore(); }
-    framework_excluded(const framework_excluded&) = delete;
-    framework_excluded& operator=(const framework_excluded&) = delete;
+    ~wrapped_capture() override { restore(); }
+    wrapped_capture(const wrapped_capture&) = delete;
+    wrapped_capture& operator=(const wrapped_capture&) = delete;
 
     /// Puts Catch2's own result capture back; called by the destructor at the latest.
     void restore() noexcept {
@@ -27,93 +29,93 @@ public:
     }
 
     bool sectionStarted(Catch::SectionInfo const& info, Catch::Counts& assertions) override {
-        unscoped u;
+        Around around;
         return inner_->sectionStarted(info, assertions);
     }
     void sectionEnded(Catch::SectionEndInfo const& info) override {
-        unscoped u;
+        Around around;
         inner_->sectionEnded(info);
     }
     void sectionEndedEarly(Catch::SectionEndInfo const& info) override {
-        unscoped u;
+        Around around;
         inner_->sectionEndedEarly(info);
     }
     auto acquireGeneratorTracker(Catch::StringRef name, Catch::SourceLineInfo const& line)
         -> Catch::IGeneratorTracker& override {
-        unscoped u;
+        Around around;
         return inner_->acquireGeneratorTracker(name, line);
     }
 #if defined(CATCH_CONFIG_ENABLE_BENCHMARKING)
     void benchmarkPreparing(std::string const& name) override {
-        unscoped u;
+        Around around;
         inner_->benchmarkPreparing(name);
     }
     void benchmarkStarting(Catch::BenchmarkInfo const& info) override {
-        unscoped u;
+        Around around;
         inner_->benchmarkStarting(info);
     }
     void benchmarkEnded(Catch::BenchmarkStats<> const& stats) override {
-        unscoped u;
+        Around around;
         inner_->benchmarkEnded(stats);
     }
     void benchmarkFailed(std::string const& error) override {
-        unscoped u;
+        Around around;
         inner_->benchmarkFailed(error);
     }
 #endif
     void pushScopedMessage(Catch::MessageInfo const& message) override {
-        unscoped u;
+        Around around;
         inner_->pushScopedMessage(message);
     }
     void popScopedMessage(Catch::MessageInfo const& message) override {
-        unscoped u;
+        Around around;
         inner_->popScopedMessage(message);
     }
     void emplaceUnscopedMessage(Catch::MessageBuilder const& builder) override {
-        unscoped u;
+        Around around;
         inner_->emplaceUnscopedMessage(builder);
     }
     void handleFatalErrorCondition(Catch::StringRef message) override {
-        unscoped u;
+        Around around;
         inner_->handleFatalErrorCondition(message);
     }
     void handleExpr(Catch::AssertionInfo const& info, Catch::ITransientExpression const& expr,
                     Catch::AssertionReaction& reaction) override {
-        unscoped u;
+        Around around;
         inner_->handleExpr(info, expr, reaction);
     }
     void handleMessage(Catch::AssertionInfo const& info, Catch::ResultWas::OfType type,
                        Catch::StringRef const& message, Catch::AssertionReaction& reaction) override {
-        unscoped u;
+        Around around;
         inner_->handleMessage(info, type, message, reaction);
     }
     void handleUnexpectedExceptionNotThrown(Catch::AssertionInfo const& info,
                                             Catch::AssertionReaction& reaction) override {
-        unscoped u;
+        Around around;
         inner_->handleUnexpectedExceptionNotThrown(info, reaction);
     }
     void handleUnexpectedInflightException(Catch::AssertionInfo const& info,
                                            std::string const& message,
                                            Catch::AssertionReaction& reaction) override {
-        unscoped u;
+        Around around;
         inner_->handleUnexpectedInflightException(info, message, reaction);
     }
     void handleIncomplete(Catch::AssertionInfo const& info) override {
-        unscoped u;
+        Around around;
         inner_->handleIncomplete(info);
     }
     void handleNonExpr(Catch::AssertionInfo const& info, Catch::ResultWas::OfType type,
                        Catch::AssertionReaction& reaction) override {
-        unscoped u;
+        Around around;
         inner_->handleNonExpr(info, type, reaction);
     }
     bool lastAssertionPassed() override { return inner_->lastAssertionPassed(); }
     void assertionPassed() override {
-        unscoped u;
+        Around around;
         inner_->assertionPassed();
     }
     std::string getCurrentTestName() const override {
-        unscoped u;
+        Around around;
         return inner_->getCurrentTestName();
     }
     const Catch::AssertionResult* getLastResult() const override { return inner_->getLastResult(); }
@@ -122,6 +124,9 @@ public:
 private:
     Catch::IResultCapture* inner_;
 };
+
+/// Keeps Catch2's own work inside assertions out of the calling thread's scopes while alive.
+using framework_excluded = wrapped_capture<unscoped>;
 
 }  // namespace memlens::catch2
 
