@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support.hpp"
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,14 +20,17 @@ std::vector<int>& lazy_table() {
 }  // namespace
 
 TEST_CASE("check_no_leaks passes a balanced block and names a leak's size", "[checks]") {
-    const memlens::check_result ok = memlens::check_no_leaks([] { std::vector<int> v(100); });
+    const memlens::check_result ok = memlens::check_no_leaks([] {
+        std::vector<int> v(100);
+        memlens_test::keep(v.data());
+    });
     CHECK(ok.passed);
     CHECK(ok.usage.allocated == 400);
 
     std::unique_ptr<char[]> kept;
     const memlens::check_result leak = memlens::check_no_leaks([&] {
         kept.reset(new char[1536]);
-        kept[0] = 'k';  // used, so the compiler may not drop the allocation
+        memlens_test::keep(kept.get());
     });
     CHECK_FALSE(leak.passed);
     CHECK(leak.usage.net == 1536);
@@ -36,20 +41,29 @@ TEST_CASE("check_no_leaks passes a balanced block and names a leak's size", "[ch
 TEST_CASE("check_peak_below shows the peak beside the limit", "[checks]") {
     const memlens::check_result r = memlens::check_peak_below(1024 * 1024, [] {
         std::vector<char> big(3 * 1024 * 1024);
+        memlens_test::keep(big.data());
     });
     CHECK_FALSE(r.passed);
     CHECK(r.usage.peak == 3 * 1024 * 1024);
     CHECK(r.message.find("peak below 1,048,576 bytes (1.00 MiB)") != std::string::npos);
     CHECK(r.message.find("peak 3,145,728 bytes (3.00 MiB)") != std::string::npos);
-    CHECK(memlens::check_peak_below(4096, [] { std::vector<char> small(4000); }).passed);
+    CHECK(memlens::check_peak_below(4096, [] {
+              std::vector<char> small(4000);
+              memlens_test::keep(small.data());
+          }).passed);
 }
 
 TEST_CASE("check_allocs and check_no_allocs count allocations exactly", "[checks]") {
     CHECK(memlens::check_allocs(3, [] {
               std::vector<int> a(1), b(2), c(3);
+              memlens_test::keep(a.data());
+              memlens_test::keep(b.data());
+              memlens_test::keep(c.data());
           }).passed);
     const memlens::check_result two = memlens::check_allocs(3, [] {
         std::vector<int> a(1), b(2);
+        memlens_test::keep(a.data());
+        memlens_test::keep(b.data());
     });
     CHECK_FALSE(two.passed);
     CHECK(two.message.find("exactly 3 allocations") != std::string::npos);
@@ -111,21 +125,44 @@ TEST_CASE("the user's own expression inside REQUIRE is still measured", "[checks
 }
 
 TEST_CASE("Catch2 adapter macros pass on good blocks", "[checks][catch2]") {
-    MEMLENS_REQUIRE_NO_LEAKS([] { std::string s(1000, 'a'); });
-    MEMLENS_CHECK_NO_LEAKS([] { std::vector<double> v(10); }, memlens::check_options{});
-    MEMLENS_REQUIRE_PEAK_BELOW(64 * 1024, [] { std::vector<char> v(32 * 1024); });
-    MEMLENS_CHECK_PEAK_BELOW(64 * 1024, [] { std::vector<char> v(32 * 1024); });
+    MEMLENS_REQUIRE_NO_LEAKS([] {
+        std::string s(1000, 'a');
+        memlens_test::keep(s.data());
+    });
+    MEMLENS_CHECK_NO_LEAKS(
+        [] {
+            std::vector<double> v(10);
+            memlens_test::keep(v.data());
+        },
+        memlens::check_options{});
+    MEMLENS_REQUIRE_PEAK_BELOW(64 * 1024, [] {
+        std::vector<char> v(32 * 1024);
+        memlens_test::keep(v.data());
+    });
+    MEMLENS_CHECK_PEAK_BELOW(64 * 1024, [] {
+        std::vector<char> v(32 * 1024);
+        memlens_test::keep(v.data());
+    });
     MEMLENS_REQUIRE_ALLOCS(2, [] {
         std::vector<int> a(3), b(4);
+        memlens_test::keep(a.data());
+        memlens_test::keep(b.data());
     });
-    MEMLENS_CHECK_ALLOCS(1, [] { std::vector<int> a(3); });
+    MEMLENS_CHECK_ALLOCS(1, [] {
+        std::vector<int> a(3);
+        memlens_test::keep(a.data());
+    });
 }
 
 TEST_CASE("process checks see other threads", "[checks]") {
     memlens::check_options process;
     process.kind = memlens::scope_kind::process;
     const memlens::check_result r = memlens::check_peak_below(
-        1 << 20, [] { std::vector<char>(2 << 20).swap(*std::make_unique<std::vector<char>>()); },
+        1 << 20,
+        [] {
+            std::vector<char> big(2 << 20);
+            memlens_test::keep(big.data());
+        },
         process);
     CHECK_FALSE(r.passed);
     CHECK(r.usage.peak >= (2u << 20));

@@ -187,6 +187,7 @@ TEST_CASE("standard containers through the hooks are exact", "[new]") {
         for (int i = 0; i < 100; ++i) v.push_back(i);
         CHECK(s.usage().allocated == 100 * sizeof(int));
         auto shared = std::make_shared<std::vector<int>>(std::move(v));
+        memlens_test::keep(shared.get());
         CHECK(s.usage().allocs == 2);
     }
     CHECK(s.usage().net == 0);

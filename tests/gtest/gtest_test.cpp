@@ -8,12 +8,25 @@
 #include <string>
 #include <vector>
 
+#include "../support.hpp"
+
 TEST(MemlensGtest, PassingChecks) {
-    MEMLENS_EXPECT_NO_LEAKS([] { std::string s(1000, 'a'); });
-    MEMLENS_ASSERT_NO_LEAKS([] { std::vector<int> v(64); });
-    MEMLENS_EXPECT_PEAK_BELOW(64 * 1024, [] { std::vector<char> v(32 * 1024); });
+    MEMLENS_EXPECT_NO_LEAKS([] {
+        std::string s(1000, 'a');
+        memlens_test::keep(s.data());
+    });
+    MEMLENS_ASSERT_NO_LEAKS([] {
+        std::vector<int> v(64);
+        memlens_test::keep(v.data());
+    });
+    MEMLENS_EXPECT_PEAK_BELOW(64 * 1024, [] {
+        std::vector<char> v(32 * 1024);
+        memlens_test::keep(v.data());
+    });
     MEMLENS_EXPECT_ALLOCS(2, [] {
         std::vector<int> a(3), b(4);
+        memlens_test::keep(a.data());
+        memlens_test::keep(b.data());
     });
     int sum = 0;
     MEMLENS_EXPECT_NO_ALLOCS([&] {
@@ -61,8 +74,14 @@ TEST(MemlensGtest, FailuresInsideABlockAreRecordedOutsideIt) {
 
 TEST(MemlensGtest, AFailingCheckNamesTheFigures) {
     std::unique_ptr<char[]> kept;
-    EXPECT_NONFATAL_FAILURE(MEMLENS_EXPECT_NO_LEAKS([&] { kept.reset(new char[2048]); }),
+    EXPECT_NONFATAL_FAILURE(MEMLENS_EXPECT_NO_LEAKS([&] {
+                                kept.reset(new char[2048]);
+                                memlens_test::keep(kept.get());
+                            }),
                             "net 2,048 bytes (2.00 KiB)");
-    EXPECT_FATAL_FAILURE(MEMLENS_ASSERT_ALLOCS(0, [] { std::vector<int> used(1, 1); }),
+    EXPECT_FATAL_FAILURE(MEMLENS_ASSERT_ALLOCS(0, [] {
+                             std::vector<int> used(1, 1);
+                             memlens_test::keep(used.data());
+                         }),
                          "exactly 0 allocations");
 }

@@ -34,8 +34,8 @@ MEMLENS_ALWAYS_INLINE void owner_add(std::atomic<T>& counter, T value) noexcept 
     counter.store(counter.load(relaxed) + value, relaxed);
 }
 
-// One domain's counters in one thread's record, on a cache line of their own. Slot 0 holds
-// the sums over all domains of alloc_bytes and free_bytes only, for the process peak.
+// One domain's counters in one thread's record, on a cache line of their own. Slot 0 keeps
+// only the net bytes over all domains, in alloc_bytes, for the process peak.
 struct alignas(64) slot_counters {
     std::atomic<std::uint64_t> alloc_bytes{0};
     std::atomic<std::uint64_t> free_bytes{0};
@@ -61,7 +61,6 @@ struct thread_record {
     std::uint64_t seen_epoch = 0;
     std::uint64_t claim_epoch = 0;
     std::int64_t batch = 0;
-    std::uint64_t mismatches = 0;
     std::atomic<std::int64_t> claim_time{0};
     thread_record* next = nullptr;
     std::atomic<bool> in_use{false};
@@ -98,10 +97,11 @@ struct alignas(64) shared_slot {
 
 struct core_state {
     shared_slot slots[max_domains];
-    // Read on every event: kept apart from what the slow paths write.
-    alignas(64) std::atomic<thread_record*> last{nullptr};
-    std::atomic<std::uint64_t> epoch{1};
+    // Read on every allocation: kept apart from what the slow paths write. The epoch moves
+    // whenever a thread's cached limits may have become unsafe: a fold, a claim, a lower trigger.
+    alignas(64) std::atomic<std::uint64_t> epoch{1};
     std::atomic<std::int64_t> batch{MEMLENS_PEAK_BATCH_BYTES};
+    std::atomic<thread_record*> last{nullptr};
     alignas(64) std::atomic<std::uint32_t> slot_count{first_free_slot};
     std::atomic<thread_record*> records{nullptr};
     std::atomic<int> process_windows{0};
@@ -132,12 +132,13 @@ struct thread_state {
 
 MEMLENS_CONSTINIT inline thread_local thread_state this_thread{nullptr, nullptr, 0, false};
 
-// While threads allocate at the same moment, a thread whose claim was refused looks again only
-// after this many events that found another holder, so that they do not write the shared claim
-// word on every event. Threads that take turns (the holder claimed long enough ago) claim at
-// once, which keeps peaks exact.
-constexpr std::uint64_t claim_interval = 256;
+// A thread claims (takes an exact view of the others' pending bytes) when it finds another
+// holder whose claim is older than claim_quiet_ns: threads that take turns claim at once,
+// which keeps peaks exact. While threads allocate at the same moment, the one that was refused
+// looks again after its net bytes rise by claim_retry_bytes, so that they do not write the
+// shared words on every event.
 constexpr std::int64_t claim_quiet_ns = 1000;
+constexpr std::int64_t claim_retry_bytes = 4096;
 
 inline std::int64_t monotonic_ns() noexcept {
     ::timespec t{};
@@ -174,11 +175,13 @@ inline void refresh_rooms(thread_record* self) noexcept {
     const std::uint64_t epoch = core.epoch.load(std::memory_order_acquire);
     const std::int64_t batch = core.batch.load(relaxed);
     const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
+    const std::int64_t limit =
+        core.last.load(relaxed) == self || batch < claim_retry_bytes ? batch : claim_retry_bytes;
     for (std::uint32_t i = 0; i < count; ++i) {
         slot_counters& s = self->slots[i];
         const std::int64_t to_trigger = core.slots[i].trigger.load(relaxed) -
                                         core.slots[i].flushed.load(relaxed) - s.others;
-        s.room = to_trigger < batch ? to_trigger : batch;
+        s.room = to_trigger < limit ? to_trigger : limit;
     }
     self->batch = batch;
     self->seen_epoch = epoch;
@@ -187,24 +190,19 @@ inline void refresh_rooms(thread_record* self) noexcept {
 inline void claim(thread_record* self) noexcept {
     const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
     for (std::uint32_t i = 0; i < count; ++i) self->slots[i].others = 0;
-    self->claim_epoch = core.epoch.load(std::memory_order_acquire);
     for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
         if (r == self) continue;
         for (std::uint32_t i = 0; i < count; ++i) self->slots[i].others += r->slots[i].pending();
     }
     core.last.store(self, std::memory_order_release);
     self->claim_time.store(monotonic_ns(), relaxed);
-    self->mismatches = claim_interval;
+    self->claim_epoch = core.epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
 inline void maybe_claim(thread_record* self) noexcept {
     thread_record* holder = core.last.load(std::memory_order_acquire);
     if (holder == self) return;
-    if (!holder || monotonic_ns() - holder->claim_time.load(relaxed) >= claim_quiet_ns) {
-        claim(self);
-    } else {
-        self->mismatches = 0;
-    }
+    if (!holder || monotonic_ns() - holder->claim_time.load(relaxed) >= claim_quiet_ns) claim(self);
 }
 
 // Records that slot `i` reached `value`. The trigger only rises here, so other threads' rooms
@@ -380,6 +378,8 @@ MEMLENS_COLD inline void count_shared(std::uint32_t d, std::int64_t n) noexcept 
     }
     // Folded at once: the shared record never holds pending bytes.
     s.folded.fetch_add(n, relaxed);
+    late_record.slots[all_slot].alloc_bytes.fetch_add(static_cast<std::uint64_t>(n), relaxed);
+    late_record.slots[all_slot].folded.fetch_add(n, relaxed);
     for (std::uint32_t i : {d, all_slot}) {
         const std::int64_t now = core.slots[i].flushed.fetch_add(n, relaxed) + n;
         if (n > 0 && now > core.slots[i].trigger.load(relaxed)) raise_peak(i, now);
@@ -405,16 +405,13 @@ MEMLENS_ALWAYS_INLINE void count_alloc(std::size_t size, std::uint32_t d) noexce
     const std::uint64_t allocated = s.alloc_bytes.load(relaxed) + size;
     s.alloc_bytes.store(allocated, relaxed);
     owner_add(s.allocs, std::uint64_t{1});
-    const std::uint64_t all_allocated = a.alloc_bytes.load(relaxed) + size;
-    a.alloc_bytes.store(all_allocated, relaxed);
+    const std::uint64_t all_net = a.alloc_bytes.load(relaxed) + size;
+    a.alloc_bytes.store(all_net, relaxed);
     if (ts.frame) frame_alloc(ts.frame, static_cast<std::int64_t>(size));
     const std::int64_t pd =
         static_cast<std::int64_t>(allocated - s.free_bytes.load(relaxed)) - s.folded.load(relaxed);
-    const std::int64_t pa = static_cast<std::int64_t>(all_allocated - a.free_bytes.load(relaxed)) -
-                            a.folded.load(relaxed);
-    if (MEMLENS_UNLIKELY(pd > s.room || pa > a.room ||
-                         core.epoch.load(relaxed) != r->seen_epoch ||
-                         (core.last.load(relaxed) != r && ++r->mismatches > claim_interval))) {
+    const std::int64_t pa = static_cast<std::int64_t>(all_net) - a.folded.load(relaxed);
+    if (MEMLENS_UNLIKELY(pd > s.room || pa > a.room || core.epoch.load(relaxed) != r->seen_epoch)) {
         settle(r, d);
     }
 }
@@ -435,17 +432,14 @@ MEMLENS_ALWAYS_INLINE void count_free(std::size_t size, std::uint32_t d) noexcep
     const std::uint64_t freed = s.free_bytes.load(relaxed) + size;
     s.free_bytes.store(freed, relaxed);
     owner_add(s.frees, std::uint64_t{1});
-    const std::uint64_t all_freed = a.free_bytes.load(relaxed) + size;
-    a.free_bytes.store(all_freed, relaxed);
+    const std::uint64_t all_net = a.alloc_bytes.load(relaxed) - size;
+    a.alloc_bytes.store(all_net, relaxed);
     if (ts.frame) frame_free(ts.frame, static_cast<std::int64_t>(size));
     const std::int64_t pd =
         static_cast<std::int64_t>(s.alloc_bytes.load(relaxed) - freed) - s.folded.load(relaxed);
-    const std::int64_t pa = static_cast<std::int64_t>(a.alloc_bytes.load(relaxed) - all_freed) -
-                            a.folded.load(relaxed);
-    if (MEMLENS_UNLIKELY(pd < -r->batch || pa < -r->batch ||
-                         (core.last.load(relaxed) != r && ++r->mismatches > claim_interval))) {
-        settle(r, d);
-    }
+    const std::int64_t pa = static_cast<std::int64_t>(all_net) - a.folded.load(relaxed);
+    // Frees cannot set a peak; they only fold once they have moved a batch down.
+    if (MEMLENS_UNLIKELY(pd < -r->batch || pa < -r->batch)) settle(r, d);
 }
 
 // False inside memlens's own work and inside a tracking source's upstream call, where the

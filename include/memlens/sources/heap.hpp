@@ -27,7 +27,7 @@ inline std::uint32_t heap_check(std::uint64_t size, std::uint32_t offset) noexce
 }
 
 // Null when the system is out of memory; the operators decide whether that throws.
-inline void* heap_allocate(std::size_t size, std::size_t alignment) noexcept {
+MEMLENS_ALWAYS_INLINE void* heap_allocate(std::size_t size, std::size_t alignment) noexcept {
     const std::size_t offset = alignment <= sizeof(heap_header) ? sizeof(heap_header) : alignment;
     if (size > SIZE_MAX - offset || offset > UINT32_MAX) return nullptr;
     void* base = nullptr;
@@ -72,7 +72,7 @@ MEMLENS_COLD inline void free_foreign(void* p) noexcept {
     std::free(p);
 }
 
-inline void heap_free(void* p) noexcept {
+MEMLENS_ALWAYS_INLINE void heap_free(void* p) noexcept {
     if (!p) return;
     // Every block the hooks return is 16-byte aligned; anything else is not ours to read.
     if (MEMLENS_UNLIKELY(reinterpret_cast<std::uintptr_t>(p) % sizeof(heap_header) != 0)) {

@@ -10,13 +10,19 @@
 
 namespace memlens::detail {
 
-inline void* heap_new(std::size_t size, std::size_t alignment) {
+// Out of line: the new-handler loop runs only when the system is out of memory.
+MEMLENS_NOINLINE inline void* heap_new_retry(std::size_t size, std::size_t alignment) {
     for (;;) {
-        if (void* p = heap_allocate(size, alignment)) return p;
         std::new_handler handler = std::get_new_handler();
         if (!handler) throw std::bad_alloc();
         handler();
+        if (void* p = heap_allocate(size, alignment)) return p;
     }
+}
+
+MEMLENS_ALWAYS_INLINE void* heap_new(std::size_t size, std::size_t alignment) {
+    if (void* p = heap_allocate(size, alignment)) return p;
+    return heap_new_retry(size, alignment);
 }
 
 inline void* heap_new_nothrow(std::size_t size, std::size_t alignment) noexcept {
