@@ -127,19 +127,22 @@ inline domain domain::named(std::string_view name) noexcept {
     }
     if (name == "heap") return heap();
     if (name == "overflow") return domain(overflow_slot);
-    lock_guard hold(core.lock);
-    const std::uint32_t count = core.slot_count.load(relaxed);
-    for (std::uint32_t i = first_free_slot; i < count; ++i) {
-        if (std::string_view(core.slots[i].name) == name) return domain(i);
+    {
+        lock_guard hold(core.lock);
+        const std::uint32_t count = core.slot_count.load(relaxed);
+        for (std::uint32_t i = first_free_slot; i < count; ++i) {
+            if (std::string_view(core.slots[i].name) == name) return domain(i);
+        }
+        if (count < max_domains) {
+            std::memcpy(core.slots[count].name, name.data(), name.size());
+            core.slots[count].name[name.size()] = '\0';
+            core.slot_count.store(count + 1, std::memory_order_release);
+            return domain(count);
+        }
     }
-    if (count >= max_domains) {
-        report_error("domain::named: MEMLENS_MAX_DOMAINS reached; counting in \"overflow\"");
-        return domain(overflow_slot);
-    }
-    std::memcpy(core.slots[count].name, name.data(), name.size());
-    core.slots[count].name[name.size()] = '\0';
-    core.slot_count.store(count + 1, std::memory_order_release);
-    return domain(count);
+    // Reported after the lock is released: the handler is the user's code.
+    report_error("domain::named: MEMLENS_MAX_DOMAINS reached; counting in \"overflow\"");
+    return domain(overflow_slot);
 }
 
 inline std::string_view domain::name() const noexcept {
@@ -193,8 +196,8 @@ inline void reset_peak() noexcept {
 /// How the process and domain peaks are kept while several threads allocate at once.
 enum class peak_mode {
     /// Each thread folds its net bytes into the shared figures once they move
-    /// MEMLENS_PEAK_BATCH_BYTES: no shared write per event; the peak may lag the truth by up
-    /// to that many bytes per other thread allocating at the same moment.
+    /// MEMLENS_PEAK_BATCH_BYTES up or down: no shared write per event; the peak may lag the
+    /// truth by up to twice that per other thread allocating at the same moment.
     batched,
     /// Every event updates the shared figures: the peak is exact under any threading, at the
     /// cost of shared atomic operations on every event.

@@ -32,8 +32,8 @@
 #error "MEMLENS_MAX_DOMAINS must be between 4 and 4096"
 #endif
 
-// A thread folds its unflushed net bytes into the shared figures once they move this far; it
-// bounds how far the process peak can lag while several threads allocate at once.
+// A thread folds its unflushed net bytes into the shared figures once they move this far up or
+// down; twice it bounds how far the peaks can lag per thread allocating at the same moment.
 #ifndef MEMLENS_PEAK_BATCH_BYTES
 #define MEMLENS_PEAK_BATCH_BYTES (64 * 1024)
 #endif

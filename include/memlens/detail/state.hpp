@@ -59,7 +59,6 @@ struct thread_record {
     slot_counters slots[max_domains];
     // Owner only, but for claim_time, which other threads read to tell turns from contention.
     std::uint64_t seen_epoch = 0;
-    std::uint64_t claim_epoch = 0;
     std::int64_t batch = 0;
     std::atomic<std::int64_t> claim_time{0};
     thread_record* next = nullptr;
@@ -107,6 +106,7 @@ struct core_state {
     std::atomic<int> process_windows{0};
     process_window* windows = nullptr;
     std::atomic<int> init_state{0};
+    bool exit_key_ready = false;
     pthread_key_t exit_key{};
     alignas(64) spin_lock lock;
 };
@@ -175,28 +175,56 @@ inline void refresh_rooms(thread_record* self) noexcept {
     const std::uint64_t epoch = core.epoch.load(std::memory_order_acquire);
     const std::int64_t batch = core.batch.load(relaxed);
     const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
-    const std::int64_t limit =
-        core.last.load(relaxed) == self || batch < claim_retry_bytes ? batch : claim_retry_bytes;
+    const bool holder = core.last.load(relaxed) == self;
     for (std::uint32_t i = 0; i < count; ++i) {
         slot_counters& s = self->slots[i];
         const std::int64_t to_trigger = core.slots[i].trigger.load(relaxed) -
                                         core.slots[i].flushed.load(relaxed) - s.others;
+        std::int64_t limit = batch;
+        if (!holder) {
+            const std::int64_t retry = s.pending() + claim_retry_bytes;
+            if (retry < limit) limit = retry;
+        }
         s.room = to_trigger < limit ? to_trigger : limit;
     }
     self->batch = batch;
     self->seen_epoch = epoch;
 }
 
-inline void claim(thread_record* self) noexcept {
+// Takes this thread's view of the other threads' pending bytes, for every slot.
+inline void refresh_others(thread_record* self) noexcept {
     const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
     for (std::uint32_t i = 0; i < count; ++i) self->slots[i].others = 0;
     for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
         if (r == self) continue;
         for (std::uint32_t i = 0; i < count; ++i) self->slots[i].others += r->slots[i].pending();
     }
+}
+
+// Becomes the thread whose view is fresh; the epoch tells the others that they no longer are.
+inline void claim(thread_record* self) noexcept {
+    refresh_others(self);
     core.last.store(self, std::memory_order_release);
     self->claim_time.store(monotonic_ns(), relaxed);
-    self->claim_epoch = core.epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
+    core.epoch.fetch_add(1, std::memory_order_acq_rel);
+}
+
+struct slot_sum {
+    std::int64_t live = 0;    // live bytes of the slot over every record
+    std::int64_t others = 0;  // the part other records than the caller's hold unfolded
+};
+
+// The truth a new peak is checked against, so that no stale view can inflate a peak.
+inline slot_sum sum_slot(const thread_record* self, std::uint32_t i) noexcept {
+    slot_sum out;
+    for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
+        const slot_counters& s = r->slots[i];
+        const auto live =
+            static_cast<std::int64_t>(s.alloc_bytes.load(relaxed) - s.free_bytes.load(relaxed));
+        out.live += live;
+        if (r != self) out.others += live - s.folded.load(relaxed);
+    }
+    return out;
 }
 
 inline void maybe_claim(thread_record* self) noexcept {
@@ -223,8 +251,14 @@ inline void raise_peak(std::uint32_t i, std::int64_t value) noexcept {
         s.trigger.store(trigger, relaxed);
         return;
     }
+    // Never above the peak: reset_peak may have lowered it since the exchange above.
+    const std::int64_t cap = s.peak.load(relaxed) < value ? s.peak.load(relaxed) : value;
     std::int64_t trigger = s.trigger.load(relaxed);
-    while (value > trigger && !s.trigger.compare_exchange_weak(trigger, value, relaxed)) {
+    while (cap > trigger && !s.trigger.compare_exchange_weak(trigger, cap, relaxed)) {
+    }
+    if (i == all_slot && core.process_windows.load(std::memory_order_seq_cst) != 0) {
+        // A process scope opened meanwhile and may have lowered the trigger: redo it locked.
+        raise_peak(i, value);
     }
 }
 
@@ -234,8 +268,7 @@ inline void fold_slot(thread_record* self, std::uint32_t i) noexcept {
     if (p == 0) return;
     s.folded.store(s.folded.load(relaxed) + p, relaxed);
     core.slots[i].flushed.fetch_add(p, relaxed);
-    // Others' cached view of this thread's pending bytes is now stale: the epoch tells them to
-    // look again before they trust an estimate that would set a new peak.
+    // Other threads' rooms counted these bytes as this thread's pending: tell them to look again.
     core.epoch.fetch_add(1, std::memory_order_acq_rel);
 }
 
@@ -243,28 +276,33 @@ inline std::int64_t estimate(thread_record* self, std::uint32_t i) noexcept {
     return core.slots[i].flushed.load(relaxed) + self->slots[i].others + self->slots[i].pending();
 }
 
+// Raises slot i's peak to the sum of all records when that passes the trigger.
+inline void raise_to_sum(thread_record* self, std::uint32_t i) noexcept {
+    const slot_sum sum = sum_slot(self, i);
+    if (self) self->slots[i].others = sum.others;
+    if (sum.live > core.slots[i].trigger.load(relaxed)) raise_peak(i, sum.live);
+}
+
 inline void check_peak(thread_record* self, std::uint32_t i) noexcept {
-    if (estimate(self, i) <= core.slots[i].trigger.load(relaxed)) return;
-    if (core.epoch.load(std::memory_order_acquire) != self->claim_epoch ||
-        core.last.load(relaxed) != self) {
-        claim(self);
-    }
-    const std::int64_t value = estimate(self, i);
-    if (value > core.slots[i].trigger.load(relaxed)) raise_peak(i, value);
+    if (estimate(self, i) > core.slots[i].trigger.load(relaxed)) raise_to_sum(self, i);
 }
 
 MEMLENS_NOINLINE inline void settle(thread_record* self, std::uint32_t d) noexcept {
     const std::int64_t batch = core.batch.load(relaxed);
     if (batch == 0) {
-        // Exact-peak mode: every event goes straight to the shared figure, which is the truth.
+        // Exact-peak mode: every event goes straight to the shared figure, so the value each
+        // fold returns, plus what idle threads still held from batched mode, is the truth.
+        if (core.epoch.load(std::memory_order_acquire) != self->seen_epoch) refresh_others(self);
+        const bool leftovers = self->batch != 0;
         for (std::uint32_t i : {d, all_slot}) {
             slot_counters& s = self->slots[i];
             const std::int64_t p = s.pending();
             s.folded.store(s.folded.load(relaxed) + p, relaxed);
-            const std::int64_t now = core.slots[i].flushed.fetch_add(p, relaxed) + p;
+            const std::int64_t now = core.slots[i].flushed.fetch_add(p, relaxed) + p + s.others;
             if (p > 0 && now > core.slots[i].trigger.load(relaxed)) raise_peak(i, now);
-            s.others = 0;
         }
+        // This thread's first fold in exact mode moves what the others saw as its pending.
+        if (leftovers) core.epoch.fetch_add(1, std::memory_order_acq_rel);
         refresh_rooms(self);
         return;
     }
@@ -306,9 +344,29 @@ inline void fork_parent() noexcept { core.lock.unlock(); }
 inline void fork_child() noexcept {
     core.lock.unlock();
     thread_record* self = this_thread.record;
+    const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
     for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
-        if (r != self && r != &late_record && r->in_use.load(relaxed)) retire(r);
+        if (r == self || r == &late_record) continue;
+        // A thread may have died between its domain store and its all-domain store: rebuild
+        // the all-domain net from the domains, and leave nothing pending.
+        std::uint64_t net = 0;
+        for (std::uint32_t i = heap_slot; i < count; ++i) {
+            slot_counters& s = r->slots[i];
+            const std::uint64_t live = s.alloc_bytes.load(relaxed) - s.free_bytes.load(relaxed);
+            net += live;
+            s.folded.store(static_cast<std::int64_t>(live), relaxed);
+        }
+        r->slots[all_slot].alloc_bytes.store(net, relaxed);
+        r->slots[all_slot].folded.store(static_cast<std::int64_t>(net), relaxed);
+        r->in_use.store(false, relaxed);
     }
+    // With one thread left, the shared figures can be made exact again.
+    for (std::uint32_t i = 0; i < count; ++i) {
+        const std::int64_t own = self ? self->slots[i].pending() : 0;
+        core.slots[i].flushed.store(sum_slot(nullptr, i).live - own, relaxed);
+    }
+    core.last.store(nullptr, relaxed);
+    core.epoch.fetch_add(1, std::memory_order_acq_rel);
     if (self) {
         claim(self);
         refresh_rooms(self);
@@ -321,7 +379,9 @@ MEMLENS_COLD inline void init_process() noexcept {
         while (core.init_state.load(std::memory_order_acquire) != 2) ::sched_yield();
         return;
     }
-    if (::pthread_key_create(&core.exit_key, &on_thread_exit) != 0) {
+    if (::pthread_key_create(&core.exit_key, &on_thread_exit) == 0) {
+        core.exit_key_ready = true;
+    } else {
         report_error("cannot create the thread-exit key; exiting threads keep their records");
     }
     ::pthread_atfork(&fork_prepare, &fork_parent, &fork_child);
@@ -361,7 +421,7 @@ MEMLENS_COLD inline thread_record* acquire_record() noexcept {
     // This thread's view of the others starts exact.
     claim(found);
     refresh_rooms(found);
-    ::pthread_setspecific(core.exit_key, found);
+    if (core.exit_key_ready) ::pthread_setspecific(core.exit_key, found);
     ts.record = found;
     --ts.guard;
     return found;
@@ -381,9 +441,11 @@ MEMLENS_COLD inline void count_shared(std::uint32_t d, std::int64_t n) noexcept 
     late_record.slots[all_slot].alloc_bytes.fetch_add(static_cast<std::uint64_t>(n), relaxed);
     late_record.slots[all_slot].folded.fetch_add(n, relaxed);
     for (std::uint32_t i : {d, all_slot}) {
-        const std::int64_t now = core.slots[i].flushed.fetch_add(n, relaxed) + n;
-        if (n > 0 && now > core.slots[i].trigger.load(relaxed)) raise_peak(i, now);
+        core.slots[i].flushed.fetch_add(n, relaxed);
+        if (n > 0) raise_to_sum(nullptr, i);
     }
+    // Shared bytes moved without any thread's view seeing it.
+    core.epoch.fetch_add(1, std::memory_order_acq_rel);
 }
 
 // ---- fast paths ---------------------------------------------------------------------------

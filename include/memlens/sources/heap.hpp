@@ -18,6 +18,9 @@ struct heap_header {
     std::uint32_t tag;     // check word; its low bit says whether the block was counted
 };
 static_assert(sizeof(heap_header) == 16, "the header must keep 16-byte alignment");
+// The hooks rely on malloc returning 16-byte aligned blocks, as glibc does on 64-bit targets.
+static_assert(alignof(std::max_align_t) >= sizeof(heap_header),
+              "memlens's operator new hooks need a malloc that aligns to 16 bytes");
 
 constexpr std::uint32_t heap_magic = 0x6d4c6e73u;
 
