@@ -59,7 +59,9 @@ struct thread_record {
     slot_counters slots[max_domains];
     // Owner only, but for claim_time, which other threads read to tell turns from contention.
     std::uint64_t seen_epoch = 0;
-    std::int64_t batch = 0;
+    // The batch this thread last settled with; 0 once it works in exact-peak mode. Read by
+    // others to tell bytes left over from batched mode from an event in flight.
+    std::atomic<std::int64_t> batch{0};
     std::atomic<std::int64_t> claim_time{0};
     thread_record* next = nullptr;
     std::atomic<bool> in_use{false};
@@ -187,23 +189,24 @@ inline void refresh_rooms(thread_record* self) noexcept {
         }
         s.room = to_trigger < limit ? to_trigger : limit;
     }
-    self->batch = batch;
+    self->batch.store(batch, relaxed);
     self->seen_epoch = epoch;
 }
 
-// Takes this thread's view of the other threads' pending bytes, for every slot.
-inline void refresh_others(thread_record* self) noexcept {
+// Takes this thread's view of the other threads' pending bytes, for every slot. In exact-peak
+// mode only threads that still hold bytes from batched mode count: the others fold every event.
+inline void refresh_others(thread_record* self, bool leftovers_only = false) noexcept {
     const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
     for (std::uint32_t i = 0; i < count; ++i) self->slots[i].others = 0;
     for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
-        if (r == self) continue;
+        if (r == self || (leftovers_only && r->batch.load(relaxed) == 0)) continue;
         for (std::uint32_t i = 0; i < count; ++i) self->slots[i].others += r->slots[i].pending();
     }
 }
 
 // Becomes the thread whose view is fresh; the epoch tells the others that they no longer are.
 inline void claim(thread_record* self) noexcept {
-    refresh_others(self);
+    refresh_others(self, core.batch.load(relaxed) == 0);
     core.last.store(self, std::memory_order_release);
     self->claim_time.store(monotonic_ns(), relaxed);
     core.epoch.fetch_add(1, std::memory_order_acq_rel);
@@ -292,8 +295,10 @@ MEMLENS_NOINLINE inline void settle(thread_record* self, std::uint32_t d) noexce
     if (batch == 0) {
         // Exact-peak mode: every event goes straight to the shared figure, so the value each
         // fold returns, plus what idle threads still held from batched mode, is the truth.
-        if (core.epoch.load(std::memory_order_acquire) != self->seen_epoch) refresh_others(self);
-        const bool leftovers = self->batch != 0;
+        if (core.epoch.load(std::memory_order_acquire) != self->seen_epoch) {
+            refresh_others(self, true);
+        }
+        const bool leftovers = self->batch.load(relaxed) != 0;
         for (std::uint32_t i : {d, all_slot}) {
             slot_counters& s = self->slots[i];
             const std::int64_t p = s.pending();
@@ -328,6 +333,8 @@ inline void retire(thread_record* r) noexcept {
     core.epoch.fetch_add(1, std::memory_order_acq_rel);
     thread_record* self = r;
     core.last.compare_exchange_strong(self, nullptr, relaxed);
+    // Nothing left over: the next owner starts as a thread that never ran in batched mode.
+    r->batch.store(0, relaxed);
     r->in_use.store(false, std::memory_order_release);
 }
 
@@ -358,6 +365,7 @@ inline void fork_child() noexcept {
         }
         r->slots[all_slot].alloc_bytes.store(net, relaxed);
         r->slots[all_slot].folded.store(static_cast<std::int64_t>(net), relaxed);
+        r->batch.store(0, relaxed);
         r->in_use.store(false, relaxed);
     }
     // With one thread left, the shared figures can be made exact again.
@@ -501,7 +509,8 @@ MEMLENS_ALWAYS_INLINE void count_free(std::size_t size, std::uint32_t d) noexcep
         static_cast<std::int64_t>(s.alloc_bytes.load(relaxed) - freed) - s.folded.load(relaxed);
     const std::int64_t pa = static_cast<std::int64_t>(all_net) - a.folded.load(relaxed);
     // Frees cannot set a peak; they only fold once they have moved a batch down.
-    if (MEMLENS_UNLIKELY(pd < -r->batch || pa < -r->batch)) settle(r, d);
+    const std::int64_t batch = r->batch.load(relaxed);
+    if (MEMLENS_UNLIKELY(pd < -batch || pa < -batch)) settle(r, d);
 }
 
 // False inside memlens's own work and inside a tracking source's upstream call, where the
