@@ -46,7 +46,8 @@ int main() {
                 static_cast<unsigned long long>(parser.allocs));
 
     for (const memlens::named_scope_stats& s : memlens::named_scopes()) {
-        std::printf("scope %s (%s:%u): %llu calls, max peak %llu B\n", s.name.c_str(), s.file.c_str(),
+        const std::string file = s.file.substr(s.file.rfind('/') + 1);
+        std::printf("scope %s (%s:%u): %llu calls, max peak %llu B\n", s.name.c_str(), file.c_str(),
                     s.line, static_cast<unsigned long long>(s.calls),
                     static_cast<unsigned long long>(s.max_peak));
     }

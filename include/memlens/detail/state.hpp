@@ -62,6 +62,9 @@ struct thread_record {
     // The batch this thread last settled with; 0 once it works in exact-peak mode. Read by
     // others to tell bytes left over from batched mode from an event in flight.
     std::atomic<std::int64_t> batch{0};
+    // Owner only: other threads' pending bytes moved between two looks, so they are
+    // allocating now; see refresh_rooms.
+    bool contended = false;
     std::atomic<std::int64_t> claim_time{0};
     thread_record* next = nullptr;
     std::atomic<bool> in_use{false};
@@ -136,9 +139,9 @@ MEMLENS_CONSTINIT inline thread_local thread_state this_thread{nullptr, nullptr,
 
 // A thread claims (takes an exact view of the others' pending bytes) when it finds another
 // holder whose claim is older than claim_quiet_ns: threads that take turns claim at once,
-// which keeps peaks exact. While threads allocate at the same moment, the one that was refused
-// looks again after its net bytes rise by claim_retry_bytes, so that they do not write the
-// shared words on every event.
+// which keeps peaks exact. While threads allocate at the same moment, each looks again only
+// after its net bytes rise by claim_retry_bytes, so that they neither write the shared words
+// nor read each other's records on every event; their peaks may lag by that much each.
 constexpr std::int64_t claim_quiet_ns = 1000;
 constexpr std::int64_t claim_retry_bytes = 4096;
 
@@ -177,17 +180,17 @@ inline void refresh_rooms(thread_record* self) noexcept {
     const std::uint64_t epoch = core.epoch.load(std::memory_order_acquire);
     const std::int64_t batch = core.batch.load(relaxed);
     const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
-    const bool holder = core.last.load(relaxed) == self;
+    const bool alone = core.last.load(relaxed) == self && !self->contended;
     for (std::uint32_t i = 0; i < count; ++i) {
         slot_counters& s = self->slots[i];
-        const std::int64_t to_trigger = core.slots[i].trigger.load(relaxed) -
-                                        core.slots[i].flushed.load(relaxed) - s.others;
-        std::int64_t limit = batch;
-        if (!holder) {
-            const std::int64_t retry = s.pending() + claim_retry_bytes;
-            if (retry < limit) limit = retry;
+        std::int64_t room;
+        if (alone) {
+            room = core.slots[i].trigger.load(relaxed) - core.slots[i].flushed.load(relaxed) -
+                   s.others;
+        } else {
+            room = s.pending() + claim_retry_bytes;
         }
-        s.room = to_trigger < limit ? to_trigger : limit;
+        s.room = room < batch ? room : batch;
     }
     self->batch.store(batch, relaxed);
     self->seen_epoch = epoch;
@@ -207,6 +210,7 @@ inline void refresh_others(thread_record* self, bool leftovers_only = false) noe
 // Becomes the thread whose view is fresh; the epoch tells the others that they no longer are.
 inline void claim(thread_record* self) noexcept {
     refresh_others(self, core.batch.load(relaxed) == 0);
+    self->contended = false;
     core.last.store(self, std::memory_order_release);
     self->claim_time.store(monotonic_ns(), relaxed);
     core.epoch.fetch_add(1, std::memory_order_acq_rel);
@@ -282,7 +286,10 @@ inline std::int64_t estimate(thread_record* self, std::uint32_t i) noexcept {
 // Raises slot i's peak to the sum of all records when that passes the trigger.
 inline void raise_to_sum(thread_record* self, std::uint32_t i) noexcept {
     const slot_sum sum = sum_slot(self, i);
-    if (self) self->slots[i].others = sum.others;
+    if (self) {
+        self->contended = sum.others != self->slots[i].others;
+        self->slots[i].others = sum.others;
+    }
     if (sum.live > core.slots[i].trigger.load(relaxed)) raise_peak(i, sum.live);
 }
 
@@ -458,18 +465,24 @@ MEMLENS_COLD inline void count_shared(std::uint32_t d, std::int64_t n) noexcept 
 
 // ---- fast paths ---------------------------------------------------------------------------
 
+// The calling thread's own record, or null once the event of `delta` bytes has been counted in
+// the shared record (the thread is exiting, or no record could be mapped).
+MEMLENS_ALWAYS_INLINE thread_record* own_record(thread_state& ts, std::uint32_t d,
+                                                std::int64_t delta) noexcept {
+    thread_record* r = ts.record;
+    if (MEMLENS_LIKELY(r != nullptr)) return r;
+    r = acquire_record();
+    if (!r->shared) return r;
+    count_shared(d, delta);
+    return nullptr;
+}
+
 // Counts an allocation of `size` requested bytes in domain slot `d` for the calling thread.
 // The global operator new hooks skip it while this_thread.guard is set; see counted().
 MEMLENS_ALWAYS_INLINE void count_alloc(std::size_t size, std::uint32_t d) noexcept {
     thread_state& ts = this_thread;
-    thread_record* r = ts.record;
-    if (MEMLENS_UNLIKELY(r == nullptr)) {
-        r = acquire_record();
-        if (r->shared) {
-            count_shared(d, static_cast<std::int64_t>(size));
-            return;
-        }
-    }
+    thread_record* r = own_record(ts, d, static_cast<std::int64_t>(size));
+    if (MEMLENS_UNLIKELY(r == nullptr)) return;
     slot_counters& s = r->slots[d];
     slot_counters& a = r->slots[all_slot];
     const std::uint64_t allocated = s.alloc_bytes.load(relaxed) + size;
@@ -489,14 +502,8 @@ MEMLENS_ALWAYS_INLINE void count_alloc(std::size_t size, std::uint32_t d) noexce
 // Counts a free of `size` requested bytes in domain slot `d` for the calling thread.
 MEMLENS_ALWAYS_INLINE void count_free(std::size_t size, std::uint32_t d) noexcept {
     thread_state& ts = this_thread;
-    thread_record* r = ts.record;
-    if (MEMLENS_UNLIKELY(r == nullptr)) {
-        r = acquire_record();
-        if (r->shared) {
-            count_shared(d, -static_cast<std::int64_t>(size));
-            return;
-        }
-    }
+    thread_record* r = own_record(ts, d, -static_cast<std::int64_t>(size));
+    if (MEMLENS_UNLIKELY(r == nullptr)) return;
     slot_counters& s = r->slots[d];
     slot_counters& a = r->slots[all_slot];
     const std::uint64_t freed = s.free_bytes.load(relaxed) + size;
