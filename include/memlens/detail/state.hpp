@@ -57,7 +57,7 @@ struct alignas(64) slot_counters {
 
 struct thread_record {
     slot_counters slots[max_domains];
-    // Owner only, but for claim_time, which other threads read to tell turns from contention.
+    // Owner only: the epoch this record's rooms were computed at.
     std::uint64_t seen_epoch = 0;
     // The batch this thread last settled with; 0 once it works in exact-peak mode. Read by
     // others to tell bytes left over from batched mode from an event in flight.
@@ -65,6 +65,7 @@ struct thread_record {
     // Owner only: other threads' pending bytes moved between two looks, so they are
     // allocating now; see refresh_rooms.
     bool contended = false;
+    // When this thread last claimed; read by others to tell turns from contention.
     std::atomic<std::int64_t> claim_time{0};
     thread_record* next = nullptr;
     std::atomic<bool> in_use{false};
