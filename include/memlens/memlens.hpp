@@ -4,6 +4,9 @@
 #pragma once
 
 #include "core/counters.hpp"
+#include "helpers/budget_cache.hpp"
+#include "helpers/slot_pool.hpp"
+#include "helpers/weak_cache.hpp"
 #include "observe/named_scope.hpp"
 #include "observe/scope.hpp"
 #include "sources/allocator.hpp"
