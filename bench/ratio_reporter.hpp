@@ -39,8 +39,9 @@ constexpr const char* pairs_counter = "pairs";
 
 class ratio_reporter : public benchmark::ConsoleReporter {
 public:
-    ratio_reporter(std::vector<pairing> pairs, OutputOptions options)
-        : ConsoleReporter(options), pairs_(std::move(pairs)) {}
+    ratio_reporter(std::vector<pairing> pairs, OutputOptions options,
+                   std::string unit = "allocate+free pair")
+        : ConsoleReporter(options), pairs_(std::move(pairs)), unit_(std::move(unit)) {}
 
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
@@ -83,9 +84,9 @@ public:
         std::size_t width = 0;
         for (const row& r : rows) width = std::max(width, r.name.size());
         std::ostream& out = GetOutputStream();
-        out << "\nmemlens cost per allocate+free pair (ns of real time per pair, as the thread "
-               "doing it sees it)\n";
-        print(out, width, {"benchmark", "ns/pair", "baseline", "+ns", "ratio"});
+        out << "\nmemlens cost per " << unit_
+            << " (ns of real time each, as the thread doing it sees it)\n";
+        print(out, width, {"benchmark", "ns", "baseline", "+ns", "ratio"});
         for (const row& r : rows) print(out, width, r);
         out.flush();
     }
@@ -136,19 +137,22 @@ private:
     }
 
     std::vector<pairing> pairs_;
+    std::string unit_;
     std::map<std::string, measured> measured_;
 };
 
 /// The whole main of a benchmark program: flags, the runs, and the ratio table at the end.
 /// The table needs this reporter on the console, so --benchmark_format is not honoured; use
-/// --benchmark_out with --benchmark_out_format for JSON or CSV.
-inline int run(int argc, char** argv, std::vector<pairing> pairs) {
+/// --benchmark_out with --benchmark_out_format for JSON or CSV. `unit` names what one
+/// iteration (or one count of the "pairs" counter) does.
+inline int run(int argc, char** argv, std::vector<pairing> pairs,
+               std::string unit = "allocate+free pair") {
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     // Like the stock console reporter's default: escape codes only for a terminal.
     const auto options = ::isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_ColorTabular
                                                  : benchmark::ConsoleReporter::OO_Tabular;
-    ratio_reporter reporter(std::move(pairs), options);
+    ratio_reporter reporter(std::move(pairs), options, std::move(unit));
     benchmark::RunSpecifiedBenchmarks(&reporter);
     benchmark::Shutdown();
     return 0;

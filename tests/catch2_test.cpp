@@ -38,6 +38,25 @@ TEST_CASE("check_no_leaks passes a balanced block and names a leak's size", "[ch
     CHECK(leak.message.find("net 1,536 bytes (1.50 KiB)") != std::string::npos);
 }
 
+__attribute__((noinline)) void checks_test_leaky_helper(std::unique_ptr<char[]>& kept) {
+    kept.reset(new char[700]);
+    memlens_test::keep(kept.get());
+}
+
+TEST_CASE("a failing check_no_leaks lists the leaking site and its stack", "[checks]") {
+    std::unique_ptr<char[]> kept;
+    const memlens::check_result leak = memlens::check_no_leaks([&] {
+        for (int i = 0; i < 100; ++i) {
+            std::vector<int> balanced(10);
+            memlens_test::keep(balanced.data());
+        }
+        checks_test_leaky_helper(kept);
+    });
+    CHECK_FALSE(leak.passed);
+    CHECK(leak.message.find("1 allocation still alive, 700 bytes, from 1 site") != std::string::npos);
+    CHECK(leak.message.find("checks_test_leaky_helper") != std::string::npos);
+}
+
 TEST_CASE("check_peak_below shows the peak beside the limit", "[checks]") {
     const memlens::check_result r = memlens::check_peak_below(1024 * 1024, [] {
         std::vector<char> big(3 * 1024 * 1024);

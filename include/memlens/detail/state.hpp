@@ -5,7 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-
+#include <initializer_list>
 #include <new>
 
 #include <pthread.h>
@@ -69,6 +69,12 @@ struct thread_record {
     std::atomic<std::int64_t> claim_time{0};
     thread_record* next = nullptr;
     std::atomic<bool> in_use{false};
+    // Owner only: allocations this record has put in the live table, so that leak checks can
+    // tell what was allocated after they began, and frees can tell how soon they came.
+    std::atomic<std::uint64_t> recorded{0};
+    // The record's place in creation order (0 for the shared record), kept with each recorded
+    // allocation.
+    std::uint32_t index = 0;
     // Records of exited threads' late events: shared, so updated with read-modify-writes.
     bool shared = false;
 };
@@ -109,6 +115,7 @@ struct core_state {
     std::atomic<thread_record*> last{nullptr};
     alignas(64) std::atomic<std::uint32_t> slot_count{first_free_slot};
     std::atomic<thread_record*> records{nullptr};
+    std::uint32_t record_count = 0;
     std::atomic<int> process_windows{0};
     process_window* windows = nullptr;
     std::atomic<int> init_state{0};
@@ -134,9 +141,15 @@ struct thread_state {
     // Non-zero while memlens itself or a tracking source forwards to an upstream allocator.
     int guard;
     bool exited;
+    // Non-zero inside memlens::unscoped: what is allocated then is recorded, but not as this
+    // thread's, so that the thread's leak checks do not charge it to the checked block.
+    int excluded;
+    // Sampled mode: bytes left before the next sample, and the generator that draws intervals.
+    std::int64_t sample_countdown;
+    std::uint64_t sample_state;
 };
 
-MEMLENS_CONSTINIT inline thread_local thread_state this_thread{nullptr, nullptr, 0, false};
+MEMLENS_CONSTINIT inline thread_local thread_state this_thread{nullptr, nullptr, 0, false, 0, 0, 0};
 
 // A thread claims (takes an exact view of the others' pending bytes) when it finds another
 // holder whose claim is older than claim_quiet_ns: threads that take turns claim at once,
@@ -431,6 +444,7 @@ MEMLENS_COLD inline thread_record* acquire_record() noexcept {
         found = new (raw) thread_record{};
         found->in_use.store(true, relaxed);
         lock_guard hold(core.lock);
+        found->index = ++core.record_count;
         found->next = core.records.load(relaxed);
         core.records.store(found, std::memory_order_release);
     }

@@ -68,11 +68,16 @@ private:
     spin_lock& lock_;
 };
 
-// Zeroed pages straight from the kernel, never returned: the core's own tables live here so that
-// building them can never re-enter an allocation hook.
+// Zeroed pages straight from the kernel: the core's own tables live here so that building them
+// can never re-enter an allocation hook.
 inline void* map_pages(std::size_t bytes) noexcept {
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? nullptr : p;
+}
+
+// For tables that grow by moving to a larger mapping: the old one goes back to the kernel.
+inline void unmap_pages(void* p, std::size_t bytes) noexcept {
+    if (p) ::munmap(p, bytes);
 }
 
 }  // namespace detail

@@ -58,12 +58,19 @@ private:
     block_usage final_{};
 };
 
-/// While alive, the calling thread's events are not charged to its open scopes (the process
-/// figures still count them). Test-framework adapters use it around the framework's own work.
+/// While alive, the calling thread's events are not charged to its open scopes or its leak
+/// checks (the process figures and profiles still count them). Test-framework adapters use it
+/// around the framework's own work.
 class unscoped {
 public:
-    unscoped() noexcept : saved_(detail::this_thread.frame) { detail::this_thread.frame = nullptr; }
-    ~unscoped() { detail::this_thread.frame = saved_; }
+    unscoped() noexcept : saved_(detail::this_thread.frame) {
+        detail::this_thread.frame = nullptr;
+        ++detail::this_thread.excluded;
+    }
+    ~unscoped() {
+        --detail::this_thread.excluded;
+        detail::this_thread.frame = saved_;
+    }
     unscoped(const unscoped&) = delete;
     unscoped& operator=(const unscoped&) = delete;
 

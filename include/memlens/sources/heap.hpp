@@ -9,13 +9,14 @@
 #include <cstring>
 
 #include "../core/counters.hpp"
+#include "../detail/live.hpp"
 
 namespace memlens::detail {
 
 struct heap_header {
     std::uint64_t size;
     std::uint32_t offset;  // from the start of the malloc block to the user pointer
-    std::uint32_t tag;     // check word; its low bit says whether the block was counted
+    std::uint32_t tag;     // check word; its two low bits are block_counted and block_recorded
 };
 static_assert(sizeof(heap_header) == 16, "the header must keep 16-byte alignment");
 // The hooks rely on malloc returning 16-byte aligned blocks, as glibc does on 64-bit targets.
@@ -23,10 +24,11 @@ static_assert(alignof(std::max_align_t) >= sizeof(heap_header),
               "memlens's operator new hooks need a malloc that aligns to 16 bytes");
 
 constexpr std::uint32_t heap_magic = 0x6d4c6e73u;
+constexpr std::uint32_t block_flags = block_counted | block_recorded;
 
 inline std::uint32_t heap_check(std::uint64_t size, std::uint32_t offset) noexcept {
     const auto mixed = static_cast<std::uint32_t>(size ^ (size >> 32)) * 0x9e3779b1u;
-    return (heap_magic ^ mixed ^ (offset << 7)) & ~std::uint32_t{1};
+    return (heap_magic ^ mixed ^ (offset << 7)) & ~block_flags;
 }
 
 // Null when the system is out of memory; the operators decide whether that throws.
@@ -44,9 +46,8 @@ MEMLENS_ALWAYS_INLINE void* heap_allocate(std::size_t size, std::size_t alignmen
     auto* h = reinterpret_cast<heap_header*>(user) - 1;
     h->size = size;
     h->offset = static_cast<std::uint32_t>(offset);
-    const bool count = counted();
-    h->tag = heap_check(size, h->offset) | (count ? 1u : 0u);
-    if (count) count_alloc(size, heap_slot);
+    const std::uint32_t flags = counted() ? on_alloc(user, size, heap_slot, true) : 0u;
+    h->tag = heap_check(size, h->offset) | flags;
     return user;
 }
 
@@ -83,13 +84,14 @@ MEMLENS_ALWAYS_INLINE void heap_free(void* p) noexcept {
         return;
     }
     const heap_header h = read_header(p);
-    if (MEMLENS_UNLIKELY((h.tag & ~std::uint32_t{1}) != heap_check(h.size, h.offset) ||
+    if (MEMLENS_UNLIKELY((h.tag & ~block_flags) != heap_check(h.size, h.offset) ||
                          h.offset < sizeof(heap_header))) {
         free_foreign(p);
         return;
     }
     // A counted block is uncounted whatever the thread is doing now, so the figures stay exact.
-    if (h.tag & 1u) count_free(static_cast<std::size_t>(h.size), heap_slot);
+    if (h.tag & block_counted) count_free(static_cast<std::size_t>(h.size), heap_slot);
+    if (MEMLENS_UNLIKELY(h.tag & block_recorded)) forget_allocation(p);
     std::free(static_cast<unsigned char*>(p) - h.offset);
 }
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <new>
 
+#include "../observe/sites.hpp"
 #include "heap.hpp"
 
 namespace memlens::detail {

@@ -5,21 +5,21 @@
 #include <cstddef>
 
 #include "../core/counters.hpp"
+#include "../detail/live.hpp"
 
 namespace memlens {
 
-/// Counts an allocation of `size` bytes at `ptr` in domain `d`. Thread safe, never allocates;
-/// costs what a hooked operator new adds. `ptr` is not read.
+/// Counts an allocation of `size` bytes at `ptr` in domain `d`, and records it with its stack
+/// in sites and sampled modes. Thread safe, never allocates through the hooks; costs what a
+/// hooked operator new adds. `ptr` is not read.
 inline void record_alloc(const void* ptr, std::size_t size, domain d) noexcept {
-    (void)ptr;
-    if (detail::valid_slot(d.id())) detail::count_alloc(size, d.id());
+    if (detail::valid_slot(d.id())) detail::on_alloc(ptr, size, d.id(), false);
 }
 
 /// Counts the free of a block that record_alloc counted, with the same size and domain.
 /// Thread safe, never allocates. A size that does not match the allocation skews the figures.
 inline void record_free(const void* ptr, std::size_t size, domain d) noexcept {
-    (void)ptr;
-    if (detail::valid_slot(d.id())) detail::count_free(size, d.id());
+    if (detail::valid_slot(d.id())) detail::on_free(ptr, size, d.id());
 }
 
 }  // namespace memlens

@@ -6,6 +6,7 @@
 #include <memory_resource>
 
 #include "../core/counters.hpp"
+#include "../detail/live.hpp"
 
 namespace memlens {
 
@@ -33,12 +34,12 @@ private:
             detail::guard quiet;
             p = upstream_->allocate(bytes, alignment);
         }
-        detail::count_alloc(bytes, domain_.id());
+        detail::on_alloc(p, bytes, domain_.id(), false);
         return p;
     }
 
     void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
-        detail::count_free(bytes, domain_.id());
+        detail::on_free(p, bytes, domain_.id());
         detail::guard quiet;
         upstream_->deallocate(p, bytes, alignment);
     }

@@ -8,6 +8,7 @@
 
 #include "../detail/format.hpp"
 #include "../observe/scope.hpp"
+#include "../observe/sites.hpp"
 
 namespace memlens {
 
@@ -66,12 +67,20 @@ inline check_result make_result(bool passed, const block_usage& u, const std::st
 }  // namespace detail
 
 /// Passes when the block frees everything it allocates: net 0 bytes and as many frees as
-/// allocations.
+/// allocations. The block runs under a leak_check, so a failure lists the largest sites of
+/// what it left alive, with their stacks.
 template <class F>
 check_result check_no_leaks(F&& block, check_options options = {}) {
+    if (options.warm_up) block();
+    const leak_check sites(options.kind);
+    options.warm_up = false;
     const block_usage u = detail::run_measured(block, options);
-    return detail::make_result(u.net == 0 && u.allocs == u.frees, u,
-                               "no leak (net 0 bytes, frees equal to allocations)");
+    const bool passed = u.net == 0 && u.allocs == u.frees;
+    // Taken before the message exists, which would otherwise be one of the block's leaks.
+    const leak_report leaked = passed ? leak_report{} : sites.report();
+    check_result r = detail::make_result(passed, u, "no leak (net 0 bytes, frees equal to allocations)");
+    if (leaked.count != 0) r.message += "\n" + leaked.describe(5);
+    return r;
 }
 
 /// Passes when the block's peak stays strictly below `limit_bytes`.

@@ -1,0 +1,98 @@
+// bench/sites_bench.cpp: what recording allocation sites costs. Sites mode (every allocation
+// with a 16-frame stack in the live table) against the same pair in a program without memlens,
+// and sampled mode against counters mode, on single pairs and on a container workload.
+#include <memlens/sources/new.hpp>
+
+#include <memlens/observe/sites.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdlib>
+#include <map>
+#include <new>
+#include <string>
+
+#include "ratio_reporter.hpp"
+
+namespace {
+
+constexpr int call_depth = 20;
+constexpr std::size_t pair_size = 64;
+
+void set_mode(memlens::tracking_mode mode) {
+    memlens::tracking_config c;
+    c.mode = mode;
+    c.stack_depth = 16;
+    if (!memlens::configure(c)) std::abort();
+}
+
+void sites_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::sites); }
+void sampled_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::sampled); }
+void counters_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::counters); }
+
+// The benchmark body runs `call_depth` calls down, so that every captured stack is full.
+template <class Body>
+__attribute__((noinline)) void at_depth(int depth, benchmark::State& state, Body& body) {
+    if (depth > 0) {
+        at_depth(depth - 1, state, body);
+        benchmark::ClobberMemory();
+        return;
+    }
+    body(state);
+}
+
+void malloc_free_pairs(benchmark::State& state) {
+    for (auto _ : state) {
+        void* p = std::malloc(pair_size);
+        if (!p) throw std::bad_alloc();
+        benchmark::DoNotOptimize(p);
+        std::free(p);
+    }
+}
+
+void new_delete_pairs(benchmark::State& state) {
+    for (auto _ : state) {
+        void* p = ::operator new(pair_size);
+        benchmark::DoNotOptimize(p);
+        ::operator delete(p);
+    }
+}
+
+// An allocation-heavy workload: build and drop a map of 256 short-keyed strings.
+void map_workload(benchmark::State& state) {
+    for (auto _ : state) {
+        std::map<int, std::string> m;
+        for (int i = 0; i < 256; ++i) m.emplace(i, std::string(40, 'x'));
+        benchmark::DoNotOptimize(m);
+    }
+    state.counters[memlens_bench::pairs_counter] =
+        benchmark::Counter(512, benchmark::Counter::kAvgThreads);
+}
+
+void BM_untracked_malloc_free(benchmark::State& state) { at_depth(call_depth, state, malloc_free_pairs); }
+void BM_counters_new_delete(benchmark::State& state) { at_depth(call_depth, state, new_delete_pairs); }
+void BM_sites_new_delete(benchmark::State& state) { at_depth(call_depth, state, new_delete_pairs); }
+void BM_sampled_new_delete(benchmark::State& state) { at_depth(call_depth, state, new_delete_pairs); }
+void BM_counters_map(benchmark::State& state) { at_depth(call_depth, state, map_workload); }
+void BM_sampled_map(benchmark::State& state) { at_depth(call_depth, state, map_workload); }
+void BM_sites_map(benchmark::State& state) { at_depth(call_depth, state, map_workload); }
+
+}  // namespace
+
+BENCHMARK(BM_untracked_malloc_free)->UseRealTime()->ThreadRange(1, 2);
+BENCHMARK(BM_counters_new_delete)->Setup(counters_mode)->UseRealTime()->ThreadRange(1, 2);
+BENCHMARK(BM_sites_new_delete)->Setup(sites_mode)->Teardown(counters_mode)->UseRealTime()->ThreadRange(1, 2);
+BENCHMARK(BM_sampled_new_delete)->Setup(sampled_mode)->Teardown(counters_mode)->UseRealTime()->ThreadRange(1, 2);
+BENCHMARK(BM_counters_map)->Setup(counters_mode)->UseRealTime();
+BENCHMARK(BM_sampled_map)->Setup(sampled_mode)->Teardown(counters_mode)->UseRealTime();
+BENCHMARK(BM_sites_map)->Setup(sites_mode)->Teardown(counters_mode)->UseRealTime();
+
+int main(int argc, char** argv) {
+    return memlens_bench::run(argc, argv,
+                              {{"BM_counters_new_delete", "BM_untracked_malloc_free"},
+                               {"BM_sites_new_delete", "BM_untracked_malloc_free"},
+                               {"BM_sampled_new_delete", "BM_counters_new_delete"},
+                               {"BM_sampled_map", "BM_counters_map"},
+                               {"BM_sites_map", "BM_counters_map"}});
+}

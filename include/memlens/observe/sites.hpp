@@ -1,0 +1,340 @@
+// memlens/observe/sites.hpp: who allocated what is still alive. Choosing what is tracked
+// (configure, or the MEMLENS_* environment variables), snapshots of the live table, block-scoped
+// leak checks, and the report written at exit.
+#pragma once
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "../core/counters.hpp"
+#include "../detail/live.hpp"
+#include "../view/snapshot.hpp"
+#include "scope.hpp"
+
+namespace memlens {
+
+/// What memlens does with each allocation. Counters and scopes are exact in every mode but off.
+enum class tracking_mode {
+    /// The global operator new hooks count nothing. Tracking allocators, tracking resources and
+    /// record_alloc still count: the program asked for them by name.
+    off,
+    /// Exact counters and scopes only (the default).
+    counters,
+    /// Counters, and every allocation in the live table with its call stack: leak reports,
+    /// snapshots, diffs, temporary allocations.
+    sites,
+    /// Counters, and allocations sampled by bytes (one per `sample_bytes` on average): site
+    /// figures are unbiased estimates.
+    sampled,
+};
+
+/// How call stacks are captured.
+enum class stack_method {
+    /// Follows saved frame pointers, a few nanoseconds for a whole stack; complete only through
+    /// code built with -fno-omit-frame-pointer. A frame without one ends the stack.
+    frame_pointers,
+    /// libgcc's unwinder: complete stacks through any code with unwind tables, 100 ns or more
+    /// per frame.
+    unwinder,
+};
+
+/// Everything configure() sets. The same settings come from the environment at start-up:
+/// MEMLENS_MODE, MEMLENS_STACK_DEPTH, MEMLENS_STACK_METHOD, MEMLENS_SAMPLE_BYTES,
+/// MEMLENS_SAMPLE_SEED, MEMLENS_TEMPORARY_WINDOW, MEMLENS_LEAKS_AT_EXIT, MEMLENS_OUTPUT.
+struct tracking_config {
+    tracking_mode mode = tracking_mode::counters;
+    /// Frames kept per stack, 1 to 128.
+    std::size_t stack_depth = detail::default_stack_depth;
+    stack_method method = stack_method::frame_pointers;
+    /// Mean bytes between samples in sampled mode, 1 to 1 TiB.
+    std::uint64_t sample_bytes = detail::default_sample_bytes;
+    /// Seeds the sampler, so that a run can be repeated; 0 seeds from the clock.
+    std::uint64_t sample_seed = 0;
+    /// An allocation is temporary when its thread frees it before making this many more, 1 to
+    /// 1,000,000.
+    std::uint32_t temporary_window = 1;
+    /// Write what is still alive when the program exits (to `output`, else to stderr).
+    bool leaks_at_exit = false;
+    /// Where the exit report goes; empty for none unless leaks_at_exit is set.
+    std::string output;
+};
+
+namespace detail {
+
+inline std::string check_config(const tracking_config& c) {
+    if (c.stack_depth < 1 || c.stack_depth > max_stack_depth) {
+        return "stack_depth = " + std::to_string(c.stack_depth) + " is out of range; accepted: 1 to 128";
+    }
+    if (c.sample_bytes < 1 || c.sample_bytes > (std::uint64_t{1} << 40)) {
+        return "sample_bytes = " + std::to_string(c.sample_bytes) +
+               " is out of range; accepted: 1 to 1,099,511,627,776";
+    }
+    if (c.temporary_window < 1 || c.temporary_window > 1000000) {
+        return "temporary_window = " + std::to_string(c.temporary_window) +
+               " is out of range; accepted: 1 to 1,000,000";
+    }
+    if (c.output.size() >= output_path_capacity) {
+        return "output is " + std::to_string(c.output.size()) +
+               " bytes long; accepted: a path shorter than 4096 bytes";
+    }
+    if (c.output.find('\0') != std::string::npos) return "output contains a NUL byte";
+    return {};
+}
+
+// The allocations of the live table that `keep` accepts, with the stacks and sites they use.
+template <class Keep>
+snapshot collect(Keep&& keep) {
+    start_live();
+    guard quiet;
+    snapshot s;
+    for_each_entry([&](const live_entry& e) {
+        live_allocation a;
+        a.address = e.address;
+        a.size = entry_size(e);
+        a.domain = entry_domain(e);
+        a.stack = entry_stack(e);
+        a.thread = entry_record(e);
+        a.sequence = entry_sequence(e);
+        a.sampled = entry_sampled(e);
+        if (keep(a)) s.allocations.push_back(a);
+    });
+    for (const live_allocation& a : s.allocations) {
+        if (a.stack == 0 || s.stacks.count(a.stack)) continue;
+        const stack_span span = stacks.frames(a.stack);
+        s.stacks.emplace(a.stack, std::vector<std::uintptr_t>(span.frames, span.frames + span.size));
+    }
+    const std::uint32_t ids = stacks.count();
+    for (std::uint32_t id = 1; id <= ids; ++id) {
+        const site_totals* t = find_site(id);
+        if (!t || t->allocs.load(relaxed) == 0) continue;
+        s.sites.push_back({id, t->allocs.load(relaxed), t->bytes.load(relaxed),
+                           t->temporaries.load(relaxed)});
+        if (!s.stacks.count(id)) {
+            const stack_span span = stacks.frames(id);
+            s.stacks.emplace(id, std::vector<std::uintptr_t>(span.frames, span.frames + span.size));
+        }
+    }
+    const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
+    s.domain_names.resize(count);
+    for (std::uint32_t i = 0; i < count; ++i) {
+        s.domain_names[i] = std::string(domain_access::make(i).name());
+    }
+    {
+        lock_guard hold(settings_lock);
+        s.temporary_window = settings.temporary_window;
+        if (s.estimated()) s.sample_bytes = settings.sample_bytes;
+    }
+    return s;
+}
+
+inline void change_recorders(int delta) noexcept {
+    start_live();
+    recorders.fetch_add(delta, std::memory_order_acq_rel);
+    {
+        lock_guard hold(settings_lock);
+        update_switchboard();
+    }
+    if (delta < 0) settle_lookups();
+}
+
+// Writes `text` to `path` through a temporary file and a rename, so that a crash or a full disk
+// never leaves half a report where the whole one should be.
+inline bool write_file_atomically(const std::string& path, const std::string& text,
+                                  std::string& error) {
+    const std::string temporary = path + ".tmp" + std::to_string(::getpid());
+    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        error = "cannot create " + temporary + ": " + std::strerror(errno);
+        return false;
+    }
+    std::size_t done = 0;
+    while (done < text.size()) {
+        const ::ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            error = "cannot write " + temporary + ": " + std::strerror(errno);
+            ::close(fd);
+            ::unlink(temporary.c_str());
+            return false;
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::close(fd) != 0 || std::rename(temporary.c_str(), path.c_str()) != 0) {
+        error = "cannot move the report to " + path + ": " + std::strerror(errno);
+        ::unlink(temporary.c_str());
+        return false;
+    }
+    return true;
+}
+
+inline std::string exit_report_text() {
+    live_mode mode;
+    {
+        lock_guard hold(settings_lock);
+        mode = settings.mode;
+    }
+    if (mode == live_mode::sites || mode == live_mode::sampled) {
+        return leaks(collect([](const live_allocation&) { return true; })).describe(20, 16);
+    }
+    const memory_stats all = memlens::stats();
+    return "memlens: " + std::to_string(all.allocs - all.frees) + " allocations, " +
+           describe_bytes(all.current) +
+           " still alive at exit; set MEMLENS_MODE=sites to see where they were allocated\n";
+}
+
+inline void write_exit_report() noexcept {
+    guard quiet;
+    std::string path;
+    {
+        lock_guard hold(settings_lock);
+        if (!settings.leaks_at_exit && settings.output[0] == '\0') return;
+        path = settings.output;
+    }
+    try {
+        const std::string text = exit_report_text();
+        if (path.empty()) {
+            write_stderr(text.c_str());
+            return;
+        }
+        std::string error;
+        if (!write_file_atomically(path, text, error)) {
+            report_error(("the exit report is lost: " + error).c_str());
+        }
+    } catch (const std::exception& e) {
+        report_error((std::string("the exit report could not be built: ") + e.what()).c_str());
+    }
+}
+
+// Every program that can see this header can write the exit report; the hooks include it.
+inline const bool exit_writer_installed = (exit_writer.store(&write_exit_report), true);
+
+}  // namespace detail
+
+/// Applies `config` to the whole process. A value out of range is reported through the error
+/// handler and returned as false, and then nothing changes. Thread safe; settings made here
+/// replace those read from the environment.
+inline bool configure(const tracking_config& config) {
+    const std::string error = detail::check_config(config);
+    if (!error.empty()) {
+        detail::report_error(("configure: " + error + "; the configuration is unchanged").c_str());
+        return false;
+    }
+    detail::start_live();
+    if (config.method == stack_method::unwinder) detail::warm_up_unwinder();
+    detail::lock_guard hold(detail::settings_lock);
+    detail::live_settings& s = detail::settings;
+    s.mode = static_cast<detail::live_mode>(config.mode);
+    s.stack_depth = static_cast<std::uint32_t>(config.stack_depth);
+    s.method = config.method == stack_method::unwinder ? detail::unwind_method::unwinder
+                                                       : detail::unwind_method::frame_pointers;
+    s.sample_bytes = config.sample_bytes;
+    s.sample_seed = config.sample_seed;
+    s.temporary_window = config.temporary_window;
+    s.leaks_at_exit = config.leaks_at_exit;
+    std::memcpy(s.output, config.output.c_str(), config.output.size() + 1);
+    detail::update_switchboard();
+    return true;
+}
+
+/// The settings in force, from the environment or from configure(). Thread safe.
+inline tracking_config current_config() {
+    detail::start_live();
+    tracking_config c;
+    detail::lock_guard hold(detail::settings_lock);
+    const detail::live_settings& s = detail::settings;
+    c.mode = static_cast<tracking_mode>(s.mode);
+    c.stack_depth = s.stack_depth;
+    c.method = s.method == detail::unwind_method::unwinder ? stack_method::unwinder
+                                                            : stack_method::frame_pointers;
+    c.sample_bytes = s.sample_bytes;
+    c.sample_seed = s.sample_seed;
+    c.temporary_window = s.temporary_window;
+    c.leaks_at_exit = s.leaks_at_exit;
+    c.output = s.output;
+    return c;
+}
+
+/// Everything the live table holds now: in sites mode every live allocation made since the mode
+/// was set, in sampled mode the sampled ones; plus the per-site totals. Thread safe; other
+/// threads keep allocating while it is taken, one table shard at a time.
+inline snapshot take_snapshot() {
+    return detail::collect([](const live_allocation&) { return true; });
+}
+
+/// Live-table memory: bytes mapped for it and the allocations it holds now.
+struct live_table_stats {
+    std::size_t table_bytes = 0;
+    std::uint64_t allocations = 0;
+    std::size_t stack_bytes = 0;
+    std::uint32_t stacks = 0;
+};
+
+/// What the live table and the interned stacks cost right now. Thread safe, does not allocate.
+inline live_table_stats live_table_usage() noexcept {
+    const detail::live_table_usage u = detail::live_usage();
+    return {u.mapped, u.entries, detail::stacks.memory_bytes(), detail::stacks.count()};
+}
+
+/// While alive, every allocation is recorded with its stack (whatever the mode), so that
+/// report() can tell what the block made and left alive: the calling thread's allocations, or
+/// every thread's with scope_kind::process. Allocations inside memlens::unscoped (a test
+/// framework's own work) are not the thread's. Costs what sites mode costs, while alive.
+class leak_check {
+public:
+    explicit leak_check(scope_kind kind = scope_kind::thread) : kind_(kind) {
+        detail::change_recorders(1);
+        detail::guard quiet;
+        if (kind_ == scope_kind::thread) {
+            detail::thread_record* r = detail::this_thread.record;
+            if (!r) r = detail::acquire_record();
+            thread_ = r->shared ? 0 : r->index;
+            marks_.assign(1, r->recorded.load(detail::relaxed));
+        } else {
+            for (auto* r = detail::core.records.load(std::memory_order_acquire); r; r = r->next) {
+                if (r->index >= marks_.size()) marks_.resize(r->index + 1, 0);
+                marks_[r->index] = r->recorded.load(detail::relaxed);
+            }
+        }
+    }
+    ~leak_check() { detail::change_recorders(-1); }
+    leak_check(const leak_check&) = delete;
+    leak_check& operator=(const leak_check&) = delete;
+
+    /// The allocations made since construction that are still alive, as a snapshot.
+    snapshot leaked() const {
+        return detail::collect([this](const live_allocation& a) {
+            if (kind_ == scope_kind::thread) {
+                return a.thread == thread_ && thread_ != 0 && a.sequence > marks_[0];
+            }
+            const std::uint64_t mark = a.thread < marks_.size() ? marks_[a.thread] : 0;
+            return a.sequence > mark;
+        });
+    }
+
+    /// The same allocations grouped by site, with symbolized stacks.
+    leak_report report() const { return leaks(leaked()); }
+
+private:
+    scope_kind kind_;
+    std::uint32_t thread_ = 0;
+    std::vector<std::uint64_t> marks_;
+};
+
+/// Runs `block` under a leak_check and returns what it left alive.
+template <class F>
+leak_report find_leaks(F&& block, scope_kind kind = scope_kind::thread) {
+    leak_check check(kind);
+    std::forward<F>(block)();
+    return check.report();
+}
+
+}  // namespace memlens
