@@ -4,6 +4,7 @@
 // This translation unit owns the global operator new / delete hooks (one per program).
 #include <memlens/sources/new.hpp>
 
+#include <memlens/observe/sites.hpp>
 #include <memlens/sources/resource.hpp>
 #include <memlens/track.hpp>
 
@@ -528,7 +529,71 @@ void print_summary() {
 
 }  // namespace
 
+// A function name short enough for a table column: template arguments and parameters elided.
+std::string short_function(std::string name, std::size_t width = 64) {
+    const std::string anonymous = "(anonymous namespace)::";
+    for (std::size_t at; (at = name.find(anonymous)) != std::string::npos;) name.erase(at, anonymous.size());
+    std::string out;
+    int depth = 0;
+    for (char c : name) {
+        if (c == '<' || c == '(') {
+            if (depth++ == 0) out += c == '<' ? "<...>" : "(...)";
+        } else if (c == '>' || c == ')') {
+            --depth;
+        } else if (depth == 0) {
+            out += c;
+        }
+    }
+    return out.size() > width ? out.substr(0, width - 3) + "..." : out;
+}
+
+void print_sites(const memlens::snapshot& before_queries, const memlens::snapshot& after_queries) {
+    constexpr std::size_t shown = 6;
+    std::printf("\nLive blocks by allocating function after the queries (sites mode; the function is "
+                "the first frame outside memlens and the standard library)\n\n");
+    text_table live({"function", "live", "blocks"});
+    const auto by_function = memlens::statistics(after_queries, memlens::group_by::function);
+    for (std::size_t i = 0; i < by_function.size() && i < shown; ++i) {
+        live.add({short_function(by_function[i].key), human(by_function[i].bytes),
+                  group_digits(by_function[i].count)});
+    }
+    live.print();
+
+    std::printf("\nGrowth during the query rounds, by function (snapshot diff)\n\n");
+    text_table growth({"function", "live after", "change", "blocks change"});
+    const auto diff = memlens::compare(before_queries, after_queries, memlens::group_by::function);
+    for (std::size_t i = 0; i < diff.size() && i < shown; ++i) {
+        if (diff[i].bytes_diff == 0 && diff[i].count_diff == 0) continue;
+        growth.add({short_function(diff[i].key), human(diff[i].bytes), human_signed(diff[i].bytes_diff),
+                    (diff[i].count_diff > 0 ? "+" : "") + std::to_string(diff[i].count_diff)});
+    }
+    growth.print();
+
+    std::printf("\nShort-lived allocations (freed before the thread's next allocation), by site\n\n");
+    text_table temporary({"site", "temporary", "of allocations"});
+    const auto temporaries = memlens::temporaries(after_queries);
+    for (std::size_t i = 0; i < temporaries.size() && i < shown; ++i) {
+        const auto& t = temporaries[i];
+        // The first frame outside the standard library, else the library function itself.
+        std::string site = t.traceback.empty() ? "(no stack)" : short_function(t.traceback.front().function);
+        for (const memlens::frame_info& f : t.traceback) {
+            if (f.function.rfind("std::", 0) != 0 && f.function.rfind("void std::", 0) != 0) {
+                site = short_function(f.function);
+                break;
+            }
+        }
+        temporary.add({site, group_digits(t.temporaries),
+                       percent(static_cast<double>(t.temporaries), static_cast<double>(t.allocs))});
+    }
+    temporary.print();
+}
+
 int main() {
+    // Every allocation is recorded with its call stack, for the site tables at the end.
+    memlens::tracking_config tracking;
+    tracking.mode = memlens::tracking_mode::sites;
+    memlens::configure(tracking);
+
     const corpus_options options;
     constexpr std::size_t cache_entries = 512;
     constexpr std::size_t query_rounds = 5;
@@ -593,6 +658,7 @@ int main() {
     // Reserved up front so that keeping the records costs nothing between the rounds.
     std::vector<round_record> rounds;
     rounds.reserve(query_rounds);
+    const memlens::snapshot before_queries = memlens::take_snapshot();
     for (std::size_t round = 0; round < query_rounds; ++round) {
         const auto ran = memlens::measure([&] {
             return run_queries(app->index, app->vocabulary, popularity, app->cache, query_rng,
@@ -619,6 +685,7 @@ int main() {
     by_round.print();
 
     print_summary();
+    print_sites(before_queries, memlens::take_snapshot());
 
     const auto torn_down = memlens::measure([&] { app.reset(); });
     std::printf("\n");
