@@ -12,6 +12,7 @@
 #include <map>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "ratio_reporter.hpp"
 
@@ -70,6 +71,31 @@ void map_workload(benchmark::State& state) {
         benchmark::Counter(512, benchmark::Counter::kAvgThreads);
 }
 
+// What the live table costs per live allocation, as it grows through 100k to 1M blocks: the
+// table is kept between 75% and 90% full, so the figure moves with the fill.
+void BM_live_table_bytes(benchmark::State& state) {
+    std::vector<char*> blocks;
+    blocks.reserve(1'000'000);
+    double sum = 0, worst = 0;
+    int samples = 0;
+    for (auto _ : state) {
+        for (int i = 0; i < 1'000'000; ++i) {
+            blocks.push_back(new char[32]);
+            if (i >= 100'000 && i % 9973 == 0) {
+                const memlens::live_table_stats u = memlens::live_table_usage();
+                const double per = static_cast<double>(u.table_bytes) / static_cast<double>(u.allocations);
+                sum += per;
+                worst = per > worst ? per : worst;
+                ++samples;
+            }
+        }
+        for (char* p : blocks) delete[] p;
+        blocks.clear();
+    }
+    state.counters["table_bytes_per_live_mean"] = sum / samples;
+    state.counters["table_bytes_per_live_max"] = worst;
+}
+
 void BM_untracked_malloc_free(benchmark::State& state) { at_depth(call_depth, state, malloc_free_pairs); }
 void BM_counters_new_delete(benchmark::State& state) { at_depth(call_depth, state, new_delete_pairs); }
 void BM_sites_new_delete(benchmark::State& state) { at_depth(call_depth, state, new_delete_pairs); }
@@ -87,6 +113,7 @@ BENCHMARK(BM_sampled_new_delete)->Setup(sampled_mode)->Teardown(counters_mode)->
 BENCHMARK(BM_counters_map)->Setup(counters_mode)->UseRealTime();
 BENCHMARK(BM_sampled_map)->Setup(sampled_mode)->Teardown(counters_mode)->UseRealTime();
 BENCHMARK(BM_sites_map)->Setup(sites_mode)->Teardown(counters_mode)->UseRealTime();
+BENCHMARK(BM_live_table_bytes)->Setup(sites_mode)->Teardown(counters_mode)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 int main(int argc, char** argv) {
     return memlens_bench::run(argc, argv,

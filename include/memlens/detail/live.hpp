@@ -157,8 +157,9 @@ inline bool entry_sampled(const live_entry& e) noexcept { return (e.origin >> 63
 constexpr unsigned live_shard_bits = 6;
 constexpr std::size_t live_shard_count = std::size_t{1} << live_shard_bits;
 
-// One shard of an open-addressed robin-hood table. Kept up to 90% full and grown by a fifth,
-// so that it holds between 75% and 90% of its slots: 27 to 32 bytes per live allocation.
+// One shard of an open-addressed robin-hood table. Kept up to 85% full and grown by 15%, so
+// that it holds between 74% and 85% of its slots: 28 to 32.5 bytes per live allocation, and an
+// insertion looks at about 20 slots (at 90% full it would be 50).
 struct alignas(64) live_shard {
     spin_lock lock;
     live_entry* slots = nullptr;
@@ -169,14 +170,11 @@ struct alignas(64) live_shard {
 
 MEMLENS_CONSTINIT inline live_shard live_shards[live_shard_count]{};
 
+// Fibonacci hashing: one multiplication spreads even evenly spaced addresses over the top bits,
+// which are all the table uses. It runs on every probe, for the distances of robin hood.
 inline std::uint64_t live_hash(std::uintptr_t address) noexcept {
-    std::uint64_t h = address;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
+    const std::uint64_t a = address;
+    return (a ^ (a >> 32)) * 0x9e3779b97f4a7c15ULL;
 }
 
 inline live_shard& shard_of(std::uint64_t hash) noexcept {
@@ -238,7 +236,7 @@ inline void place_entry(live_shard& s, live_entry entry) noexcept {
 constexpr std::size_t page_bytes = 4096;
 
 inline bool grow_shard(live_shard& s) noexcept {
-    std::uint64_t wanted = s.capacity + s.capacity / 5;
+    std::uint64_t wanted = s.capacity + s.capacity * 3 / 20;
     std::size_t bytes = static_cast<std::size_t>(wanted) * sizeof(live_entry);
     if (bytes < page_bytes) bytes = page_bytes;
     bytes = (bytes + page_bytes - 1) / page_bytes * page_bytes;
@@ -271,25 +269,43 @@ inline void erase_slot(live_shard& s, std::uint64_t slot) noexcept {
 
 // An address already in the table was freed without memlens seeing it (a source that does not
 // report frees, or a free while the table was not consulted): the new allocation replaces it.
+// Set while this thread holds a shard: a signal handler that frees a recorded block then must
+// not wait for the lock its own thread holds.
+MEMLENS_CONSTINIT inline thread_local bool holding_shard = false;
+
+class shard_hold {
+public:
+    explicit shard_hold(live_shard& s) noexcept : hold_(s.lock) { holding_shard = true; }
+    ~shard_hold() { holding_shard = false; }
+    shard_hold(const shard_hold&) = delete;
+    shard_hold& operator=(const shard_hold&) = delete;
+
+private:
+    lock_guard hold_;
+};
+
 inline bool insert_entry(const live_entry& entry) noexcept {
     const std::uint64_t hash = live_hash(entry.address);
     live_shard& s = shard_of(hash);
-    lock_guard hold(s.lock);
+    shard_hold hold(s);
     const std::uint64_t found = find_slot(s, entry.address, hash);
     if (found != no_slot) {
         s.slots[found] = entry;
         return true;
     }
-    if ((s.count + 1) * 10 > s.capacity * 9 && !grow_shard(s)) return false;
+    if ((s.count + 1) * 20 > s.capacity * 17 && !grow_shard(s)) return false;
     place_entry(s, entry);
     ++s.count;
     return true;
 }
 
+// A block freed while this thread holds a shard stays in the table; a later allocation at the
+// same address replaces its entry.
 inline bool remove_entry(std::uintptr_t address, live_entry& out) noexcept {
+    if (holding_shard) return false;
     const std::uint64_t hash = live_hash(address);
     live_shard& s = shard_of(hash);
-    lock_guard hold(s.lock);
+    shard_hold hold(s);
     const std::uint64_t found = find_slot(s, address, hash);
     if (found == no_slot) return false;
     out = s.slots[found];
@@ -596,11 +612,17 @@ inline void run_at_exit() noexcept {
     if (void (*write)() = exit_writer.load(std::memory_order_acquire)) write();
 }
 
+// Around fork(): a lock held by a thread that does not exist in the child would never be
+// released there. Taken in the one order any path nests them.
 inline void lock_live_table() noexcept {
+    settings_lock.lock();
+    sites.lock.lock();
     for (live_shard& s : live_shards) s.lock.lock();
 }
 inline void unlock_live_table() noexcept {
     for (live_shard& s : live_shards) s.lock.unlock();
+    sites.lock.unlock();
+    settings_lock.unlock();
 }
 
 inline std::atomic<int> start_state{0};

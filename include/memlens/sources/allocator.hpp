@@ -7,6 +7,8 @@
 #include <type_traits>
 
 #include "../core/counters.hpp"
+#include "../detail/live.hpp"
+#include "../observe/types.hpp"
 
 namespace memlens {
 
@@ -22,6 +24,16 @@ template <class Tag>
 domain tag_domain() noexcept {
     static const domain d = domain::named(Tag::name);
     return d;
+}
+
+// The address a possibly fancy pointer holds, for the live table.
+template <class Pointer>
+const void* address_of(const Pointer& p) noexcept {
+    if constexpr (std::is_pointer_v<Pointer>) {
+        return p;
+    } else {
+        return p ? static_cast<const void*>(std::addressof(*p)) : nullptr;
+    }
 }
 
 template <class Upstream, bool = std::is_empty_v<Upstream> && !std::is_final_v<Upstream>>
@@ -94,12 +106,14 @@ public:
             detail::guard quiet;
             p = traits::allocate(this->get(), n);
         }
-        detail::count_alloc(n * sizeof(T), domain().id());
+        detail::type_allocated<T>(n);
+        detail::on_alloc(detail::address_of(p), n * sizeof(T), domain().id(), false);
         return p;
     }
 
     void deallocate(pointer p, size_type n) noexcept {
-        detail::count_free(n * sizeof(T), domain().id());
+        detail::type_freed<T>(n);
+        detail::on_free(detail::address_of(p), n * sizeof(T), domain().id());
         detail::guard quiet;
         traits::deallocate(this->get(), p, n);
     }
