@@ -24,25 +24,20 @@
 
 namespace {
 
-// std::allocator that also measures the slack of each block it hands out.
 template <class T>
-using alloc = memlens::footprint_allocator<T>;
-
+using vector_of = std::vector<T>;
 template <class T>
-using vector_of = std::vector<T, alloc<T>>;
+using deque_of = std::deque<T>;
 template <class T>
-using deque_of = std::deque<T, alloc<T>>;
+using list_of = std::list<T>;
 template <class T>
-using list_of = std::list<T, alloc<T>>;
+using set_of = std::set<T>;
 template <class T>
-using set_of = std::set<T, std::less<T>, alloc<T>>;
-template <class T>
-using unordered_set_of = std::unordered_set<T, std::hash<T>, std::equal_to<T>, alloc<T>>;
+using unordered_set_of = std::unordered_set<T>;
 template <class K, class V>
-using map_of = std::map<K, V, std::less<K>, alloc<std::pair<const K, V>>>;
+using map_of = std::map<K, V>;
 template <class K, class V>
-using unordered_map_of =
-    std::unordered_map<K, V, std::hash<K>, std::equal_to<K>, alloc<std::pair<const K, V>>>;
+using unordered_map_of = std::unordered_map<K, V>;
 
 template <class T>
 vector_of<T> flat_sorted(const std::vector<T>& data) {

@@ -19,9 +19,6 @@
 
 namespace {
 
-template <class T>
-using fvector = std::vector<T, memlens::footprint_allocator<T>>;
-
 // The usable bytes malloc gave a block the hooks returned, past their 16-byte header.
 std::size_t slack_of(const void* block, std::size_t requested) {
 #if defined(__GLIBC__)
@@ -40,7 +37,7 @@ TEST_CASE("a reserved vector<int> holds exactly its buffer", "[footprint]") {
     const memlens::domain heap = memlens::domain::heap();
     const std::size_t before = memlens::stats(heap).current;
     auto m = memlens::measure_footprint([] {
-        fvector<int> v;
+        std::vector<int> v;
         v.reserve(1000);
         return v;
     });
@@ -49,30 +46,19 @@ TEST_CASE("a reserved vector<int> holds exactly its buffer", "[footprint]") {
     CHECK(f.heap_bytes == 4000);
     CHECK(held == 4000);
     CHECK(f.allocations == 1);
-    CHECK(f.object_bytes == sizeof(fvector<int>));
-    CHECK(f.bytes() == 4000 + sizeof(fvector<int>));
+    CHECK(f.object_bytes == sizeof(std::vector<int>));
+    CHECK(f.bytes() == 4000 + sizeof(std::vector<int>));
     CHECK(f.slack_blocks == 1);
     CHECK(f.slack_bytes == slack_of(m.value.data(), 4000));
     CHECK(f.build.allocs == 1);
     CHECK(f.build.peak == 4000);
-
-    // The same with std::allocator: the bytes are seen, the slack is not measured.
-    auto plain = memlens::measure_footprint([] {
-        std::vector<int> v;
-        v.reserve(1000);
-        return v;
-    });
-    CHECK(plain.figures.heap_bytes == 4000);
-    CHECK(plain.figures.allocations == 1);
-    CHECK(plain.figures.slack_blocks == 0);
-    CHECK(plain.figures.slack_bytes == 0);
 }
 
 TEST_CASE("slack is measured while the live table records every block", "[footprint]") {
     // Recorded blocks carry one more flag in the hooks' header word.
     memlens::leak_check recording;
     auto m = memlens::measure_footprint([] {
-        fvector<int> v;
+        std::vector<int> v;
         v.reserve(777);
         return v;
     });
@@ -100,7 +86,7 @@ TEST_CASE("footprints are deep and leave out what building freed", "[footprint]"
 TEST_CASE("slack is what malloc_usable_size reports beyond the request, block by block",
           "[footprint]") {
     auto m = memlens::measure_footprint([] {
-        fvector<fvector<char>> rows;
+        std::vector<std::vector<char>> rows;
         rows.reserve(64);
         for (std::size_t i = 1; i <= 64; ++i) {
             rows.emplace_back();
@@ -108,9 +94,9 @@ TEST_CASE("slack is what malloc_usable_size reports beyond the request, block by
         }
         return rows;
     });
-    std::size_t requested = 64 * sizeof(fvector<char>);
+    std::size_t requested = 64 * sizeof(std::vector<char>);
     std::size_t slack = slack_of(m.value.data(), requested);
-    for (const fvector<char>& row : m.value) {
+    for (const std::vector<char>& row : m.value) {
         requested += row.capacity();
         slack += slack_of(row.data(), row.capacity());
     }
@@ -132,8 +118,8 @@ TEST_CASE("slack is what malloc_usable_size reports beyond the request, block by
 TEST_CASE("nested footprints and exceptions", "[footprint]") {
     memlens::footprint inner;
     auto outer = memlens::measure_footprint([&] {
-        fvector<int> a(100);
-        auto b = memlens::measure_footprint([] { return fvector<int>(50); });
+        std::vector<int> a(100);
+        auto b = memlens::measure_footprint([] { return std::vector<int>(50); });
         inner = b.figures;
         return std::make_pair(std::move(a), std::move(b.value));
     });
@@ -146,12 +132,12 @@ TEST_CASE("nested footprints and exceptions", "[footprint]") {
     CHECK(outer.figures.slack_bytes == slack_of(outer.value.first.data(), 400) +
                                            slack_of(outer.value.second.data(), 200));
 
-    REQUIRE_THROWS_AS(memlens::measure_footprint([]() -> fvector<int> {
-                          fvector<int> v(10);
+    REQUIRE_THROWS_AS(memlens::measure_footprint([]() -> std::vector<int> {
+                          std::vector<int> v(10);
                           throw std::runtime_error("no");
                       }),
                       std::runtime_error);
-    auto after = memlens::measure_footprint([] { return fvector<int>(3); });
+    auto after = memlens::measure_footprint([] { return std::vector<int>(3); });
     CHECK(after.figures.heap_bytes == 12);
     CHECK(after.figures.slack_blocks == 1);
 }
@@ -159,12 +145,12 @@ TEST_CASE("nested footprints and exceptions", "[footprint]") {
 TEST_CASE("compare_footprints measures each candidate and prints ratios", "[footprint]") {
     const auto rows = memlens::compare_footprints(
         memlens::candidate("small", [] {
-            fvector<int> v;
+            std::vector<int> v;
             v.reserve(1000);
             return v;
         }),
         memlens::candidate("twice", [] {
-            fvector<int> v;
+            std::vector<int> v;
             v.reserve(2000);
             return v;
         }),
@@ -179,12 +165,12 @@ TEST_CASE("compare_footprints measures each candidate and prints ratios", "[foot
 
     const std::vector<memlens::footprint_row> two(rows.begin(), rows.begin() + 2);
     const std::string table = memlens::format_footprints(two, 1000);
-    const std::string small_bytes = std::to_string(4000 + sizeof(fvector<int>));
+    const std::string small_bytes = std::to_string(4000 + sizeof(std::vector<int>));
     const std::string twice_ratio =
         [&] {
             char text[32];
             std::snprintf(text, sizeof text, "%.2fx",
-                          (8000.0 + sizeof(fvector<int>)) / (4000.0 + sizeof(fvector<int>)));
+                          (8000.0 + sizeof(std::vector<int>)) / (4000.0 + sizeof(std::vector<int>)));
             return std::string(text);
         }();
     CHECK(table.find("candidate") == 0);

@@ -5,8 +5,7 @@
 // global operator new hooks (sources/new.hpp must be linked into the program, or only what
 // tracking sources count is seen) and through tracking sources. Slack, the usable bytes the
 // allocator gave beyond those requested, is measured with glibc's malloc_usable_size on each
-// block that footprint_allocator hands out, so it covers the blocks allocated through it; the
-// figures say how many those are.
+// block the hooks handed out that the value holds, found in the live table.
 #pragma once
 
 #include <algorithm>
@@ -29,6 +28,7 @@
 
 #include "../detail/format.hpp"
 #include "../observe/scope.hpp"
+#include "../observe/sites.hpp"
 #include "../sources/heap.hpp"
 
 namespace memlens {
@@ -39,7 +39,7 @@ struct footprint {
     std::size_t heap_bytes = 0;    ///< bytes the value holds on the heap: allocated less freed
     std::uint64_t allocations = 0; ///< blocks it holds: allocations less frees
     /// Usable bytes the allocator gave beyond the requested ones, over the blocks it holds that
-    /// footprint_allocator handed out (memlens's own 16-byte hook header is not counted).
+    /// the global operator new hooks handed out (their own 16-byte header is not counted).
     std::size_t slack_bytes = 0;
     std::uint64_t slack_blocks = 0; ///< how many of `allocations` slack_bytes covers
     block_usage build;              ///< everything building it did, temporaries and peak included
@@ -57,136 +57,80 @@ struct measured_footprint {
 
 namespace detail {
 
-// The innermost footprint measurement's slack so far, on this thread.
-struct slack_frame {
-    std::int64_t slack = 0;
-    std::int64_t blocks = 0;
-    slack_frame* parent = nullptr;
-};
-
-MEMLENS_CONSTINIT inline thread_local slack_frame* slack_top = nullptr;
-
-// The usable bytes of a block of `requested` bytes at p, past the hooks' header when the block
-// carries one; 0 where the C library cannot tell.
+// The usable bytes of a block of `requested` bytes at p, past the hooks' header; 0 where the C
+// library cannot tell. Only for blocks of the "heap" domain, which the hooks handed out.
 inline std::size_t usable_bytes(const void* p, std::size_t requested) noexcept {
 #if MEMLENS_DETAIL_USABLE_SIZE()
     // Hidden from the optimizer, which would otherwise warn that the header lies before the
     // array it saw allocated.
     __asm__("" : "+r"(p));
     const heap_header h = read_header(p);
-    if ((h.tag & ~block_flags) == heap_check(h.size, h.offset) && h.size == requested &&
-        h.offset >= sizeof(heap_header)) {
-        const void* base = static_cast<const unsigned char*>(p) - h.offset;
-        return ::malloc_usable_size(const_cast<void*>(base)) - h.offset;
+    if ((h.tag & ~block_flags) != heap_check(h.size, h.offset) || h.size != requested ||
+        h.offset < sizeof(heap_header)) {
+        return 0;
     }
-    return ::malloc_usable_size(const_cast<void*>(p));
+    const void* base = static_cast<const unsigned char*>(p) - h.offset;
+    return ::malloc_usable_size(const_cast<void*>(base)) - h.offset;
 #else
     (void)p;
-    return requested;
+    (void)requested;
+    return 0;
 #endif
 }
 
-inline void note_block(const void* p, std::size_t requested, std::int64_t sign) noexcept {
-    slack_frame* f = slack_top;
-    if (!f || !p) return;
-    const std::size_t usable = usable_bytes(p, requested);
-    const std::size_t extra = usable > requested ? usable - requested : 0;
-    f->slack += sign * static_cast<std::int64_t>(extra);
-    f->blocks += sign;
-}
-
-// Opens a slack frame for one measurement and folds it into the enclosing one when it closes,
-// so that nested measurements each see their own blocks and the outer one sees them all.
-class slack_window {
-public:
-    slack_window() noexcept : saved_(slack_top) {
-        frame_.parent = saved_;
-        slack_top = &frame_;
-    }
-    ~slack_window() {
-        slack_top = saved_;
-        if (saved_) {
-            saved_->slack += frame_.slack;
-            saved_->blocks += frame_.blocks;
-        }
-    }
-    slack_window(const slack_window&) = delete;
-    slack_window& operator=(const slack_window&) = delete;
-
-    const slack_frame& frame() const noexcept { return frame_; }
-
-private:
-    slack_frame frame_;
-    slack_frame* saved_;
+struct slack_sum {
+    std::size_t bytes = 0;
+    std::uint64_t blocks = 0;
 };
+
+// The slack of every block the hooks handed out among `held`, block by block.
+inline slack_sum slack_of(const snapshot& held) noexcept {
+    slack_sum out;
+    for (const live_allocation& a : held.allocations) {
+        if (a.domain != heap_slot) continue;
+        const std::size_t usable = usable_bytes(reinterpret_cast<const void*>(a.address),
+                                                static_cast<std::size_t>(a.size));
+        if (usable == 0) continue;
+        out.bytes += usable > a.size ? usable - static_cast<std::size_t>(a.size) : 0;
+        ++out.blocks;
+    }
+    return out;
+}
 
 inline std::string pad(const std::string& text, std::size_t width, bool right) {
     const std::string fill(width > text.size() ? width - text.size() : 0, ' ');
     return right ? fill + text : text + fill;
 }
 
-inline footprint make_footprint(const block_usage& u, const slack_frame& slack,
+inline footprint make_footprint(const block_usage& u, const slack_sum& slack,
                                 std::size_t object_bytes) noexcept {
     footprint f;
     f.object_bytes = object_bytes;
     f.heap_bytes = u.net > 0 ? static_cast<std::size_t>(u.net) : 0;
     f.allocations = u.allocs > u.frees ? u.allocs - u.frees : 0;
-    f.slack_bytes = slack.slack > 0 ? static_cast<std::size_t>(slack.slack) : 0;
-    f.slack_blocks = slack.blocks > 0 ? static_cast<std::uint64_t>(slack.blocks) : 0;
+    f.slack_bytes = slack.bytes;
+    f.slack_blocks = slack.blocks;
     f.build = u;
     return f;
 }
 
 }  // namespace detail
 
-/// A standard allocator that gets memory as std::allocator<T> does (the global operator new,
-/// so the hooks count it) and also measures, with malloc_usable_size, the slack of each block
-/// for the footprint measurements open on the calling thread. Stateless; all instances equal.
-/// Costs one malloc_usable_size call per allocate and deallocate while a measurement is open,
-/// a thread-local read otherwise.
-template <class T>
-class footprint_allocator {
-public:
-    using value_type = T;
-
-    footprint_allocator() noexcept = default;
-    template <class U>
-    footprint_allocator(const footprint_allocator<U>&) noexcept {}
-
-    T* allocate(std::size_t n) {
-        T* p = std::allocator<T>().allocate(n);
-        detail::note_block(p, n * sizeof(T), 1);
-        return p;
-    }
-
-    void deallocate(T* p, std::size_t n) noexcept {
-        detail::note_block(p, n * sizeof(T), -1);
-        std::allocator<T>().deallocate(p, n);
-    }
-
-    template <class U>
-    friend bool operator==(const footprint_allocator&, const footprint_allocator<U>&) noexcept {
-        return true;
-    }
-    template <class U>
-    friend bool operator!=(const footprint_allocator&, const footprint_allocator<U>&) noexcept {
-        return false;
-    }
-};
-
 /// Runs `build` in a thread scope and returns the value it built with its footprint: what the
-/// value holds once built (allocated less freed while it was built), its slack, and the whole
-/// build's usage. The value is built in place inside the scope; exceptions from `build`
-/// propagate. Allocates only what `build` does.
+/// value holds once built (allocated less freed while it was built), the slack of those blocks,
+/// and the whole build's usage. The build runs under a leak_check, so that the blocks the value
+/// holds are known one by one; that costs what sites mode costs, while it runs. Exceptions from
+/// `build` propagate. Allocates only what `build` does.
 template <class F>
 auto measure_footprint(F&& build) -> measured_footprint<std::invoke_result_t<F&&>> {
     using result = std::invoke_result_t<F&&>;
     static_assert(!std::is_void_v<result> && !std::is_reference_v<result>,
                   "measure_footprint needs a callable that returns the value it built");
-    detail::slack_window slack;
+    const leak_check held;
     scope block;
     measured_footprint<result> out{std::invoke(std::forward<F>(build)), footprint{}};
-    out.figures = detail::make_footprint(block.usage(), slack.frame(), sizeof(result));
+    const block_usage usage = block.usage();
+    out.figures = detail::make_footprint(usage, detail::slack_of(held.leaked()), sizeof(result));
     return out;
 }
 
