@@ -18,7 +18,9 @@
 #include "../core/counters.hpp"
 #include "../detail/live.hpp"
 #include "../view/snapshot.hpp"
+#include "named_scope.hpp"
 #include "scope.hpp"
+#include "types.hpp"
 
 namespace memlens {
 
@@ -90,6 +92,68 @@ inline std::string check_config(const tracking_config& c) {
     return {};
 }
 
+inline std::string command_line() {
+    std::string out;
+    const int fd = ::open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return out;
+    char buffer[4096];
+    for (::ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) out.append(buffer, static_cast<std::size_t>(n));
+    ::close(fd);
+    while (!out.empty() && out.back() == '\0') out.pop_back();
+    for (char& c : out) {
+        if (c == '\0') c = ' ';
+    }
+    return out;
+}
+
+inline std::string build_description() {
+    std::string out;
+#if defined(__clang__)
+    out = "clang " __clang_version__;
+#elif defined(__GNUC__)
+    out = "g++ " __VERSION__;
+#else
+    out = "unknown compiler";
+#endif
+    out += ", C++" + std::to_string(__cplusplus / 100 % 100);
+#if defined(__OPTIMIZE__)
+    out += ", optimized";
+#else
+    out += ", not optimized";
+#endif
+    out += ", memlens " + std::to_string(MEMLENS_VERSION_MAJOR) + "." +
+           std::to_string(MEMLENS_VERSION_MINOR) + "." + std::to_string(MEMLENS_VERSION_PATCH);
+    return out;
+}
+
+inline const char* mode_name(live_mode m) noexcept {
+    switch (m) {
+    case live_mode::off: return "off";
+    case live_mode::counters: return "counters";
+    case live_mode::sites: return "sites";
+    case live_mode::sampled: return "sampled";
+    }
+    return "?";
+}
+
+// The process-wide figures a snapshot carries beside its allocations.
+inline void describe_process(snapshot& s) {
+    s.totals = memlens::stats();
+    for (const domain_stats& d : memlens::domains()) {
+        s.domains.push_back({std::string(d.domain.name()), d.stats});
+    }
+    s.scopes = named_scopes();
+    s.types = most_common_types(SIZE_MAX);
+    ::timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    s.run.unix_time_ms = static_cast<std::int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
+    s.run.pid = ::getpid();
+    s.run.command_line = command_line();
+    s.run.build = build_description();
+    lock_guard hold(settings_lock);
+    s.run.mode = mode_name(settings.mode);
+}
+
 // The allocations of the live table that `keep` accepts, with the stacks and sites they use.
 template <class Keep>
 snapshot collect(Keep&& keep) {
@@ -133,6 +197,7 @@ snapshot collect(Keep&& keep) {
         s.temporary_window = settings.temporary_window;
         if (s.estimated()) s.sample_bytes = settings.sample_bytes;
     }
+    describe_process(s);
     return s;
 }
 

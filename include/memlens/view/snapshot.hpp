@@ -16,9 +16,12 @@
 
 #include <fnmatch.h>
 
+#include "../core/counters.hpp"
 #include "../detail/format.hpp"
 #include "../detail/state.hpp"
+#include "../observe/named_scope.hpp"
 #include "../observe/symbols.hpp"
+#include "../observe/types.hpp"
 
 namespace memlens {
 
@@ -43,7 +46,31 @@ struct site_record {
     std::uint64_t temporaries = 0;
 };
 
-/// The live allocations and per-site totals at one moment, with the stacks they refer to.
+/// One domain's figures when the snapshot was taken.
+struct domain_figures {
+    std::string name;
+    memory_stats figures;
+};
+
+/// One point of a memory-over-time series, which the program records where it wants one.
+struct timeline_point {
+    double seconds = 0;         // since the series began
+    std::uint64_t current = 0;  // live bytes, every domain
+    std::uint64_t peak = 0;
+    std::string label;          // what the program was doing; may be empty
+};
+
+/// Which run a snapshot comes from.
+struct run_info {
+    std::int64_t unix_time_ms = 0;
+    std::int64_t pid = 0;
+    std::string command_line;
+    std::string build;  // compiler, language standard, optimization, memlens version
+    std::string mode;   // the tracking mode: off, counters, sites or sampled
+};
+
+/// The live allocations and per-site totals at one moment, with the stacks they refer to, and
+/// the process's counters, domains, named scopes and counted types at that moment.
 struct snapshot {
     std::vector<live_allocation> allocations;
     std::map<std::uint32_t, std::vector<std::uintptr_t>> stacks;  // return addresses, innermost first
@@ -52,6 +79,16 @@ struct snapshot {
     /// The mean sampling interval in bytes when any allocation was sampled, else 0.
     std::uint64_t sample_bytes = 0;
     std::uint32_t temporary_window = 1;
+
+    memory_stats totals;  // every domain together
+    std::vector<domain_figures> domains;
+    std::vector<named_scope_stats> scopes;
+    std::vector<type_stats> types;
+    std::vector<timeline_point> timeline;
+    run_info run;
+    /// Resolved frames by return address: filled by symbolize(snapshot&) or by a reader, so
+    /// that views of a snapshot from another process never ask this process's symbolizer.
+    std::unordered_map<std::uintptr_t, frame_info> symbols;
 
     /// Whether figures drawn from this snapshot are estimates (it holds sampled allocations).
     bool estimated() const noexcept {
@@ -173,19 +210,28 @@ inline bool library_frame(const frame_info& f) {
            starts_with(name, "__cxx");
 }
 
-// Symbolizes every stack of a snapshot at once, so the symbolizer sees each module's addresses
-// in one batch; memlens's own frames are cut from the top.
+// Every frame address of a snapshot's stacks that its symbol table lacks, sorted and unique.
+inline std::vector<std::uintptr_t> unresolved_addresses(const snapshot& s) {
+    std::vector<std::uintptr_t> addresses;
+    for (const auto& entry : s.stacks) {
+        for (std::uintptr_t a : entry.second) {
+            if (!s.symbols.count(a)) addresses.push_back(a);
+        }
+    }
+    std::sort(addresses.begin(), addresses.end());
+    addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
+    return addresses;
+}
+
+// Resolves every stack of a snapshot from its symbol table, asking the symbolizer for the rest
+// in one batch, so that it sees each module's addresses together; memlens's own frames are cut
+// from the top.
 class resolved_stacks {
 public:
     explicit resolved_stacks(const snapshot& s) {
-        std::vector<std::uintptr_t> addresses;
-        for (const auto& entry : s.stacks) {
-            addresses.insert(addresses.end(), entry.second.begin(), entry.second.end());
-        }
-        std::sort(addresses.begin(), addresses.end());
-        addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
-        const std::vector<frame_info> frames = symbolize(addresses);
+        const std::vector<frame_info> frames = symbolize(unresolved_addresses(s));
         std::unordered_map<std::uintptr_t, const frame_info*> by_address;
+        for (const auto& entry : s.symbols) by_address.emplace(entry.first, &entry.second);
         for (const frame_info& f : frames) by_address.emplace(f.address, &f);
         for (const auto& entry : s.stacks) {
             std::vector<frame_info>& out = stacks_[entry.first];
@@ -319,6 +365,16 @@ inline std::map<std::string, group_sum> group(const snapshot& s, group_by by,
 inline std::uint64_t rounded(double x) { return static_cast<std::uint64_t>(std::llround(x)); }
 
 }  // namespace detail
+
+/// Resolves every frame of `s`'s stacks into `s.symbols`, so that the snapshot can be written
+/// out and read in another process, and views of it need no symbolizer.
+inline void symbolize(snapshot& s, const symbolize_options& options = {}) {
+    detail::guard quiet;
+    for (frame_info& f : symbolize(detail::unresolved_addresses(s), options)) {
+        const std::uintptr_t address = f.address;
+        s.symbols.emplace(address, std::move(f));
+    }
+}
 
 /// The allocations of `s` grouped by `by`, largest total first (then most allocations), after
 /// `filters`. Figures of sampled snapshots are estimates and say so.
