@@ -1,6 +1,6 @@
 // memlens/detail/json_text.hpp: the pieces every JSON writer in memlens shares: string
-// literals escaped as RFC 8259 asks, and numbers written exactly (integers) or shortest
-// round-trip (doubles).
+// literals escaped as RFC 8259 asks, and numbers written exactly (integers) or with the 17
+// significant digits that read back to the same double.
 #pragma once
 
 #include <cmath>
