@@ -76,7 +76,8 @@ inline void update_switchboard() noexcept {
 
 // ---- per-site totals ----------------------------------------------------------------------
 
-// Everything ever recorded at one stack, alive or not. Sampled allocations add their weights.
+// Everything ever recorded at one stack, alive or not, as one lane counts it. Sampled
+// allocations add their weights.
 struct site_totals {
     std::atomic<std::uint64_t> allocs{0};
     std::atomic<std::uint64_t> bytes{0};
@@ -87,32 +88,63 @@ struct site_totals {
 constexpr std::uint32_t stack_id_bits = 24;
 constexpr std::uint32_t site_chunk_bits = 14;
 constexpr std::uint32_t site_chunk_count = 1u << (stack_id_bits - site_chunk_bits);
+// Threads add to one of several lanes, by their record's number, so that two threads recording
+// the same stack do not fight over one cache line; a read adds the lanes up.
+constexpr std::uint32_t site_lane_count = 4;
+
+struct site_chunk {
+    site_totals lanes[site_lane_count][std::size_t{1} << site_chunk_bits];
+};
 
 struct site_directory {
-    std::atomic<site_totals*> chunks[site_chunk_count] = {};
+    std::atomic<site_chunk*> chunks[site_chunk_count] = {};
     spin_lock lock;
 };
 
 MEMLENS_CONSTINIT inline site_directory sites{};
 
-inline site_totals* find_site(std::uint32_t stack) noexcept {
-    if (stack == 0 || stack >= (1u << stack_id_bits)) return nullptr;
-    site_totals* chunk = sites.chunks[stack >> site_chunk_bits].load(std::memory_order_acquire);
-    return chunk ? chunk + (stack & ((1u << site_chunk_bits) - 1)) : nullptr;
+inline bool valid_stack_id(std::uint32_t stack) noexcept {
+    return stack != 0 && stack < (1u << stack_id_bits);
 }
 
-inline site_totals* site_for(std::uint32_t stack) noexcept {
-    if (site_totals* s = find_site(stack)) return s;
-    if (stack == 0 || stack >= (1u << stack_id_bits)) return nullptr;
+inline site_totals* find_site(std::uint32_t stack, std::uint32_t lane) noexcept {
+    if (!valid_stack_id(stack)) return nullptr;
+    site_chunk* chunk = sites.chunks[stack >> site_chunk_bits].load(std::memory_order_acquire);
+    if (!chunk) return nullptr;
+    return &chunk->lanes[lane % site_lane_count][stack & ((1u << site_chunk_bits) - 1)];
+}
+
+inline site_totals* site_for(std::uint32_t stack, std::uint32_t lane) noexcept {
+    if (site_totals* s = find_site(stack, lane)) return s;
+    if (!valid_stack_id(stack)) return nullptr;
     lock_guard hold(sites.lock);
-    std::atomic<site_totals*>& slot = sites.chunks[stack >> site_chunk_bits];
+    std::atomic<site_chunk*>& slot = sites.chunks[stack >> site_chunk_bits];
     if (!slot.load(relaxed)) {
-        // Zeroed pages are valid site_totals: all counters start at zero.
-        void* raw = map_pages(sizeof(site_totals) << site_chunk_bits);
+        // Zeroed pages are valid site_totals: all counters start at zero. The kernel backs
+        // only the pages that sites are counted in.
+        void* raw = map_pages(sizeof(site_chunk));
         if (!raw) return nullptr;
-        slot.store(static_cast<site_totals*>(raw), std::memory_order_release);
+        slot.store(static_cast<site_chunk*>(raw), std::memory_order_release);
     }
-    return find_site(stack);
+    return find_site(stack, lane);
+}
+
+struct site_sum {
+    std::uint64_t allocs = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t temporaries = 0;
+};
+
+inline site_sum read_site(std::uint32_t stack) noexcept {
+    site_sum out;
+    for (std::uint32_t lane = 0; lane < site_lane_count; ++lane) {
+        const site_totals* t = find_site(stack, lane);
+        if (!t) break;
+        out.allocs += t->allocs.load(relaxed);
+        out.bytes += t->bytes.load(relaxed);
+        out.temporaries += t->temporaries.load(relaxed);
+    }
+    return out;
 }
 
 // ---- the live table -------------------------------------------------------------------------
@@ -389,7 +421,7 @@ MEMLENS_NOINLINE inline bool record_allocation(std::uintptr_t address, std::uint
     thread_record* record = nullptr;
     const std::uint32_t index = own_record_index(record);
     const std::uint64_t sequence = next_sequence(record);
-    if (site_totals* site = site_for(stack)) {
+    if (site_totals* site = site_for(stack, index)) {
         if (sampled) {
             const double w = sample_weight(size, settings.sample_bytes.load(relaxed));
             site->allocs.fetch_add(static_cast<std::uint64_t>(std::llround(w)), relaxed);
@@ -422,7 +454,7 @@ MEMLENS_NOINLINE inline void forget_allocation(const void* p) noexcept {
     if (index != entry_record(e) || record == &late_record || entry_sampled(e)) return;
     const std::uint64_t later = (record->recorded.load(relaxed) - entry_sequence(e)) & entry_sequence_mask;
     if (later < settings.temporary_window.load(relaxed)) {
-        if (site_totals* site = find_site(entry_stack(e))) site->temporaries.fetch_add(1, relaxed);
+        if (site_totals* site = site_for(entry_stack(e), index)) site->temporaries.fetch_add(1, relaxed);
     }
 }
 

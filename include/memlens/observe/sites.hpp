@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../core/counters.hpp"
+#include "../detail/files.hpp"
 #include "../detail/live.hpp"
 #include "../view/snapshot.hpp"
 #include "named_scope.hpp"
@@ -178,10 +179,9 @@ snapshot collect(Keep&& keep) {
     }
     const std::uint32_t ids = stacks.count();
     for (std::uint32_t id = 1; id <= ids; ++id) {
-        const site_totals* t = find_site(id);
-        if (!t || t->allocs.load(relaxed) == 0) continue;
-        s.sites.push_back({id, t->allocs.load(relaxed), t->bytes.load(relaxed),
-                           t->temporaries.load(relaxed)});
+        const site_sum t = read_site(id);
+        if (t.allocs == 0) continue;
+        s.sites.push_back({id, t.allocs, t.bytes, t.temporaries});
         if (!s.stacks.count(id)) {
             const stack_span span = stacks.frames(id);
             s.stacks.emplace(id, std::vector<std::uintptr_t>(span.frames, span.frames + span.size));
@@ -209,36 +209,6 @@ inline void change_recorders(int delta) noexcept {
         update_switchboard();
     }
     if (delta < 0) settle_lookups();
-}
-
-// Writes `text` to `path` through a temporary file and a rename, so that a crash or a full disk
-// never leaves half a report where the whole one should be.
-inline bool write_file_atomically(const std::string& path, const std::string& text,
-                                  std::string& error) {
-    const std::string temporary = path + ".tmp" + std::to_string(::getpid());
-    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        error = "cannot create " + temporary + ": " + std::strerror(errno);
-        return false;
-    }
-    std::size_t done = 0;
-    while (done < text.size()) {
-        const ::ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            error = "cannot write " + temporary + ": " + std::strerror(errno);
-            ::close(fd);
-            ::unlink(temporary.c_str());
-            return false;
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if (::close(fd) != 0 || std::rename(temporary.c_str(), path.c_str()) != 0) {
-        error = "cannot move the report to " + path + ": " + std::strerror(errno);
-        ::unlink(temporary.c_str());
-        return false;
-    }
-    return true;
 }
 
 inline std::string exit_report_text() {

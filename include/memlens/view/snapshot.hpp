@@ -307,6 +307,11 @@ inline std::string describe_frame(const frame_info* f) {
     return f ? f->describe() : std::string("(no stack)");
 }
 
+// What views call a frame: its function, or where it is when no symbol names it.
+inline std::string frame_name(const frame_info& f) {
+    return f.function.empty() ? f.describe() : f.function;
+}
+
 inline std::string group_key(group_by by, const snapshot& s, const resolved_stacks& resolved,
                              const live_allocation& a, std::vector<frame_info>& traceback) {
     const frame_info* site = resolved.site(a.stack);
