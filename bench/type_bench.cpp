@@ -95,5 +95,6 @@ int main(int argc, char** argv) {
     return memlens_bench::run(argc, argv,
                               {{"BM_counted_pair", "BM_plain_pair"},
                                {"BM_counted_batch", "BM_plain_batch"},
-                               {"BM_counted_rise", "BM_plain_rise"}});
+                               {"BM_counted_rise", "BM_plain_rise"}},
+                              "construction + destruction");
 }
