@@ -421,19 +421,25 @@ MEMLENS_COLD inline void init_process() noexcept {
     core.init_state.store(2, std::memory_order_release);
 }
 
+// A record an exited thread left for reuse, now owned by the caller; null when none is idle.
+// Records (per-thread counters, per-thread type tables) form lists that only grow.
+template <class Record>
+Record* reuse_idle_record(const std::atomic<Record*>& head) noexcept {
+    for (Record* r = head.load(std::memory_order_acquire); r; r = r->next) {
+        bool idle = false;
+        if (!r->shared && r->in_use.compare_exchange_strong(idle, true, std::memory_order_acquire)) {
+            return r;
+        }
+    }
+    return nullptr;
+}
+
 MEMLENS_COLD inline thread_record* acquire_record() noexcept {
     thread_state& ts = this_thread;
     if (ts.exited) return &late_record;
     ++ts.guard;
     if (core.init_state.load(std::memory_order_acquire) != 2) init_process();
-    thread_record* found = nullptr;
-    for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
-        bool idle = false;
-        if (!r->shared && r->in_use.compare_exchange_strong(idle, true, std::memory_order_acquire)) {
-            found = r;
-            break;
-        }
-    }
+    thread_record* found = reuse_idle_record(core.records);
     if (!found) {
         void* raw = map_pages(sizeof(thread_record));
         if (!raw) {

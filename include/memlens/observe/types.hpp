@@ -234,14 +234,7 @@ MEMLENS_COLD inline type_record* acquire_type_record() noexcept {
     type_thread& here = types_here;
     if (!type_table()) return nullptr;
     if (here.exited) return types.late;
-    type_record* found = nullptr;
-    for (type_record* r = types.records.load(std::memory_order_acquire); r; r = r->next) {
-        bool idle = false;
-        if (!r->shared && r->in_use.compare_exchange_strong(idle, true, std::memory_order_acquire)) {
-            found = r;
-            break;
-        }
-    }
+    type_record* found = reuse_idle_record(types.records);
     if (!found) {
         found = map_object<type_record>();
         if (!found) {
