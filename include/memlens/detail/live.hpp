@@ -416,7 +416,8 @@ MEMLENS_NOINLINE inline bool record_allocation(std::uintptr_t address, std::uint
                                                bool headerless) noexcept {
     guard quiet;
     std::uintptr_t frames[max_stack_depth];
-    const std::size_t depth = capture_stack(frames, settings.stack_depth.load(relaxed), settings.method.load(relaxed));
+    const std::size_t depth =
+        capture_stack(frames, settings.stack_depth.load(relaxed), settings.method.load(relaxed));
     const std::uint32_t stack = depth ? stacks.intern(frames, depth) : 0;
     thread_record* record = nullptr;
     const std::uint32_t index = own_record_index(record);
@@ -425,7 +426,8 @@ MEMLENS_NOINLINE inline bool record_allocation(std::uintptr_t address, std::uint
         if (sampled) {
             const double w = sample_weight(size, settings.sample_bytes.load(relaxed));
             site->allocs.fetch_add(static_cast<std::uint64_t>(std::llround(w)), relaxed);
-            site->bytes.fetch_add(static_cast<std::uint64_t>(std::llround(w * static_cast<double>(size))), relaxed);
+            const double bytes = w * static_cast<double>(size);
+            site->bytes.fetch_add(static_cast<std::uint64_t>(std::llround(bytes)), relaxed);
         } else {
             site->allocs.fetch_add(1, relaxed);
             site->bytes.fetch_add(size, relaxed);
@@ -438,9 +440,12 @@ MEMLENS_NOINLINE inline bool record_allocation(std::uintptr_t address, std::uint
         table_has_headerless.store(true, std::memory_order_release);
         update_switchboard();
     }
-    const bool stored = insert_entry(make_entry(address, size, stack,
-                                                sequence, index, d, sampled));
-    if (!stored) report_error("cannot grow the live table; an allocation goes unrecorded");
+    const bool stored = insert_entry(make_entry(address, size, stack, sequence, index, d, sampled));
+    // Once: out of memory, every later allocation would say the same.
+    static std::atomic<bool> reported{false};
+    if (!stored && !reported.exchange(true, relaxed)) {
+        report_error("cannot grow the live table; allocations go unrecorded until it can");
+    }
     return stored;
 }
 
@@ -452,10 +457,10 @@ MEMLENS_NOINLINE inline void forget_allocation(const void* p) noexcept {
     thread_record* record = nullptr;
     const std::uint32_t index = own_record_index(record);
     if (index != entry_record(e) || record == &late_record || entry_sampled(e)) return;
-    const std::uint64_t later = (record->recorded.load(relaxed) - entry_sequence(e)) & entry_sequence_mask;
-    if (later < settings.temporary_window.load(relaxed)) {
-        if (site_totals* site = site_for(entry_stack(e), index)) site->temporaries.fetch_add(1, relaxed);
-    }
+    const std::uint64_t later =
+        (record->recorded.load(relaxed) - entry_sequence(e)) & entry_sequence_mask;
+    if (later >= settings.temporary_window.load(relaxed)) return;
+    if (site_totals* site = site_for(entry_stack(e), index)) site->temporaries.fetch_add(1, relaxed);
 }
 
 // ---- sampling -------------------------------------------------------------------------------
