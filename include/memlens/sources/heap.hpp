@@ -46,8 +46,10 @@ MEMLENS_ALWAYS_INLINE void* heap_allocate(std::size_t size, std::size_t alignmen
     auto* h = reinterpret_cast<heap_header*>(user) - 1;
     h->size = size;
     h->offset = static_cast<std::uint32_t>(offset);
+    // Worked out before counting, whose stores the compiler cannot prove leave the header alone.
+    const std::uint32_t check = heap_check(size, h->offset);
     const std::uint32_t flags = counted() ? on_alloc(user, size, heap_slot, true) : 0u;
-    h->tag = heap_check(size, h->offset) | flags;
+    h->tag = check | flags;
     return user;
 }
 
