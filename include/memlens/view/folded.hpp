@@ -1,0 +1,86 @@
+// memlens/view/folded.hpp: folded stacks ("outer;inner;site value" per line), the input of
+// flamegraph.pl, inferno and speedscope, from a snapshot's live allocations or its site totals.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "snapshot.hpp"
+
+namespace memlens {
+
+/// What a folded stack's value counts.
+enum class folded_weight { bytes, count };
+
+/// Which allocations the folded stacks cover.
+enum class folded_source {
+    /// The snapshot's live allocations: the peak's stacks for a snapshot taken at the peak, the
+    /// leaks' for leak_check::leaked(). Sampled allocations count by their weight.
+    live,
+    /// Everything ever recorded at each stack up to the snapshot, freed or not (snapshot::sites).
+    allocated,
+};
+
+/// What folded_stacks() writes.
+struct folded_options {
+    folded_source source = folded_source::live;
+    folded_weight weight = folded_weight::bytes;
+};
+
+namespace detail {
+
+// A frame name that the folded format cannot misread: ';' separates frames and a line is one
+// stack, so neither may appear inside a name.
+inline std::string folded_frame_name(const frame_info& f) {
+    std::string name = frame_name(f);
+    for (char& c : name) {
+        if (c == ';') c = ':';
+        else if (c == '\n' || c == '\r') c = ' ';
+    }
+    return name;
+}
+
+inline std::string folded_path(const resolved_stacks& resolved, std::uint32_t stack) {
+    const std::vector<frame_info>& frames = resolved.frames(stack);
+    if (frames.empty()) return "(no stack)";
+    std::string path;
+    for (auto f = frames.rbegin(); f != frames.rend(); ++f) {
+        if (!path.empty()) path += ';';
+        path += folded_frame_name(*f);
+    }
+    return path;
+}
+
+}  // namespace detail
+
+/// Folded stacks of `s`, outermost frame first, one line per distinct stack with a non-zero
+/// value, sorted by stack; stacks whose frames have the same names are merged. memlens's own
+/// frames are left out. Allocations without a stack fold into "(no stack)". Allocates.
+inline std::string folded_stacks(const snapshot& s, const folded_options& options = {}) {
+    detail::guard quiet;
+    const detail::resolved_stacks resolved(s);
+    const bool bytes = options.weight == folded_weight::bytes;
+    std::map<std::string, double> values;
+    if (options.source == folded_source::live) {
+        for (const live_allocation& a : s.allocations) {
+            const double w = s.weight(a);
+            values[detail::folded_path(resolved, a.stack)] +=
+                bytes ? w * static_cast<double>(a.size) : w;
+        }
+    } else {
+        for (const site_record& site : s.sites) {
+            values[detail::folded_path(resolved, site.stack)] +=
+                static_cast<double>(bytes ? site.bytes : site.allocs);
+        }
+    }
+    std::string out;
+    for (const auto& [path, value] : values) {
+        const std::uint64_t v = detail::rounded(value);
+        if (v != 0) out += path + " " + std::to_string(v) + "\n";
+    }
+    return out;
+}
+
+}  // namespace memlens
