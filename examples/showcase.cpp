@@ -7,8 +7,10 @@
 #include <memlens/observe/sites.hpp>
 #include <memlens/sources/resource.hpp>
 #include <memlens/track.hpp>
+#include <memlens/view/report.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>
@@ -120,11 +122,33 @@ private:
     std::vector<std::vector<std::string>> rows_;
 };
 
-// A phase's one-line report, tagged so the lines stand out from the tables.
+// Live and peak bytes after each phase, for the HTML report's memory-over-time plot.
+class timeline_recorder {
+public:
+    timeline_recorder() { points_.reserve(32); }
+
+    void mark(const char* label) {
+        const std::chrono::duration<double> since = std::chrono::steady_clock::now() - start_;
+        const memlens::memory_stats now = memlens::stats();
+        points_.push_back({since.count(), now.current, now.peak, label});
+    }
+
+    const std::vector<memlens::timeline_point>& points() const noexcept { return points_; }
+
+private:
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+    std::vector<memlens::timeline_point> points_;
+};
+
+timeline_recorder timeline;
+
+// A phase's one-line report, tagged so the lines stand out from the tables; it also marks the
+// phase's end on the timeline.
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
 void report(const char* tag, const char* format, ...) {
+    timeline.mark(tag);
     std::printf("  %-11s", tag);
     std::va_list args;
     va_start(args, format);
@@ -665,6 +689,7 @@ int main() {
                                queries_per_round);
         });
         rounds.push_back({ran.value, ran.usage, memlens::stats(cache_domain).current});
+        timeline.mark(("query round " + std::to_string(round + 1)).c_str());
     }
 
     std::printf("\nQuery rounds (LRU cache bounded at %s entries; a miss evaluates and caches the "
@@ -685,7 +710,22 @@ int main() {
     by_round.print();
 
     print_summary();
-    print_sites(before_queries, memlens::take_snapshot());
+    memlens::snapshot after_queries = memlens::take_snapshot();
+    print_sites(before_queries, after_queries);
+
+    // The same data for a browser and for other tools: the HTML report (flamegraph, timeline,
+    // tables, recommendations) and the JSON snapshot that read_json and compare() take.
+    after_queries.timeline = timeline.points();
+    const char* const html_path = "showcase-report.html";
+    const char* const json_path = "showcase-report.json";
+    try {
+        memlens::write_report(after_queries, html_path, "memlens showcase: a text indexer");
+        memlens::write_report(after_queries, json_path);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "showcase: %s\n", e.what());
+        return 1;
+    }
+    std::printf("\nReports written: %s (open it in a browser) and %s\n", html_path, json_path);
 
     const auto torn_down = memlens::measure([&] { app.reset(); });
     std::printf("\n");

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <memlens/observe/sites.hpp>
+#include <memlens/view/json.hpp>
 #include <memlens/sources/resource.hpp>
 
 #include "support.hpp"
@@ -534,6 +535,36 @@ TEST_CASE("the exit report lists what is still alive, written whole", "[sites][e
     CHECK(text.str().find("still alive") != std::string::npos);
     CHECK(text.str().find("4,321 bytes") != std::string::npos);
     CHECK(text.str().find("sites_test_leak_at_exit") != std::string::npos);
+}
+
+TEST_CASE("the exit report takes the format its file name asks for", "[sites][exit]") {
+    char path[] = "/tmp/memlens-exit-XXXXXX.json";
+    const int fd = ::mkstemps(path, 5);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        memlens::tracking_config c;
+        c.mode = memlens::tracking_mode::sites;
+        c.output = path;
+        if (!memlens::configure(c)) ::_exit(2);
+        sites_test_leak_at_exit();
+        std::exit(0);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    const memlens::snapshot s = memlens::read_json(path);
+    ::unlink(path);
+    CHECK(s.run.mode == "sites");
+    CHECK(s.run.pid == child);
+    const auto stats = memlens::statistics(s, memlens::group_by::function);
+    const memlens::statistic* site = stat_naming(stats, "sites_test_leak_at_exit");
+    REQUIRE(site);
+    CHECK(site->bytes == 4321);
+    CHECK(site->count == 1);
 }
 
 TEST_CASE("an unwritable exit report path is reported, not fatal", "[sites][exit]") {

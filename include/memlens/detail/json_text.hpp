@@ -3,6 +3,7 @@
 // significant digits that read back to the same double.
 #pragma once
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -38,9 +39,22 @@ inline void append_json_string(std::string& out, std::string_view text) {
     out += '"';
 }
 
-inline void append_json_number(std::string& out, std::uint64_t value) { out += std::to_string(value); }
+// Without std::to_string's temporary string: the report writers append millions of numbers.
+inline void append_json_number(std::string& out, std::uint64_t value) {
+    char buffer[24];
+    const auto end = std::to_chars(buffer, buffer + sizeof buffer, value).ptr;
+    out.append(buffer, static_cast<std::size_t>(end - buffer));
+}
 
-inline void append_json_number(std::string& out, std::int64_t value) { out += std::to_string(value); }
+inline void append_json_number(std::string& out, std::int64_t value) {
+    char buffer[24];
+    const auto end = std::to_chars(buffer, buffer + sizeof buffer, value).ptr;
+    out.append(buffer, static_cast<std::size_t>(end - buffer));
+}
+
+inline void append_json_uint(std::string& out, std::uint64_t value) { append_json_number(out, value); }
+
+inline void append_json_int(std::string& out, std::int64_t value) { append_json_number(out, value); }
 
 // JSON has no NaN or infinity: they are written as null.
 inline void append_json_number(std::string& out, double value) {

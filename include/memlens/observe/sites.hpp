@@ -1,6 +1,6 @@
 // memlens/observe/sites.hpp: who allocated what is still alive. Choosing what is tracked
-// (configure, or the MEMLENS_* environment variables), snapshots of the live table, block-scoped
-// leak checks, and the report written at exit.
+// (configure, or the MEMLENS_* environment variables), snapshots of the live table and
+// block-scoped leak checks. observe/exit_report.hpp writes the report the settings ask for at exit.
 #pragma once
 
 #include <cerrno>
@@ -211,46 +211,6 @@ inline void change_recorders(int delta) noexcept {
     if (delta < 0) settle_lookups();
 }
 
-inline std::string exit_report_text() {
-    live_mode mode;
-    {
-        lock_guard hold(settings_lock);
-        mode = settings.mode;
-    }
-    if (mode == live_mode::sites || mode == live_mode::sampled) {
-        return leaks(collect([](const live_allocation&) { return true; })).describe(20, 16);
-    }
-    const memory_stats all = memlens::stats();
-    return "memlens: " + std::to_string(all.allocs - all.frees) + " allocations, " +
-           describe_bytes(all.current) +
-           " still alive at exit; set MEMLENS_MODE=sites to see where they were allocated\n";
-}
-
-inline void write_exit_report() noexcept {
-    guard quiet;
-    std::string path;
-    {
-        lock_guard hold(settings_lock);
-        if (!settings.leaks_at_exit && settings.output[0] == '\0') return;
-        path = settings.output;
-    }
-    try {
-        const std::string text = exit_report_text();
-        if (path.empty()) {
-            write_stderr(text.c_str());
-            return;
-        }
-        std::string error;
-        if (!write_file_atomically(path, text, error)) {
-            report_error(("the exit report is lost: " + error).c_str());
-        }
-    } catch (const std::exception& e) {
-        report_error((std::string("the exit report could not be built: ") + e.what()).c_str());
-    }
-}
-
-// Every program that can see this header can write the exit report; the hooks include it.
-inline const bool exit_writer_installed = (exit_writer.store(&write_exit_report), true);
 
 }  // namespace detail
 

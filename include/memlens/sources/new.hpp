@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <new>
 
-#include "../observe/sites.hpp"
+#include "../observe/exit_report.hpp"
 #include "heap.hpp"
 
 namespace memlens::detail {

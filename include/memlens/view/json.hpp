@@ -76,10 +76,6 @@ private:
 
 namespace detail {
 
-inline void append_json_uint(std::string& out, std::uint64_t value) { append_json_number(out, value); }
-
-inline void append_json_int(std::string& out, std::int64_t value) { append_json_number(out, value); }
-
 // `"name":` after a comma unless it is the first member.
 inline void append_json_key(std::string& out, const char* name, bool first = false) {
     if (!first) out += ',';

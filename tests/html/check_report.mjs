@@ -1,0 +1,137 @@
+// tests/html/check_report.mjs: opens a memlens HTML report in headless Chromium and checks that
+// it works: no console or page errors, the flamegraph shows the expected frames, a click zooms,
+// a search highlights, and the page is interactive within a time limit.
+//
+//   node check_report.mjs <report.html> [--expect NAME]... [--search TEXT] [--max-ready-ms N]
+//
+// NAME and TEXT are matched as substrings of the frames' full names. Chromium is
+// $MEMLENS_CHROMIUM, else /usr/bin/chromium. Exits 77 (a CTest skip) when playwright-core or
+// Chromium is missing, 1 when a check fails.
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const skip = 77;
+const args = process.argv.slice(2);
+let report = null, search = null, maxReadyMs = 2000;
+const expected = [];
+for (let i = 0; i < args.length; ++i) {
+  const a = args[i];
+  if (a === "--expect") expected.push(args[++i]);
+  else if (a === "--search") search = args[++i];
+  else if (a === "--max-ready-ms") maxReadyMs = Number(args[++i]);
+  else if (!report && !a.startsWith("--")) report = a;
+  else {
+    console.error(`unknown argument ${a}`);
+    process.exit(2);
+  }
+}
+if (!report || !existsSync(report)) {
+  console.error(`usage: node check_report.mjs <report.html> [--expect NAME]... [--search TEXT] [--max-ready-ms N]` +
+    (report ? `\nno such report: ${report}` : ""));
+  process.exit(2);
+}
+
+let chromium;
+try {
+  ({ chromium } = await import("playwright-core"));
+} catch {
+  console.log("SKIP: playwright-core is not installed (run npm ci in tests/html)");
+  process.exit(skip);
+}
+const executablePath = process.env.MEMLENS_CHROMIUM || "/usr/bin/chromium";
+if (!existsSync(executablePath)) {
+  console.log(`SKIP: no Chromium at ${executablePath}`);
+  process.exit(skip);
+}
+
+const failures = [];
+function check(ok, what) {
+  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
+  if (!ok) failures.push(what);
+}
+
+const browser = await chromium.launch({ executablePath, headless: true });
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const errors = [];
+  const requests = [];
+  page.on("console", (m) => { if (m.type() === "error") errors.push(`console: ${m.text()}`); });
+  page.on("pageerror", (e) => errors.push(`page: ${e.message}`));
+  page.on("request", (r) => { if (!r.url().startsWith("file:")) requests.push(r.url()); });
+
+  const url = pathToFileURL(resolve(report)).href;
+  const started = Date.now();
+  await page.goto(url, { waitUntil: "commit" });
+  await page.waitForSelector("html[data-ready=true]", { timeout: Math.max(maxReadyMs * 5, 10000) });
+  const wallMs = Date.now() - started;
+  // From the navigation's start, as the page's own clock sees it.
+  const pageMs = await page.evaluate(() => window.memlensReport.readyMs);
+  const nodes = await page.evaluate(() => window.memlensReport.nodes());
+  check(pageMs <= maxReadyMs,
+    `ready in ${pageMs.toFixed(0)} ms after navigation (${wallMs} ms as the test saw it, limit ${maxReadyMs} ms; ` +
+    `${nodes} flamegraph nodes)`);
+
+  const frames = () => page.evaluate(() => window.memlensReport.frames());
+  const shown = await frames();
+  for (const name of expected) {
+    check(shown.some((f) => f.name.includes(name)), `the flamegraph shows a frame named like "${name}"`);
+  }
+
+  const box = await page.locator("#flame").boundingBox();
+  const full = shown.find((f) => f.row === 0);
+  check(full && Math.abs(full.width - box.width) < 1, `the root frame spans the flamegraph (${full && full.width} of ${box.width} px)`);
+
+  // Zoom: click the widest frame of the deepest row that still has one at least 40 px wide, which
+  // is narrower than the whole width unless the profile is one stack.
+  const target = [...shown].filter((f) => f.row > 0 && f.width >= 40)
+    .sort((a, b) => b.row - a.row || a.width - b.width)[0] || shown.find((f) => f.row > 0);
+  check(Boolean(target), "there is a frame below the root to click");
+  if (target) {
+    const crumbsBefore = await page.locator("#crumbs").innerText();
+    await page.mouse.move(box.x + target.x + target.width / 2, box.y + target.y + 9);
+    const tip = await page.locator("#tip").innerText();
+    check(tip.includes("of live bytes"), `hovering shows a tooltip with bytes, count and share ("${tip.replace(/\n/g, " | ")}")`);
+    await page.mouse.click(box.x + target.x + target.width / 2, box.y + target.y + 9);
+    const zoomed = await page.evaluate(() => window.memlensReport.zoomed());
+    const after = await frames();
+    const same = after.find((f) => f.row === target.row && f.name === target.name);
+    const crumbsAfter = await page.locator("#crumbs").innerText();
+    check(zoomed === target.name, `clicking "${target.name.slice(0, 60)}" zooms into it`);
+    check(same && Math.abs(same.width - box.width) < 1, `the clicked frame now spans the full width (${same && same.width.toFixed(0)} px, was ${target.width.toFixed(0)})`);
+    check(crumbsAfter !== crumbsBefore && crumbsAfter.includes(target.name.slice(0, 20).split("(")[0].split("::").pop()),
+      `the breadcrumb changes ("${crumbsBefore.replace(/\s+/g, " ")}" -> "${crumbsAfter.replace(/\s+/g, " ")}")`);
+    await page.click("#reset");
+    check(await page.evaluate(() => window.memlensReport.zoomed()) === "all", "Reset zoom goes back to all");
+  }
+
+  const query = search || expected[0];
+  if (query) {
+    await page.fill("#search", query);
+    const highlighted = (await frames()).filter((f) => f.highlighted);
+    const matched = await page.locator("#matched").innerText();
+    check(highlighted.length > 0 && highlighted.every((f) => f.name.toLowerCase().includes(query.toLowerCase())),
+      `searching "${query}" highlights ${highlighted.length} matching frames and only those`);
+    check(/matched: [0-9.]+% of live bytes/.test(matched), `the matched share is shown ("${matched}")`);
+  }
+
+  const plotted = await page.evaluate(() => ({
+    timeline: !document.getElementById("timeline-section").hidden,
+    lines: document.querySelectorAll("#timeline polyline").length,
+    rows: document.querySelectorAll("#sites tbody tr").length,
+    advice: document.querySelectorAll("#advice li").length,
+  }));
+  console.log(`     timeline ${plotted.timeline ? "shown" : "absent"} (${plotted.lines} lines), ` +
+    `${plotted.rows} site rows, ${plotted.advice} recommendations`);
+  check(plotted.rows > 0, "the top-sites table has rows");
+
+  check(requests.length === 0, `nothing is fetched from a network (${requests.length} requests${requests.length ? ": " + requests.slice(0, 3).join(", ") : ""})`);
+  check(errors.length === 0, `no console or page errors${errors.length ? ": " + errors.join("; ") : ""}`);
+} finally {
+  await browser.close();
+}
+if (failures.length) {
+  console.log(`${failures.length} check(s) failed for ${report}`);
+  process.exit(1);
+}
+console.log(`all checks passed for ${report}`);
