@@ -101,7 +101,7 @@ struct site_directory {
     spin_lock lock;
 };
 
-MEMLENS_CONSTINIT inline site_directory sites{};
+MEMLENS_CONSTINIT inline site_directory site_table{};
 
 inline bool valid_stack_id(std::uint32_t stack) noexcept {
     return stack != 0 && stack < (1u << stack_id_bits);
@@ -109,7 +109,7 @@ inline bool valid_stack_id(std::uint32_t stack) noexcept {
 
 inline site_totals* find_site(std::uint32_t stack, std::uint32_t lane) noexcept {
     if (!valid_stack_id(stack)) return nullptr;
-    site_chunk* chunk = sites.chunks[stack >> site_chunk_bits].load(std::memory_order_acquire);
+    site_chunk* chunk = site_table.chunks[stack >> site_chunk_bits].load(std::memory_order_acquire);
     if (!chunk) return nullptr;
     return &chunk->lanes[lane % site_lane_count][stack & ((1u << site_chunk_bits) - 1)];
 }
@@ -117,8 +117,8 @@ inline site_totals* find_site(std::uint32_t stack, std::uint32_t lane) noexcept 
 inline site_totals* site_for(std::uint32_t stack, std::uint32_t lane) noexcept {
     if (site_totals* s = find_site(stack, lane)) return s;
     if (!valid_stack_id(stack)) return nullptr;
-    lock_guard hold(sites.lock);
-    std::atomic<site_chunk*>& slot = sites.chunks[stack >> site_chunk_bits];
+    lock_guard hold(site_table.lock);
+    std::atomic<site_chunk*>& slot = site_table.chunks[stack >> site_chunk_bits];
     if (!slot.load(relaxed)) {
         // Zeroed pages are valid site_totals: all counters start at zero. The kernel backs
         // only the pages that sites are counted in.
@@ -641,8 +641,8 @@ inline void read_environment(live_settings& s) noexcept {
     }
 }
 
-// Set by observe/sites.hpp, which every program that includes the hooks links: it writes what
-// the settings ask for at exit. Kept as a pointer so that the hooks do not pull in the views.
+// Set by observe/exit_report.hpp, which every program that includes the hooks links: it writes what
+// the settings ask for at exit. Kept as a pointer so that every source does not pull in the views.
 inline std::atomic<void (*)()> exit_writer{nullptr};
 
 inline void run_at_exit() noexcept {
@@ -653,12 +653,12 @@ inline void run_at_exit() noexcept {
 // released there. Taken in the one order any path nests them.
 inline void lock_live_table() noexcept {
     settings_lock.lock();
-    sites.lock.lock();
+    site_table.lock.lock();
     for (live_shard& s : live_shards) s.lock.lock();
 }
 inline void unlock_live_table() noexcept {
     for (live_shard& s : live_shards) s.lock.unlock();
-    sites.lock.unlock();
+    site_table.lock.unlock();
     settings_lock.unlock();
 }
 

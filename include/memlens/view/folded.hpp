@@ -43,7 +43,7 @@ inline std::string folded_frame_name(const frame_info& f) {
 }
 
 inline std::string folded_path(const resolved_stacks& resolved, std::uint32_t stack) {
-    const std::vector<frame_info>& frames = resolved.frames(stack);
+    const frame_range frames = resolved.frames(stack);
     if (frames.empty()) return "(no stack)";
     std::string path;
     for (auto f = frames.rbegin(); f != frames.rend(); ++f) {

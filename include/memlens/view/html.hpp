@@ -78,62 +78,6 @@ inline std::string times(double ratio) {
     return buffer;
 }
 
-// A snapshot's stacks as pointers into its symbol table, with memlens's own frames cut from the
-// top and the site found as resolved_stacks finds them; resolved_stacks copies every frame of
-// every stack, which for 100,000 stacks costs seconds, where pointers cost milliseconds.
-class stack_frames {
-public:
-    explicit stack_frames(const snapshot& s) : symbols_(s.symbols) {
-        for (frame_info& f : symbolize(unresolved_addresses(s))) {
-            const std::uintptr_t address = f.address;
-            extra_.emplace(address, std::move(f));
-        }
-        stacks_.reserve(s.stacks.size());
-        for (const auto& entry : s.stacks) {
-            const std::size_t begin = frames_.size();
-            bool top = true;
-            for (const std::uintptr_t a : entry.second) {
-                const frame_info& f = find(a);
-                if (top && memlens_frame(f)) continue;
-                top = false;
-                frames_.push_back(&f);
-            }
-            stacks_.emplace(entry.first, std::make_pair(begin, frames_.size()));
-        }
-    }
-
-    std::size_t frame_count() const noexcept { return frames_.size(); }
-
-    // Innermost first.
-    std::pair<const frame_info* const*, const frame_info* const*> frames(std::uint32_t stack) const {
-        const auto found = stacks_.find(stack);
-        if (found == stacks_.end()) return {nullptr, nullptr};
-        return {frames_.data() + found->second.first, frames_.data() + found->second.second};
-    }
-
-    const frame_info* site(std::uint32_t stack) const {
-        const auto [begin, end] = frames(stack);
-        for (auto f = begin; f != end; ++f) {
-            if (!library_frame(**f)) return *f;
-        }
-        return begin == end ? nullptr : *begin;
-    }
-
-private:
-    const frame_info& find(std::uintptr_t address) {
-        const auto known = symbols_.find(address);
-        if (known != symbols_.end()) return known->second;
-        frame_info& f = extra_[address];
-        f.address = address;
-        return f;
-    }
-
-    const std::unordered_map<std::uintptr_t, frame_info>& symbols_;
-    std::unordered_map<std::uintptr_t, frame_info> extra_;  // what the snapshot's table lacks
-    std::vector<const frame_info*> frames_;
-    std::unordered_map<std::uint32_t, std::pair<std::size_t, std::size_t>> stacks_;
-};
-
 // Frames interned twice over: each return address once (names are computed once per address,
 // not once per use), and each readable name once, which is what the flamegraph merges on. A
 // name's place is the file (else the module) and line of the first address seen with it; files
@@ -260,7 +204,7 @@ inline void append_json_recommendations(std::string& out, const std::vector<reco
 
 // The thresholds are where a change usually pays: below them the figure is reported in the
 // tables but earns no advice.
-inline std::vector<recommendation> recommend(const snapshot& s, const stack_frames& resolved,
+inline std::vector<recommendation> recommend(const snapshot& s, const resolved_stacks& resolved,
                                              const std::vector<std::pair<const frame_info*, weighted>>& by_site,
                                              double live_bytes) {
     std::vector<recommendation> out;
@@ -333,10 +277,9 @@ inline std::vector<recommendation> recommend(const snapshot& s, const stack_fram
     return out;
 }
 
-inline void append_json_frames(std::string& out, frame_names& names,
-                               std::pair<const frame_info* const*, const frame_info* const*> frames) {
+inline void append_json_frames(std::string& out, frame_names& names, frame_range frames) {
     out += '[';
-    for (auto f = frames.first; f != frames.second; ++f) {
+    for (auto f = frames.first; f != frames.last; ++f) {
         if (f != frames.first) out += ',';
         names.append_id(out, names.id(**f), false);
     }
@@ -346,7 +289,7 @@ inline void append_json_frames(std::string& out, frame_names& names,
 // The report's data as one JSON object. Every figure the page shows comes from here.
 inline void append_html_data(std::string& out, const snapshot& s, const html_options& options) {
     guard quiet;
-    const stack_frames resolved(s);
+    const resolved_stacks resolved(s);
     frame_names names(s.symbols.size());
     const std::uint32_t no_stack = names.id_of_label("(no stack)");
 

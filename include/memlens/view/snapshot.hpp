@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -223,47 +224,99 @@ inline std::vector<std::uintptr_t> unresolved_addresses(const snapshot& s) {
     return addresses;
 }
 
-// Resolves every stack of a snapshot from its symbol table, asking the symbolizer for the rest
-// in one batch, so that it sees each module's addresses together; memlens's own frames are cut
-// from the top.
+// One stack's resolved frames, innermost first: pointers into a resolved_stacks, not copies.
+struct frame_range {
+    const frame_info* const* first = nullptr;
+    const frame_info* const* last = nullptr;
+
+    class iterator {
+    public:
+        using iterator_category = std::bidirectional_iterator_tag;
+        using value_type = frame_info;
+        using difference_type = std::ptrdiff_t;
+        using pointer = const frame_info*;
+        using reference = const frame_info&;
+
+        explicit iterator(const frame_info* const* at = nullptr) noexcept : at_(at) {}
+        reference operator*() const noexcept { return **at_; }
+        pointer operator->() const noexcept { return *at_; }
+        iterator& operator++() noexcept { ++at_; return *this; }
+        iterator operator++(int) noexcept { iterator old = *this; ++at_; return old; }
+        iterator& operator--() noexcept { --at_; return *this; }
+        iterator operator--(int) noexcept { iterator old = *this; --at_; return old; }
+        bool operator==(const iterator& o) const noexcept { return at_ == o.at_; }
+        bool operator!=(const iterator& o) const noexcept { return at_ != o.at_; }
+
+    private:
+        const frame_info* const* at_;
+    };
+
+    iterator begin() const noexcept { return iterator(first); }
+    iterator end() const noexcept { return iterator(last); }
+    std::reverse_iterator<iterator> rbegin() const noexcept { return std::reverse_iterator<iterator>(end()); }
+    std::reverse_iterator<iterator> rend() const noexcept { return std::reverse_iterator<iterator>(begin()); }
+    std::size_t size() const noexcept { return static_cast<std::size_t>(last - first); }
+    bool empty() const noexcept { return first == last; }
+    const frame_info& front() const noexcept { return **first; }
+    std::vector<frame_info> copy() const { return std::vector<frame_info>(begin(), end()); }
+};
+
+// A snapshot's stacks resolved once: each frame from the snapshot's symbol table, the rest from
+// the symbolizer in one batch (so that it sees each module's addresses together), memlens's own
+// frames cut from the top. Frames are held as pointers: for 100,000 stacks, copying them costs
+// seconds where pointers cost milliseconds.
 class resolved_stacks {
 public:
-    explicit resolved_stacks(const snapshot& s) {
-        const std::vector<frame_info> frames = symbolize(unresolved_addresses(s));
-        std::unordered_map<std::uintptr_t, const frame_info*> by_address;
-        for (const auto& entry : s.symbols) by_address.emplace(entry.first, &entry.second);
-        for (const frame_info& f : frames) by_address.emplace(f.address, &f);
+    explicit resolved_stacks(const snapshot& s) : symbols_(s.symbols) {
+        for (frame_info& f : symbolize(unresolved_addresses(s))) {
+            const std::uintptr_t address = f.address;
+            extra_.emplace(address, std::move(f));
+        }
+        stacks_.reserve(s.stacks.size());
         for (const auto& entry : s.stacks) {
-            std::vector<frame_info>& out = stacks_[entry.first];
+            const std::size_t begin = frames_.size();
             bool top = true;
-            for (std::uintptr_t a : entry.second) {
-                auto found = by_address.find(a);
-                frame_info f = found != by_address.end() ? *found->second : frame_info{};
-                f.address = a;
+            for (const std::uintptr_t a : entry.second) {
+                const frame_info& f = find(a);
                 if (top && memlens_frame(f)) continue;
                 top = false;
-                out.push_back(std::move(f));
+                frames_.push_back(&f);
             }
+            stacks_.emplace(entry.first, std::make_pair(begin, frames_.size()));
         }
     }
 
-    const std::vector<frame_info>& frames(std::uint32_t stack) const {
-        static const std::vector<frame_info> none;
-        auto found = stacks_.find(stack);
-        return found == stacks_.end() ? none : found->second;
+    // Every resolved frame of every stack, counted once per use.
+    std::size_t frame_count() const noexcept { return frames_.size(); }
+
+    frame_range frames(std::uint32_t stack) const noexcept {
+        const auto found = stacks_.find(stack);
+        if (found == stacks_.end()) return {};
+        return {frames_.data() + found->second.first, frames_.data() + found->second.second};
     }
 
     // The first frame outside the standard library, else the first frame at all.
-    const frame_info* site(std::uint32_t stack) const {
-        const std::vector<frame_info>& f = frames(stack);
-        for (const frame_info& frame : f) {
-            if (!library_frame(frame)) return &frame;
+    const frame_info* site(std::uint32_t stack) const noexcept {
+        const frame_range range = frames(stack);
+        for (const frame_info& f : range) {
+            if (!library_frame(f)) return &f;
         }
-        return f.empty() ? nullptr : &f.front();
+        return range.empty() ? nullptr : &range.front();
     }
 
 private:
-    std::unordered_map<std::uint32_t, std::vector<frame_info>> stacks_;
+    const frame_info& find(std::uintptr_t address) {
+        const auto known = symbols_.find(address);
+        if (known != symbols_.end()) return known->second;
+        frame_info& f = extra_[address];
+        f.address = address;
+        return f;
+    }
+
+    const std::unordered_map<std::uintptr_t, frame_info>& symbols_;
+    std::unordered_map<std::uintptr_t, frame_info> extra_;  // what the snapshot's table lacks
+    std::vector<const frame_info*> frames_;
+    std::unordered_map<std::uint32_t, std::pair<std::size_t, std::size_t>> stacks_;
 };
 
 inline bool wildcard(const std::string& pattern, const std::string& text) {
@@ -278,7 +331,7 @@ inline bool filter_matches(const snapshot_filter& f, const snapshot& s,
         return wildcard(f.file, frame.file) && wildcard(f.function, frame.function);
     };
     if (f.all_frames) {
-        const std::vector<frame_info>& frames = resolved.frames(a.stack);
+        const frame_range frames = resolved.frames(a.stack);
         return std::any_of(frames.begin(), frames.end(), frame_matches);
     }
     const frame_info* site = resolved.site(a.stack);
@@ -333,7 +386,7 @@ inline std::string group_key(group_by by, const snapshot& s, const resolved_stac
         traceback.clear();
         return s.domain_name(a.domain);
     case group_by::traceback: {
-        traceback = resolved.frames(a.stack);
+        traceback = resolved.frames(a.stack).copy();
         std::string key;
         for (const frame_info& f : traceback) key += f.describe() + "\n";
         return traceback.empty() ? std::string("(no stack)") : key;
@@ -469,7 +522,7 @@ inline leak_report leaks(const snapshot& s) {
     }
     leak_report r;
     for (const auto& [key, g] : by_site) {
-        leak_site site{resolved.frames(key.first), s.domain_name(key.second), detail::rounded(g.count),
+        leak_site site{resolved.frames(key.first).copy(), s.domain_name(key.second), detail::rounded(g.count),
                        detail::rounded(g.bytes), g.estimated};
         r.count += site.count;
         r.bytes += site.bytes;
@@ -489,7 +542,7 @@ inline std::vector<temporary_site> temporaries(const snapshot& s) {
     std::vector<temporary_site> out;
     for (const site_record& site : s.sites) {
         if (site.temporaries == 0) continue;
-        out.push_back({resolved.frames(site.stack), site.temporaries, site.allocs});
+        out.push_back({resolved.frames(site.stack).copy(), site.temporaries, site.allocs});
     }
     std::stable_sort(out.begin(), out.end(), [](const temporary_site& a, const temporary_site& b) {
         return a.temporaries > b.temporaries;

@@ -362,7 +362,7 @@ inline std::string format_site_table(const snapshot& s, const table_options& opt
     text_weight all;
     for (const auto& [stack, w] : text_weights_by_stack(s)) {
         text_add(all, w);
-        const std::vector<frame_info>& frames = resolved.frames(stack);
+        const frame_range frames = resolved.frames(stack);
         if (frames.empty()) {
             text_row& row = by_name["(no stack)"];
             row.name = "(no stack)";
@@ -444,7 +444,7 @@ inline std::string format_tree(const snapshot& s, const tree_options& options = 
     text_node root;
     for (const auto& [stack, w] : text_weights_by_stack(s)) {
         text_add(root.weight, w);
-        const std::vector<frame_info>& frames = resolved.frames(stack);
+        const frame_range frames = resolved.frames(stack);
         text_node* at = &root;
         if (frames.empty()) {
             at = &text_child(*at, "(no stack)");
