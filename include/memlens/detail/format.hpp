@@ -18,10 +18,9 @@ inline std::string group_digits(std::uint64_t value) {
     return out;
 }
 
-// "1,536 bytes (1.50 KiB)"; below 1 KiB just "512 bytes".
-inline std::string describe_bytes(std::uint64_t bytes) {
-    std::string out = group_digits(bytes) + (bytes == 1 ? " byte" : " bytes");
-    if (bytes < 1024) return out;
+// "512 B", "1.5 KiB", "2.40 MiB": `decimals` after the point from 1 KiB up, for columns and trees.
+inline std::string compact_bytes(std::uint64_t bytes, int decimals = 1) {
+    if (bytes < 1024) return std::to_string(bytes) + " B";
     static const char* const units[] = {"KiB", "MiB", "GiB", "TiB"};
     double scaled = static_cast<double>(bytes) / 1024.0;
     int unit = 0;
@@ -30,8 +29,15 @@ inline std::string describe_bytes(std::uint64_t bytes) {
         ++unit;
     }
     char buffer[32];
-    std::snprintf(buffer, sizeof buffer, " (%.2f %s)", scaled, units[unit]);
-    return out + buffer;
+    std::snprintf(buffer, sizeof buffer, "%.*f %s", decimals, scaled, units[unit]);
+    return buffer;
+}
+
+// "1,536 bytes (1.50 KiB)"; below 1 KiB just "512 bytes".
+inline std::string describe_bytes(std::uint64_t bytes) {
+    std::string out = group_digits(bytes) + (bytes == 1 ? " byte" : " bytes");
+    if (bytes < 1024) return out;
+    return out + " (" + compact_bytes(bytes, 2) + ")";
 }
 
 inline std::string describe_signed_bytes(std::int64_t bytes) {

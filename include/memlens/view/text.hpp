@@ -63,24 +63,10 @@ struct tree_options {
 
 namespace detail {
 
-// "512 B", "1.5 KiB", "2.4 MiB": one decimal, for columns and trees.
-inline std::string text_bytes(std::uint64_t bytes) {
-    if (bytes < 1024) return std::to_string(bytes) + " B";
-    static const char* const units[] = {"KiB", "MiB", "GiB", "TiB"};
-    double scaled = static_cast<double>(bytes) / 1024.0;
-    int unit = 0;
-    while (scaled >= 1024.0 && unit < 3) {
-        scaled /= 1024.0;
-        ++unit;
-    }
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%.1f %s", scaled, units[unit]);
-    return buffer;
-}
 
 inline std::string text_signed_bytes(std::int64_t bytes) {
-    if (bytes < 0) return "-" + text_bytes(static_cast<std::uint64_t>(-(bytes + 1)) + 1);
-    return "+" + text_bytes(static_cast<std::uint64_t>(bytes));
+    if (bytes < 0) return "-" + compact_bytes(static_cast<std::uint64_t>(-(bytes + 1)) + 1);
+    return "+" + compact_bytes(static_cast<std::uint64_t>(bytes));
 }
 
 inline std::string text_share(double part, double whole) {
@@ -213,7 +199,7 @@ inline void text_tree_lines(const text_node& node, const std::string& prefix, st
     const char* through = o.ascii ? "|   " : "\u2502   ";
     auto figures = [&](const text_weight& w) {
         const std::uint64_t count = rounded(w.count);
-        return text_about(w.estimated, text_bytes(rounded(w.bytes))) + "  " +
+        return text_about(w.estimated, compact_bytes(rounded(w.bytes))) + "  " +
                text_share(w.bytes, root_bytes) + "  " +
                text_about(w.estimated, group_digits(count)) +
                (count == 1 ? " allocation" : " allocations");
@@ -270,8 +256,8 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
     const memory_stats& t = s.totals;
     if (t.allocs != 0 || t.current != 0 || t.total != 0) {
         section("Totals (every domain)");
-        out += "  current " + text_bytes(t.current) + ", peak " + text_bytes(t.peak) + ", total " +
-               text_bytes(t.total) + " in " + group_digits(t.allocs) +
+        out += "  current " + compact_bytes(t.current) + ", peak " + compact_bytes(t.peak) + ", total " +
+               compact_bytes(t.total) + " in " + group_digits(t.allocs) +
                (t.allocs == 1 ? " allocation, " : " allocations, ") + group_digits(t.frees) +
                (t.frees == 1 ? " free\n" : " frees\n");
     }
@@ -287,7 +273,7 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
         section("Live allocations in this snapshot");
         out += "  " + std::string(about) + group_digits(rounded(count)) +
                (rounded(count) == 1 ? " allocation, " : " allocations, ") + about +
-               text_bytes(rounded(bytes)) + (estimated ? " (estimated from sampling)" : "") + "\n";
+               compact_bytes(rounded(bytes)) + (estimated ? " (estimated from sampling)" : "") + "\n";
         const std::vector<statistic> sites = statistics(s, group_by::site);
         if (options.top_sites != 0 && !sites.empty()) {
             section("Top sites by live bytes");
@@ -300,7 +286,7 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
                     site = text_frame_name(f);
                     if (!f.file.empty()) site += " at " + text_location(f);
                 }
-                rows.push_back({text_about(st.estimated, text_bytes(st.bytes)),
+                rows.push_back({text_about(st.estimated, compact_bytes(st.bytes)),
                                 text_share(static_cast<double>(st.bytes), bytes),
                                 text_about(st.estimated, group_digits(st.count)), site});
             }
@@ -315,7 +301,7 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
     for (const domain_figures& d : s.domains) {
         const memory_stats& f = d.figures;
         if (f.allocs == 0 && f.current == 0 && f.total == 0) continue;
-        rows.push_back({d.name, text_bytes(f.current), text_bytes(f.peak), text_bytes(f.total),
+        rows.push_back({d.name, compact_bytes(f.current), compact_bytes(f.peak), compact_bytes(f.total),
                         group_digits(f.allocs), group_digits(f.frees)});
     }
     if (!rows.empty()) {
@@ -327,8 +313,8 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
     for (const named_scope_stats& n : s.scopes) {
         std::string site = n.file;
         if (!site.empty() && n.line != 0) site += ":" + std::to_string(n.line);
-        rows.push_back({n.name, group_digits(n.calls), text_bytes(n.allocated),
-                        group_digits(n.allocs), text_bytes(n.max_peak), text_signed_bytes(n.net),
+        rows.push_back({n.name, group_digits(n.calls), compact_bytes(n.allocated),
+                        group_digits(n.allocs), compact_bytes(n.max_peak), text_signed_bytes(n.net),
                         site});
     }
     if (!rows.empty()) {
@@ -338,7 +324,7 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
     }
     rows.clear();
     for (const type_stats& ty : s.types) {
-        rows.push_back({ty.name, group_digits(ty.instances), text_bytes(ty.bytes),
+        rows.push_back({ty.name, group_digits(ty.instances), compact_bytes(ty.bytes),
                         group_digits(ty.peak)});
     }
     if (!rows.empty()) {
@@ -414,16 +400,16 @@ inline std::string format_site_table(const snapshot& s, const table_options& opt
     std::string out = text_bold(options.colour, "Live allocations by function, by " + std::string(order)) +
                       ": " + text_about(all.estimated, group_digits(count)) +
                       (count == 1 ? " allocation, " : " allocations, ") +
-                      text_about(all.estimated, text_bytes(rounded(all.bytes))) + "; " +
+                      text_about(all.estimated, compact_bytes(rounded(all.bytes))) + "; " +
                       group_digits(rows.size()) + " of " + group_digits(by_name.size()) +
                       " functions shown";
     if (total_rows > rows.size()) out += " (row limit " + group_digits(options.limit) + ")";
     out += all.estimated ? "; ~ marks estimates from sampling\n" : "\n";
     std::vector<std::vector<std::string>> cells;
     for (const text_row* r : rows) {
-        cells.push_back({text_about(r->own.estimated, text_bytes(rounded(r->own.bytes))),
+        cells.push_back({text_about(r->own.estimated, compact_bytes(rounded(r->own.bytes))),
                          text_share(r->own.bytes, all.bytes),
-                         text_about(r->total.estimated, text_bytes(rounded(r->total.bytes))),
+                         text_about(r->total.estimated, compact_bytes(rounded(r->total.bytes))),
                          text_share(r->total.bytes, all.bytes),
                          text_about(r->own.estimated, group_digits(rounded(r->own.count))),
                          r->name, r->location});
@@ -460,7 +446,7 @@ inline std::string format_tree(const snapshot& s, const tree_options& options = 
         text_bold(options.colour,
                   "Live allocations by call path: " + text_about(root.weight.estimated, group_digits(count)) +
                       (count == 1 ? " allocation, " : " allocations, ") +
-                      text_about(root.weight.estimated, text_bytes(rounded(root.weight.bytes)))) +
+                      text_about(root.weight.estimated, compact_bytes(rounded(root.weight.bytes)))) +
         "\n";
     text_tree_lines(root, "", 0, root.weight.bytes, options, out);
     return out;
