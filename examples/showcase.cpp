@@ -616,6 +616,7 @@ int main() {
     // Every allocation is recorded with its call stack, for the site tables at the end.
     memlens::tracking_config tracking;
     tracking.mode = memlens::tracking_mode::sites;
+    tracking.capture_peak = true;
     memlens::configure(tracking);
 
     const corpus_options options;
@@ -713,19 +714,23 @@ int main() {
     memlens::snapshot after_queries = memlens::take_snapshot();
     print_sites(before_queries, after_queries);
 
-    // The same data for a browser and for other tools: the HTML report (flamegraph, timeline,
-    // tables, recommendations) and the JSON snapshot that read_json and compare() take.
+    // For a browser and for other tools: the HTML report of the peak (flamegraph, timeline,
+    // tables, recommendations) and the JSON snapshot of the end, for read_json and compare().
+    memlens::snapshot at_peak = memlens::peak_snapshot();
+    at_peak.timeline = timeline.points();
     after_queries.timeline = timeline.points();
     const char* const html_path = "showcase-report.html";
     const char* const json_path = "showcase-report.json";
     try {
-        memlens::write_report(after_queries, html_path, "memlens showcase: a text indexer");
+        memlens::write_report(at_peak, html_path, "memlens showcase: a text indexer at its peak");
         memlens::write_report(after_queries, json_path);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "showcase: %s\n", e.what());
         return 1;
     }
-    std::printf("\nReports written: %s (open it in a browser) and %s\n", html_path, json_path);
+    std::printf("\nReports written: %s (the peak, %s live; open it in a browser) and %s (after the "
+                "queries)\n",
+                html_path, human(at_peak.totals.current).c_str(), json_path);
 
     const auto torn_down = memlens::measure([&] { app.reset(); });
     std::printf("\n");

@@ -629,3 +629,37 @@ TEST_CASE("sites mode keeps working in a forked child", "[sites][fork]") {
     stop = true;
     busy.join();
 }
+
+// Not tail calls: each function keeps a frame of its own while operator new runs.
+__attribute__((noinline)) char* sites_test_peak_big() {
+    char* p = new char[3 << 20];
+    memlens_test::keep(p);
+    return p;
+}
+__attribute__((noinline)) char* sites_test_after_peak() {
+    char* p = new char[1 << 20];
+    memlens_test::keep(p);
+    return p;
+}
+
+TEST_CASE("the snapshot at the peak holds what was alive at the peak", "[sites][peak]") {
+    memlens::tracking_config c;
+    c.mode = memlens::tracking_mode::sites;
+    c.capture_peak = true;
+    tracking_as peak(c);
+    memlens::reset_peak();
+    char* big = sites_test_peak_big();
+    memlens_test::keep(big);
+    delete[] big;
+    // Smaller than the peak: no new copy, so the peak's view keeps the big block.
+    char* later = sites_test_after_peak();
+    memlens_test::keep(later);
+    const memlens::snapshot at_peak = memlens::peak_snapshot();
+    delete[] later;
+    const auto stats = memlens::statistics(at_peak, memlens::group_by::function);
+    const memlens::statistic* b = stat_naming(stats, "sites_test_peak_big");
+    REQUIRE(b);
+    CHECK(b->bytes == (3u << 20));
+    CHECK(stat_naming(stats, "sites_test_after_peak") == nullptr);
+    CHECK(at_peak.totals.peak >= (3u << 20));
+}

@@ -35,6 +35,8 @@ struct live_settings {
     std::atomic<std::uint64_t> sample_bytes{default_sample_bytes};
     std::atomic<std::uint64_t> sample_seed{0};
     std::atomic<std::uint32_t> temporary_window{1};
+    // Keep a snapshot of the live table at the process's high-water mark; see capture_peak.
+    std::atomic<bool> capture_peak{false};
     bool leaks_at_exit = false;
     char output[output_path_capacity] = {};
 };
@@ -409,6 +411,30 @@ inline double sample_weight(std::uint64_t size, std::uint64_t mean) noexcept {
     return p > 0 ? 1.0 / p : 1.0;
 }
 
+// ---- the snapshot at the peak ---------------------------------------------------------------
+
+// Set by observe/sites.hpp: copies the live table as the peak snapshot. A pointer, so that the
+// sources do not pull in the snapshot code.
+inline std::atomic<void (*)()> peak_capturer{nullptr};
+// The process peak at which the next copy is taken: 10% (at least 64 KiB) above the last, so
+// that a run copies the table a few dozen times, not at every new peak.
+inline std::atomic<std::int64_t> next_peak_capture{0};
+inline std::atomic<bool> peak_capturing{false};
+
+constexpr std::int64_t peak_capture_min_step = 64 * 1024;
+
+MEMLENS_NOINLINE inline void capture_peak() noexcept {
+    // One thread copies at a time; the others' new peaks are in the next copy.
+    if (peak_capturing.exchange(true, std::memory_order_acquire)) return;
+    const std::int64_t peak = core.slots[all_slot].peak.load(relaxed);
+    if (peak >= next_peak_capture.load(relaxed)) {
+        if (void (*copy)() = peak_capturer.load(std::memory_order_acquire)) copy();
+        const std::int64_t step = peak / 10 > peak_capture_min_step ? peak / 10 : peak_capture_min_step;
+        next_peak_capture.store(peak + step, relaxed);
+    }
+    peak_capturing.store(false, std::memory_order_release);
+}
+
 // Addresses travel as integers: GCC warns about passing the new, unwritten block to an
 // out-of-line function through a const pointer.
 MEMLENS_NOINLINE inline bool record_allocation(std::uintptr_t address, std::uint64_t size,
@@ -441,6 +467,10 @@ MEMLENS_NOINLINE inline bool record_allocation(std::uintptr_t address, std::uint
         update_switchboard();
     }
     const bool stored = insert_entry(make_entry(address, size, stack, sequence, index, d, sampled));
+    if (MEMLENS_UNLIKELY(settings.capture_peak.load(relaxed)) && !sampled &&
+        core.slots[all_slot].peak.load(relaxed) >= next_peak_capture.load(relaxed)) {
+        capture_peak();
+    }
     // Once: out of memory, every later allocation would say the same.
     static std::atomic<bool> reported{false};
     if (!stored && !reported.exchange(true, relaxed)) {
@@ -623,6 +653,13 @@ inline void read_environment(live_settings& s) noexcept {
             s.temporary_window = static_cast<std::uint32_t>(n);
         } else {
             refuse("MEMLENS_TEMPORARY_WINDOW", v, "a whole number from 1 to 1000000", "using 1");
+        }
+    }
+    if (const char* v = std::getenv("MEMLENS_CAPTURE_PEAK")) {
+        if (std::strcmp(v, "0") == 0 || std::strcmp(v, "1") == 0) {
+            s.capture_peak = v[0] == '1';
+        } else {
+            refuse("MEMLENS_CAPTURE_PEAK", v, "0, 1", "not keeping a snapshot at the peak");
         }
     }
     if (const char* v = std::getenv("MEMLENS_LEAKS_AT_EXIT")) {

@@ -65,6 +65,10 @@ struct tracking_config {
     /// An allocation is temporary when its thread frees it before making this many more, 1 to
     /// 1,000,000.
     std::uint32_t temporary_window = 1;
+    /// In sites mode, keep a snapshot of the live table each time the process peak has risen by
+    /// 10% (at least 64 KiB) since the last one: peak_snapshot() is then the peak's view, within
+    /// that margin. Each copy costs a pass over the live table.
+    bool capture_peak = false;
     /// Write what is still alive when the program exits (to `output`, else to stderr).
     bool leaks_at_exit = false;
     /// Where the exit report goes; empty for none unless leaks_at_exit is set.
@@ -157,7 +161,7 @@ inline void describe_process(snapshot& s) {
 
 // The allocations of the live table that `keep` accepts, with the stacks and sites they use.
 template <class Keep>
-snapshot collect(Keep&& keep) {
+snapshot collect(Keep&& keep, bool with_process = true) {
     start_live();
     guard quiet;
     snapshot s;
@@ -197,9 +201,38 @@ snapshot collect(Keep&& keep) {
         s.temporary_window = settings.temporary_window;
         if (s.estimated()) s.sample_bytes = settings.sample_bytes;
     }
-    describe_process(s);
+    if (with_process) describe_process(s);
     return s;
 }
+
+// The latest copy of the live table at a new peak, swapped whole under the lock.
+struct peak_store {
+    spin_lock lock;
+    snapshot* latest = nullptr;
+};
+
+MEMLENS_CONSTINIT inline peak_store peak_copies{};
+
+// Runs inside an allocation hook, under a guard: it must not take a lock that code allocating
+// while holding it could be waiting for, so it reads only the live table and the counters.
+inline void copy_peak() noexcept {
+    try {
+        auto* copy = new snapshot(collect([](const live_allocation&) { return true; }, false));
+        copy->totals = memlens::stats();
+        copy->run.mode = "sites";
+        snapshot* old = nullptr;
+        {
+            lock_guard hold(peak_copies.lock);
+            old = peak_copies.latest;
+            peak_copies.latest = copy;
+        }
+        delete old;
+    } catch (const std::bad_alloc&) {
+        report_error("out of memory while copying the live table at a new peak; the last copy stays");
+    }
+}
+
+inline const bool peak_capturer_installed = (peak_capturer.store(&copy_peak), true);
 
 inline void change_recorders(int delta) noexcept {
     start_live();
@@ -235,6 +268,8 @@ inline bool configure(const tracking_config& config) {
     s.sample_seed = config.sample_seed;
     s.temporary_window = config.temporary_window;
     s.leaks_at_exit = config.leaks_at_exit;
+    if (config.capture_peak && !s.capture_peak.load(detail::relaxed)) detail::next_peak_capture.store(0, detail::relaxed);
+    s.capture_peak = config.capture_peak;
     std::memcpy(s.output, config.output.c_str(), config.output.size() + 1);
     detail::update_switchboard();
     return true;
@@ -254,6 +289,7 @@ inline tracking_config current_config() {
     c.sample_seed = s.sample_seed;
     c.temporary_window = s.temporary_window;
     c.leaks_at_exit = s.leaks_at_exit;
+    c.capture_peak = s.capture_peak;
     c.output = s.output;
     return c;
 }
@@ -263,6 +299,23 @@ inline tracking_config current_config() {
 /// threads keep allocating while it is taken, one table shard at a time.
 inline snapshot take_snapshot() {
     return detail::collect([](const live_allocation&) { return true; });
+}
+
+/// The live table as it was at the highest process peak seen so far (within 10%, see
+/// tracking_config::capture_peak), with the totals at that moment; domains, named scopes and
+/// types are as they are now. Empty allocations when capture_peak is off or nothing was
+/// recorded yet. Thread safe.
+inline snapshot peak_snapshot() {
+    detail::guard quiet;
+    snapshot out;
+    {
+        detail::lock_guard hold(detail::peak_copies.lock);
+        if (detail::peak_copies.latest) out = *detail::peak_copies.latest;
+    }
+    const memory_stats at_peak = out.totals;
+    detail::describe_process(out);
+    if (!out.allocations.empty()) out.totals = at_peak;
+    return out;
 }
 
 /// Live-table memory: bytes mapped for it and the allocations it holds now.
