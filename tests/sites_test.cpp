@@ -509,11 +509,9 @@ void error_to_pipe(const char* message) noexcept {
 }
 }  // namespace
 
-TEST_CASE("the exit report lists what is still alive, written whole", "[sites][exit]") {
-    char path[] = "/tmp/memlens-exit-XXXXXX";
-    const int fd = ::mkstemp(path);
-    REQUIRE(fd >= 0);
-    ::close(fd);
+// Runs a child in sites mode that leaks 4,321 bytes and exits, writing its exit report to
+// `path`; returns the child's pid once it has exited cleanly.
+pid_t run_leaking_child(const char* path) {
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) {
@@ -528,6 +526,15 @@ TEST_CASE("the exit report lists what is still alive, written whole", "[sites][e
     ::waitpid(child, &status, 0);
     REQUIRE(WIFEXITED(status));
     REQUIRE(WEXITSTATUS(status) == 0);
+    return child;
+}
+
+TEST_CASE("the exit report lists what is still alive, written whole", "[sites][exit]") {
+    char path[] = "/tmp/memlens-exit-XXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    run_leaking_child(path);
     std::ifstream in(path);
     std::stringstream text;
     text << in.rdbuf();
@@ -542,20 +549,7 @@ TEST_CASE("the exit report takes the format its file name asks for", "[sites][ex
     const int fd = ::mkstemps(path, 5);
     REQUIRE(fd >= 0);
     ::close(fd);
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {
-        memlens::tracking_config c;
-        c.mode = memlens::tracking_mode::sites;
-        c.output = path;
-        if (!memlens::configure(c)) ::_exit(2);
-        sites_test_leak_at_exit();
-        std::exit(0);
-    }
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    REQUIRE(WIFEXITED(status));
-    REQUIRE(WEXITSTATUS(status) == 0);
+    const pid_t child = run_leaking_child(path);
     const memlens::snapshot s = memlens::read_json(path);
     ::unlink(path);
     CHECK(s.run.mode == "sites");
