@@ -71,8 +71,14 @@ std::vector<void*> leaked_blocks;
 }  // namespace
 
 // Leak sites at different depths: each function's name must appear in its site's stack.
+// Loop bounds the compiler cannot see: an unrolled loop would allocate from several call
+// sites, and the tests count sites.
+volatile int sites_test_three = 3;
+volatile int sites_test_two = 2;
+volatile int sites_test_ten = 10;
+
 __attribute__((noinline)) void sites_test_leak_shallow() {
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < sites_test_three; ++i) {
         leaked_blocks.push_back(new char[40]);
         memlens_test::keep(leaked_blocks.back());
     }
@@ -84,7 +90,7 @@ __attribute__((noinline)) void sites_test_leak_deep(int depth) {
         memlens_test::keep(&depth);
         return;
     }
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < sites_test_two; ++i) {
         leaked_blocks.push_back(new char[1000]);
         memlens_test::keep(leaked_blocks.back());
     }
@@ -323,7 +329,7 @@ __attribute__((noinline)) void sites_test_overlapping() {
 TEST_CASE("temporary allocations are counted per site", "[sites]") {
     tracking_as sites(memlens::tracking_mode::sites);
     sites_test_temporaries();
-    for (int i = 0; i < 10; ++i) sites_test_overlapping();
+    for (int i = 0; i < sites_test_ten; ++i) sites_test_overlapping();
     const auto temporaries = memlens::temporaries(memlens::take_snapshot());
     auto find = [&](const char* function) -> const memlens::temporary_site* {
         for (const auto& t : temporaries) {

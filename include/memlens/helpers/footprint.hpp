@@ -164,7 +164,10 @@ std::vector<footprint_row> compare_footprints(footprint_candidate<F>... candidat
         rows.reserve(sizeof...(F));
     }
     const auto run = [&rows](auto& c) {
-        const footprint figures = measure_footprint(c.build).figures;
+        auto measured = measure_footprint(c.build);
+        // The value is dropped unread: without this, a compiler may leave out its allocations.
+        asm volatile("" : : "r"(&measured.value) : "memory");
+        const footprint figures = measured.figures;
         detail::guard quiet;
         rows.push_back({c.name, figures});
     };
