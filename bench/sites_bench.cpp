@@ -1,7 +1,7 @@
 // bench/sites_bench.cpp: what recording allocation sites costs. Sites mode (every allocation
 // with a 16-frame stack in the live table) against the same pair in a program without memlens,
 // and sampled mode against counters mode, on single pairs and on a container workload.
-#include <memlens/sources/new.hpp>
+#include <memlens/hooks.hpp>
 
 #include <memlens/observe/sites.hpp>
 

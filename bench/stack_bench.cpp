@@ -2,7 +2,7 @@
 // frames by frame pointers and by the unwinder, and interning a stack already in the table.
 // Meaningful only when built with -fno-omit-frame-pointer: otherwise the frame-pointer walk
 // stops early and measures less work.
-#include <memlens/detail/stack.hpp>
+#include <memlens/core/stacks.hpp>
 
 #include <benchmark/benchmark.h>
 

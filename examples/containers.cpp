@@ -2,7 +2,7 @@
 // strings, most cheaply? Each candidate is built from the same data and measured deep with
 // memlens::compare_footprints: every byte and block it holds once built, and the slack glibc
 // gives beyond what was asked for. Then the per-type counters list what is alive by type.
-#include <memlens/sources/new.hpp>  // the global operator new hooks: footprints see the heap
+#include <memlens/hooks.hpp>  // the global operator new hooks: footprints see the heap
 
 #include <memlens/helpers/footprint.hpp>
 #include <memlens/observe/types.hpp>

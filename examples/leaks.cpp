@@ -1,6 +1,6 @@
 // examples/leaks.cpp: a block-scoped leak check. A request handler that forgets one buffer in
 // ten is run 100 times; find_leaks names the line that allocated what is still alive.
-#include <memlens/sources/new.hpp>
+#include <memlens/hooks.hpp>
 
 #include <memlens/observe/sites.hpp>
 

@@ -1,7 +1,6 @@
-// examples/quickstart.cpp: the README's first example: a domain, a scope, a named scope and a
-// memory check around ordinary standard-library code.
-#include <memlens/sources/new.hpp>  // in exactly one file: hooks the global operator new
-
+// examples/quickstart.cpp: the README's first example: the hooks, a domain of its own, a scope, a
+// named scope, and a leak check that says where the block it found was allocated.
+#include <memlens/hooks.hpp>  // in exactly one file of the program: hooks the global operator new
 #include <memlens/testing/checks.hpp>
 #include <memlens/track.hpp>
 
@@ -10,12 +9,14 @@
 #include <string>
 #include <vector>
 
-struct parser_domain {
-    static constexpr const char* name = "parser";
+struct index_domain {  // a domain: the counters of one subsystem
+    static constexpr const char* name = "index";
 };
+using word_counts = std::map<std::string, int, std::less<>,
+                             memlens::tracking_allocator<std::pair<const std::string, int>, index_domain>>;
 
 std::vector<std::string> split(const std::string& text) {
-    MEMLENS_SCOPE("split");
+    MEMLENS_SCOPE("split");  // every call adds to the totals of "split"
     std::vector<std::string> words;
     std::string word;
     for (char c : text) {
@@ -26,32 +27,37 @@ std::vector<std::string> split(const std::string& text) {
     return words;
 }
 
-int main() {
-    const std::string text = "the quick brown fox jumps over the lazy dog and keeps on running far away";
-
-    memlens::scope block;
-    std::map<std::string, int, std::less<>,
-             memlens::tracking_allocator<std::pair<const std::string, int>, parser_domain>>
-        counts;
-    for (int round = 0; round < 3; ++round) {
+void count_words(const std::string& text) {
+    memlens::scope block;  // measures this thread from here to the end of the function
+    word_counts counts;
+    for (int round = 0; round < 3; ++round)
         for (const std::string& w : split(text)) ++counts[w];
-    }
+
     const memlens::block_usage u = block.usage();
-    std::printf("block:  allocated %llu B in %llu allocations, net %lld B, peak %llu B\n",
+    std::printf("block: allocated %llu B in %llu allocations, net %lld B, peak %llu B\n",
                 static_cast<unsigned long long>(u.allocated), static_cast<unsigned long long>(u.allocs),
                 static_cast<long long>(u.net), static_cast<unsigned long long>(u.peak));
+}
 
-    const memlens::memory_stats parser = memlens::stats(memlens::domain::named("parser"));
-    std::printf("parser: current %zu B, peak %zu B, %llu allocations\n", parser.current, parser.peak,
-                static_cast<unsigned long long>(parser.allocs));
+struct session {
+    int id;
+    session* next;
+};
+session* sessions = nullptr;  // every session opened, newest first
 
-    for (const memlens::named_scope_stats& s : memlens::named_scopes()) {
-        const std::string file = s.file.substr(s.file.rfind('/') + 1);
-        std::printf("scope %s (%s:%u): %llu calls, max peak %llu B\n", s.name.c_str(), file.c_str(),
-                    s.line, static_cast<unsigned long long>(s.calls),
-                    static_cast<unsigned long long>(s.max_peak));
-    }
+// Nothing ever closes a session: the leak that the check in main finds.
+void open_session(int id) { sessions = new session{id, sessions}; }
 
-    const memlens::check_result r = memlens::check_no_leaks([&] { counts.emplace("leaked", 1); });
-    std::printf("%s\n", r.message.c_str());
+int main() {
+    count_words("the quick brown fox jumps over the lazy dog and keeps on running far away");
+
+    const memlens::memory_stats index = memlens::stats(memlens::domain::named("index"));
+    std::printf("index: current %zu B, peak %zu B, %llu allocations\n", index.current, index.peak,
+                static_cast<unsigned long long>(index.allocs));
+
+    for (const memlens::named_scope_stats& s : memlens::named_scopes())
+        std::printf("scope %s: %llu calls, max peak %llu B\n", s.name.c_str(),
+                    static_cast<unsigned long long>(s.calls), static_cast<unsigned long long>(s.max_peak));
+
+    std::printf("%s\n", memlens::check_no_leaks([] { open_session(1); }).message.c_str());
 }

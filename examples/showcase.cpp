@@ -2,7 +2,7 @@
 // an inverted index, a document store and an LRU query cache, each phase and subsystem measured.
 
 // This translation unit owns the global operator new / delete hooks (one per program).
-#include <memlens/sources/new.hpp>
+#include <memlens/hooks.hpp>
 
 #include <memlens/observe/sites.hpp>
 #include <memlens/sources/resource.hpp>

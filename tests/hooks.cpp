@@ -1,2 +1,2 @@
 // The suite runs with memlens's global operator new / delete hooks, as a profiled program would.
-#include <memlens/sources/new.hpp>
+#include <memlens/hooks.hpp>

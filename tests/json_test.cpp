@@ -1,9 +1,12 @@
-// Snapshot files: the JSON round trip, the reader's refusals with their positions, diffs across
-// runs, and the baseline gate.
+// Snapshot files: the golden file that pins the schema, the JSON round trip, the reader's
+// refusals with their positions, diffs across runs, and the baseline gate.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -174,6 +177,99 @@ memlens::snapshot hand_built() {
     return s;
 }
 
+// Every field of a snapshot, none at its default, with values a reader of tests/golden/
+// snapshot.json can follow: three stacks over five frames (one unmapped, one in a library
+// without debug information), one sampled allocation, one allocation without a stack, a
+// timeline point that was not finite, and strings that need escapes.
+memlens::snapshot golden_snapshot() {
+    memlens::snapshot s;
+    s.run = {1700000000123, 4242, "./app --input \"data set\" C:\\tmp\tlast\x01",
+             "g++ 12.2, C++17, optimized, memlens 0.1.0", "sampled"};
+    s.totals = {4200, 9000, 123456, 321, 300};
+    s.domains = {{"process", {4136, 8936, 123392, 319, 299}}, {"cache", {64, 64, 64, 2, 1}}};
+    s.domain_names = {"process", "untracked", "cache"};
+    s.sample_bytes = 4096;
+    s.temporary_window = 8;
+    s.scopes = {{"load", "src/load.cpp", 42, "load(std::string_view)", 3, 4096, 12, -128, 2048}};
+    s.types = {{"order", 24, 10, 240, 12, 15}};
+    s.timeline = {{0.0, 0, 0, ""},
+                  {0.1, 4096, 8192, "loaded \"index\"\nline two"},
+                  {std::nan(""), 4200, 9000, "clock lost"}};
+    memlens::frame_info frames[] = {
+        frame(0x401000, "main", "src/main.cpp", 12, "/usr/bin/app"),
+        frame(0x402000, "load(std::string_view)", "src/load.cpp", 45, "/usr/bin/app"),
+        frame(0x403000, "parse<int>(char const*)", "src/parse.hpp", 7, "/usr/bin/app"),
+        frame(0x7f0000001000, "malloc", "", 0, "/lib/libc.so.6"),
+        frame(0x7fff00000000, "", "", 0, ""),
+    };
+    frames[3].offset = 0x1000;
+    frames[4].offset = 0;
+    for (const memlens::frame_info& f : frames) s.symbols.emplace(f.address, f);
+    s.stacks[1] = {0x403000, 0x402000, 0x401000};
+    s.stacks[2] = {0x7fff00000000, 0x401000};
+    s.stacks[7] = {0x7f0000001000, 0x402000, 0x401000};
+    s.sites = {{1, 12, 4096, 3}, {2, 1, 64, 0}, {7, 5, 500, 5}};
+    s.allocations = {{0x5000, 64, 0, 1, 1, 17, false},
+                     {0x5100, 1000, 2, 7, 2, 3, true},
+                     {0x5200, 16, 1, 0, 0, 1, false}};
+    return s;
+}
+
+// Golden files live in tests/golden beside this file: the tests are compiled from the source
+// tree, so __FILE__ names it.
+std::string golden_path(const char* name) {
+    std::string path = __FILE__;
+    path.erase(path.find_last_of('/') + 1);
+    return path + "golden/" + name;
+}
+
+bool read_whole_file(const std::string& path, std::string& text) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return false;
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, f)) > 0;) text.append(buffer, n);
+    std::fclose(f);
+    return true;
+}
+
+// The line of `text` that holds byte `at`.
+std::string line_at(const std::string& text, std::size_t at) {
+    const std::size_t begin = at == 0 ? 0 : text.rfind('\n', at - 1) + 1;
+    return text.substr(begin, text.find('\n', begin) - begin);
+}
+
+// Checks `actual` against the golden file `name` byte for byte. With MEMLENS_UPDATE_GOLDEN=1 a
+// file that differs is rewritten, and the test still fails, so that no run passes on a file it
+// has just written.
+void check_golden(const char* name, const std::string& actual) {
+    const std::string path = golden_path(name);
+    std::string expected;
+    const bool found = read_whole_file(path, expected);
+    if (found && expected == actual) {
+        SUCCEED(path << " matches");
+        return;
+    }
+    const char* update = std::getenv("MEMLENS_UPDATE_GOLDEN");
+    if (update && std::strcmp(update, "1") == 0) {
+        std::FILE* f = std::fopen(path.c_str(), "wb");
+        REQUIRE(f);
+        REQUIRE(std::fwrite(actual.data(), 1, actual.size(), f) == actual.size());
+        REQUIRE(std::fclose(f) == 0);
+        FAIL("rewrote " << path << "; review the change with git diff, and run the tests again "
+             "without MEMLENS_UPDATE_GOLDEN");
+    }
+    std::size_t at = 0;
+    while (at < expected.size() && at < actual.size() && expected[at] == actual[at]) ++at;
+    const auto end = actual.begin() + static_cast<std::ptrdiff_t>(at);
+    const std::size_t line = 1 + static_cast<std::size_t>(std::count(actual.begin(), end, '\n'));
+    FAIL((found ? path + " differs from the output at byte " + std::to_string(at) + ", line " +
+                      std::to_string(line) + ":\n  golden: " + line_at(expected, at) +
+                      "\n  output: " + line_at(actual, at)
+                : path + " cannot be read")
+         << "\nIf the change is meant (a schema change also raises the version), rewrite the file "
+            "with MEMLENS_UPDATE_GOLDEN=1, then review and commit it.");
+}
+
 // The message and position of the json_error that `text` raises.
 memlens::json_error refusal(const std::string& text) {
     try {
@@ -231,7 +327,15 @@ std::vector<memlens::snapshot_filter> only_grown() {
 
 }  // namespace
 
-TEST_CASE("a hand-built snapshot reads back equal in every field") {
+TEST_CASE("the writer writes the golden snapshot byte for byte", "[json][golden]") {
+    check_golden("snapshot.json", memlens::to_json(golden_snapshot()));
+}
+
+TEST_CASE("the golden file reads back as the hand-built snapshot in every field", "[json][golden]") {
+    require_same(golden_snapshot(), memlens::read_json(golden_path("snapshot.json")));
+}
+
+TEST_CASE("a hand-built snapshot reads back equal in every field", "[json]") {
     const memlens::snapshot s = hand_built();
     const std::string text = memlens::to_json(s);
     CAPTURE(text);
@@ -242,12 +346,12 @@ TEST_CASE("a hand-built snapshot reads back equal in every field") {
     REQUIRE(memlens::to_json(back) == text);
 }
 
-TEST_CASE("a snapshot with no allocations and no stacks reads back") {
+TEST_CASE("a snapshot with no allocations and no stacks reads back", "[json]") {
     const memlens::snapshot s;
     require_same(s, memlens::from_json(memlens::to_json(s)));
 }
 
-TEST_CASE("a real snapshot in sites mode reads back with every frame symbolized") {
+TEST_CASE("a real snapshot in sites mode reads back with every frame symbolized", "[json]") {
     memlens::snapshot s;
     {
         tracking_as sites(memlens::tracking_mode::sites);
@@ -271,7 +375,7 @@ TEST_CASE("a real snapshot in sites mode reads back with every frame symbolized"
     CHECK(stats.front().count == 5);
 }
 
-TEST_CASE("every truncation of a document is refused at its end") {
+TEST_CASE("every truncation of a document is refused at its end", "[json]") {
     const std::string text = small_document();
     REQUIRE_NOTHROW(memlens::from_json(text));
     for (std::size_t n = 0; n + 1 < text.size(); ++n) {
@@ -284,7 +388,7 @@ TEST_CASE("every truncation of a document is refused at its end") {
     }
 }
 
-TEST_CASE("refusals name the line, the column, the byte offset and what was expected") {
+TEST_CASE("refusals name the line, the column, the byte offset and what was expected", "[json]") {
     const std::string text = small_document();
 
     SECTION("a corrupt byte") {
@@ -402,7 +506,7 @@ TEST_CASE("refusals name the line, the column, the byte offset and what was expe
     }
 }
 
-TEST_CASE("files written by two processes compare by symbolized site") {
+TEST_CASE("files written by two processes compare by symbolized site", "[json]") {
     temporary_directory dir;
     const std::string older = dir.path + "/older.json", newer = dir.path + "/newer.json";
     {
@@ -459,7 +563,7 @@ TEST_CASE("files written by two processes compare by symbolized site") {
     CHECK(d->bytes_diff == 1500);
 }
 
-TEST_CASE("the baseline gate passes within tolerance and names the sites that grew") {
+TEST_CASE("the baseline gate passes within tolerance and names the sites that grew", "[json]") {
     temporary_directory dir;
     const std::string path = dir.path + "/baseline.json";
     memlens::baseline_options options;
@@ -513,7 +617,7 @@ TEST_CASE("the baseline gate passes within tolerance and names the sites that gr
     CHECK(corrupt.message.find("the baseline cannot be used: " + path + ": memlens snapshot JSON, line 1, column 40 (byte 39): expected version 1") != std::string::npos);
 }
 
-TEST_CASE("unwritable and unreadable paths are errors that name the path") {
+TEST_CASE("unwritable and unreadable paths are errors that name the path", "[json]") {
     const memlens::snapshot s = hand_built();
     const std::string nowhere = "/nonexistent-memlens-directory/snapshot.json";
     try {

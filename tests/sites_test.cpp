@@ -185,8 +185,8 @@ TEST_CASE("a leak check sees only its thread's allocations, or every thread's", 
         memlens_test::keep(mine);
         go = true;
         other.join();
-        thread_only = thread_check.report();
-        process = process_check.report();
+        thread_only = memlens::leaks(thread_check);
+        process = memlens::leaks(process_check);
     }
     CHECK(thread_only.count == 1);
     CHECK(thread_only.bytes == 32);

@@ -1,6 +1,6 @@
 // Stack capture by frame pointers and by the unwinder, and the stack-interning table.
 #include <memlens/core/counters.hpp>
-#include <memlens/detail/stack.hpp>
+#include <memlens/core/stacks.hpp>
 
 #include <catch2/catch.hpp>
 

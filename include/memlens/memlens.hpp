@@ -1,6 +1,6 @@
 // memlens/memlens.hpp: every public header of memlens, except the ones that must be chosen on
-// purpose: sources/new.hpp (defines the global operator new, so one translation unit only) and
-// the test-framework adapters testing/catch2.hpp and testing/gtest.hpp.
+// purpose: hooks.hpp and sources/new.hpp (they define the global operator new, so one
+// translation unit only) and the test-framework adapters testing/catch2.hpp and testing/gtest.hpp.
 #pragma once
 
 #include "core/counters.hpp"
@@ -8,7 +8,10 @@
 #include "helpers/footprint.hpp"
 #include "helpers/slot_pool.hpp"
 #include "helpers/weak_cache.hpp"
-#include "observe/exit_report.hpp"
+#include "model/frames.hpp"
+#include "model/scopes.hpp"
+#include "model/snapshot.hpp"
+#include "model/types.hpp"
 #include "observe/named_scope.hpp"
 #include "observe/scope.hpp"
 #include "observe/sites.hpp"
@@ -20,10 +23,11 @@
 #include "sources/resource.hpp"
 #include "testing/baseline.hpp"
 #include "testing/checks.hpp"
+#include "track.hpp"
+#include "view/analysis.hpp"
 #include "view/folded.hpp"
 #include "view/html.hpp"
 #include "view/json.hpp"
 #include "view/report.hpp"
 #include "view/snapshot.hpp"
 #include "view/text.hpp"
-#include "track.hpp"

@@ -1,6 +1,6 @@
 // The GoogleTest runner of the memlens adapter tests, with memlens's hooks installed.
 #include <gtest/gtest.h>
-#include <memlens/sources/new.hpp>
+#include <memlens/hooks.hpp>
 
 int main(int argc, char** argv) {
     ::testing::InitGoogleTest(&argc, argv);

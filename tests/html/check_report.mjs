@@ -1,36 +1,59 @@
 // tests/html/check_report.mjs: opens a memlens HTML report in headless Chromium and checks that
 // it works: no console or page errors, the flamegraph shows the expected frames, a click zooms,
-// a search highlights, and the page is interactive within a time limit.
+// a search highlights, the page is interactive within a time limit, and it shows the figures
+// that make_reports computed from the snapshot.
 //
 //   node check_report.mjs <report.html> [--expect NAME]... [--search TEXT] [--max-ready-ms N]
+//                         [--figures FIGURES.json]
 //
-// NAME and TEXT are matched as substrings of the frames' full names. Chromium is
+// NAME and TEXT are matched as substrings of the frames' full names. FIGURES.json is what
+// make_reports writes beside the report: live bytes and allocations, the allocation count, the
+// peak, the top site and the recommendations, which the page must show exactly. Chromium is
 // $MEMLENS_CHROMIUM, else /usr/bin/chromium. Exits 77 (a CTest skip) when playwright-core or
 // Chromium is missing, 1 when a check fails.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 const skip = 77;
 const args = process.argv.slice(2);
-let report = null, search = null, maxReadyMs = 2000;
+let report = null, search = null, maxReadyMs = 2000, figuresFile = null;
 const expected = [];
 for (let i = 0; i < args.length; ++i) {
   const a = args[i];
   if (a === "--expect") expected.push(args[++i]);
   else if (a === "--search") search = args[++i];
   else if (a === "--max-ready-ms") maxReadyMs = Number(args[++i]);
+  else if (a === "--figures") figuresFile = args[++i];
   else if (!report && !a.startsWith("--")) report = a;
   else {
     console.error(`unknown argument ${a}`);
     process.exit(2);
   }
 }
-if (!report || !existsSync(report)) {
+if (!report || !existsSync(report) || (figuresFile && !existsSync(figuresFile))) {
   console.error(`usage: node check_report.mjs <report.html> [--expect NAME]... [--search TEXT] [--max-ready-ms N]` +
-    (report ? `\nno such report: ${report}` : ""));
+    ` [--figures FIGURES.json]` + (report && !existsSync(report) ? `\nno such report: ${report}` : "") +
+    (figuresFile && !existsSync(figuresFile) ? `\nno such figures file: ${figuresFile}` : ""));
   process.exit(2);
 }
+const figures = figuresFile ? JSON.parse(readFileSync(figuresFile, "utf8")) : null;
+
+// How the page writes figures, stated here on its own so that a page that computes or rounds a
+// figure wrongly fails: digit groups, and bytes in binary units with one decimal.
+function digits(n) {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+function readableBytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let unit = 0, scaled = n;
+  while (scaled >= 1024 && unit < units.length - 1) {
+    scaled /= 1024;
+    ++unit;
+  }
+  return unit === 0 ? `${n} B` : `${scaled.toFixed(1)} ${units[unit]}`;
+}
+const exactBytes = (n) => `${digits(n)} ${n === 1 ? "byte" : "bytes"}`;
 
 let chromium;
 try {
@@ -124,6 +147,39 @@ try {
   console.log(`     timeline ${plotted.timeline ? "shown" : "absent"} (${plotted.lines} lines), ` +
     `${plotted.rows} site rows, ${plotted.advice} recommendations`);
   check(plotted.rows > 0, "the top-sites table has rows");
+
+  if (figures) {
+    const onPage = await page.evaluate(() => {
+      const card = (figure) => {
+        const c = document.querySelector(`#cards [data-figure="${figure}"]`);
+        return c && { value: c.querySelector("b").textContent, exact: c.querySelector("b").title,
+          what: c.querySelector("span").textContent };
+      };
+      const top = [...document.querySelectorAll("#sites tbody tr:first-child td")]
+        .map((td) => ({ text: td.textContent, title: td.title }));
+      const advice = [...document.querySelectorAll("#advice li")]
+        .map((li) => ({ rule: li.dataset.rule, figure: li.querySelector(".figure")?.textContent }));
+      return { peak: card("peak"), allocs: card("allocs"), live: card("live"), top, advice };
+    });
+    const same = (what, got, want) => check(got === want, `${what}: the page shows "${got}", expected "${want}"`);
+    same("peak", onPage.peak?.value, readableBytes(figures.peak));
+    same("peak, exactly", onPage.peak?.exact, exactBytes(figures.peak));
+    same("allocations", onPage.allocs?.value, digits(figures.allocations));
+    same("live bytes", onPage.live?.value, readableBytes(figures.live_bytes));
+    same("live bytes, exactly", onPage.live?.exact, exactBytes(figures.live_bytes));
+    check(Boolean(onPage.live?.what.includes(` ${digits(figures.live_count)} live allocations`)),
+      `live allocations: the page says "${onPage.live?.what}", expected ${digits(figures.live_count)}`);
+    const [name, liveBytes, count] = onPage.top;
+    same("top site", name?.text, figures.top_site.name);
+    same("top site's live bytes", liveBytes?.text, readableBytes(figures.top_site.bytes));
+    same("top site's live bytes, exactly", liveBytes?.title, exactBytes(figures.top_site.bytes));
+    same("top site's allocations", count?.text, digits(figures.top_site.count));
+    same("number of recommendations", onPage.advice.filter((a) => a.rule).length, figures.recommendations.length);
+    for (const want of figures.recommendations) {
+      check(onPage.advice.some((a) => a.rule === want.rule && a.figure === want.figure),
+        `the recommendations list ${want.rule}: "${want.figure}"`);
+    }
+  }
 
   check(requests.length === 0, `nothing is fetched from a network (${requests.length} requests${requests.length ? ": " + requests.slice(0, 3).join(", ") : ""})`);
   check(errors.length === 0, `no console or page errors${errors.length ? ": " + errors.join("; ") : ""}`);

@@ -7,9 +7,10 @@
 #include <string_view>
 #include <vector>
 
-#include "../detail/state.hpp"
+#include "errors.hpp"
+#include "state.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 namespace detail {
 struct domain_access;
@@ -211,4 +212,4 @@ inline void set_peak_mode(peak_mode mode) noexcept {
     detail::core.epoch.fetch_add(1, std::memory_order_acq_rel);
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

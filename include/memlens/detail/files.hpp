@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-namespace memlens::detail {
+#include "config.hpp"
+
+MEMLENS_NAMESPACE_BEGIN namespace detail {
 
 // Writes `text` to `path` through a temporary file and a rename, so that a crash or a full disk
 // never leaves half a report where the whole one should be.
@@ -42,4 +44,5 @@ inline bool write_file_atomically(const std::string& path, const std::string& te
     return true;
 }
 
-}  // namespace memlens::detail
+}  // namespace detail
+MEMLENS_NAMESPACE_END

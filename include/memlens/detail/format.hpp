@@ -1,12 +1,18 @@
-// memlens/detail/format.hpp: byte figures for people: exact bytes with digit groups, and the
-// same figure in KiB / MiB / GiB.
+// memlens/detail/format.hpp: figures and tables for people: exact bytes with digit groups, the
+// same figure in KiB / MiB / GiB, and the one text-table layout every text view uses.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
-namespace memlens::detail {
+#include "config.hpp"
+
+MEMLENS_NAMESPACE_BEGIN namespace detail {
 
 inline std::string group_digits(std::uint64_t value) {
     std::string digits = std::to_string(value);
@@ -45,4 +51,47 @@ inline std::string describe_signed_bytes(std::int64_t bytes) {
     return "-" + describe_bytes(static_cast<std::uint64_t>(-(bytes + 1)) + 1);
 }
 
-}  // namespace memlens::detail
+// One column of a text table.
+struct table_column {
+    const char* heading;
+    bool right = false;      // figures align right, names left
+    std::size_t width = 0;   // the least width, for a table that should keep its shape
+};
+
+// A text table: a heading line, then one line per row of `cells` (the rows one after another, a
+// cell per column). Columns are as wide as their widest cell, two spaces apart, each line after
+// `indent`; no line ends in spaces. `bold` makes the heading line ANSI bold.
+inline std::string format_table(std::initializer_list<table_column> columns,
+                                const std::vector<std::string>& cells, const char* indent = "",
+                                bool bold = false) {
+    const table_column* const column = columns.begin();
+    const std::size_t count = columns.size();
+    std::vector<std::size_t> width(count);
+    std::vector<std::string> headings(count);
+    for (std::size_t c = 0; c < count; ++c) {
+        headings[c] = column[c].heading;
+        width[c] = std::max(column[c].width, headings[c].size());
+    }
+    for (std::size_t i = 0; i < cells.size(); ++i) width[i % count] = std::max(width[i % count], cells[i].size());
+    std::string out;
+    for (std::size_t row = 0; row <= cells.size() / count; ++row) {
+        const std::string* const cell = row == 0 ? headings.data() : cells.data() + (row - 1) * count;
+        if (row == 0 && bold) out += "\x1b[1m";
+        const std::size_t start = out.size();
+        out += indent;
+        for (std::size_t c = 0; c < count; ++c) {
+            if (c != 0) out += "  ";
+            const std::size_t fill = width[c] - cell[c].size();
+            if (column[c].right) out.append(fill, ' ');
+            out += cell[c];
+            if (!column[c].right) out.append(fill, ' ');
+        }
+        while (out.size() > start && out.back() == ' ') out.pop_back();
+        if (row == 0 && bold) out += "\x1b[0m";
+        out += '\n';
+    }
+    return out;
+}
+
+}  // namespace detail
+MEMLENS_NAMESPACE_END

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 #include <sched.h>
@@ -12,13 +13,10 @@
 
 #include "config.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN namespace detail {
 
-/// Receives every error memlens reports (bad configuration, exhausted tables). It must not
-/// allocate or throw: it may run inside an allocation hook. Thread safe to set at any time.
-using error_handler = void (*)(const char* message) noexcept;
-
-namespace detail {
+// What receives memlens's error messages; core/errors.hpp lets the program choose one.
+using error_function = void (*)(const char* message) noexcept;
 
 inline void write_stderr(const char* message) noexcept {
     const std::size_t length = std::strlen(message);
@@ -36,7 +34,7 @@ inline void default_error_handler(const char* message) noexcept {
     write_stderr("\n");
 }
 
-inline std::atomic<error_handler> error_sink{&default_error_handler};
+inline std::atomic<error_function> error_sink{&default_error_handler};
 
 MEMLENS_COLD inline void report_error(const char* message) noexcept {
     error_sink.load(std::memory_order_acquire)(message);
@@ -68,6 +66,9 @@ private:
     spin_lock& lock_;
 };
 
+// Spreads nearby values over the top bits with one multiplication (Fibonacci hashing).
+inline std::uint64_t fibonacci_hash(std::uint64_t a) noexcept { return (a ^ (a >> 32)) * 0x9e3779b97f4a7c15ULL; }
+
 // Zeroed pages straight from the kernel: the core's own tables live here so that building them
 // can never re-enter an allocation hook.
 inline void* map_pages(std::size_t bytes) noexcept {
@@ -81,12 +82,4 @@ inline void unmap_pages(void* p, std::size_t bytes) noexcept {
 }
 
 }  // namespace detail
-
-/// Routes memlens's error messages to `handler` (nullptr restores the default, which writes one
-/// line to stderr without allocating). Thread safe.
-inline void set_error_handler(error_handler handler) noexcept {
-    detail::error_sink.store(handler ? handler : &detail::default_error_handler,
-                             std::memory_order_release);
-}
-
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

@@ -13,7 +13,7 @@
 
 #include "../observe/scope.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// What a budget_cache has done since it was built.
 struct budget_cache_stats {
@@ -228,4 +228,4 @@ private:
     budget_cache_stats stats_;
 };
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

@@ -31,7 +31,7 @@
 #include "../observe/sites.hpp"
 #include "../sources/heap.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// What a value costs once built. Sizes are requested sizes unless said otherwise.
 struct footprint {
@@ -223,4 +223,4 @@ inline std::string format_footprints(const std::vector<footprint_row>& rows, std
     return out;
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

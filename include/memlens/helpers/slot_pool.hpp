@@ -20,7 +20,7 @@
 #include "../core/counters.hpp"
 #include "../sources/record.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// Thread policy of a pool that one thread at a time uses: no locking at all.
 struct single_thread {
@@ -471,4 +471,4 @@ bool operator!=(const pool_allocator<A, P>& a, const pool_allocator<B, P>& b) no
     return !(a == b);
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

@@ -15,7 +15,9 @@
 #include <unordered_map>
 #include <utility>
 
-namespace memlens {
+#include "../detail/config.hpp"
+
+MEMLENS_NAMESPACE_BEGIN
 
 /// What a weak_cache has done since it was built.
 struct weak_cache_stats {
@@ -203,4 +205,4 @@ private:
     weak_cache_stats stats_;
 };
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

@@ -8,22 +8,10 @@
 #include <string_view>
 #include <vector>
 
+#include "../model/scopes.hpp"
 #include "scope.hpp"
 
-namespace memlens {
-
-/// One named scope's totals over every pass through it.
-struct named_scope_stats {
-    std::string name;
-    std::string file;      ///< where the first site with this name was opened
-    unsigned line = 0;
-    std::string function;
-    std::uint64_t calls = 0;      ///< passes that have closed
-    std::uint64_t allocated = 0;  ///< bytes allocated, all passes together
-    std::uint64_t allocs = 0;     ///< allocations, all passes together
-    std::int64_t net = 0;         ///< bytes still held from all passes together
-    std::uint64_t max_peak = 0;   ///< the highest peak of any one pass
-};
+MEMLENS_NAMESPACE_BEGIN
 
 /// A call site of MEMLENS_SCOPE. Constant-initialized; registered on its first pass.
 class scope_site {
@@ -129,7 +117,7 @@ inline void reset_named_scopes() noexcept {
     }
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END
 
 #define MEMLENS_DETAIL_CAT2(a, b) a##b
 #define MEMLENS_DETAIL_CAT(a, b) MEMLENS_DETAIL_CAT2(a, b)

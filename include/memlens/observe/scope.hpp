@@ -8,18 +8,9 @@
 #include <utility>
 
 #include "../core/counters.hpp"
+#include "../model/scopes.hpp"
 
-namespace memlens {
-
-/// What a block allocated while it ran. Exact for thread scopes; see scope_kind::process.
-struct block_usage {
-    std::uint64_t allocated = 0; ///< bytes allocated in the block
-    std::uint64_t freed = 0;     ///< bytes freed in the block (including memory from before it)
-    std::int64_t net = 0;        ///< allocated - freed
-    std::uint64_t peak = 0;      ///< highest net reached during the block (never below 0)
-    std::uint64_t allocs = 0;    ///< allocations in the block
-    std::uint64_t frees = 0;     ///< frees in the block
-};
+MEMLENS_NAMESPACE_BEGIN
 
 enum class scope_kind {
     /// Only the calling thread's events; exact, peak included. Nested thread scopes fold into
@@ -224,4 +215,4 @@ inline block_usage scope::process_usage() const noexcept {
     return u;
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

@@ -1,6 +1,6 @@
 // memlens/observe/sites.hpp: who allocated what is still alive. Choosing what is tracked
 // (configure, or the MEMLENS_* environment variables), snapshots of the live table and
-// block-scoped leak checks. observe/exit_report.hpp writes the report the settings ask for at exit.
+// block-scoped leak checks. view/exit_report.hpp writes the report the settings ask for at exit.
 #pragma once
 
 #include <cerrno>
@@ -16,14 +16,13 @@
 #include <unistd.h>
 
 #include "../core/counters.hpp"
-#include "../detail/files.hpp"
-#include "../detail/live.hpp"
-#include "../view/snapshot.hpp"
+#include "../core/events.hpp"
+#include "../model/snapshot.hpp"
 #include "named_scope.hpp"
 #include "scope.hpp"
 #include "types.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// What memlens does with each allocation. Counters and scopes are exact in every mode but off.
 enum class tracking_mode {
@@ -78,16 +77,15 @@ struct tracking_config {
 namespace detail {
 
 inline std::string check_config(const tracking_config& c) {
-    if (c.stack_depth < 1 || c.stack_depth > max_stack_depth) {
-        return "stack_depth = " + std::to_string(c.stack_depth) + " is out of range; accepted: 1 to 128";
-    }
-    if (c.sample_bytes < 1 || c.sample_bytes > (std::uint64_t{1} << 40)) {
-        return "sample_bytes = " + std::to_string(c.sample_bytes) +
-               " is out of range; accepted: 1 to 1,099,511,627,776";
-    }
-    if (c.temporary_window < 1 || c.temporary_window > 1000000) {
-        return "temporary_window = " + std::to_string(c.temporary_window) +
-               " is out of range; accepted: 1 to 1,000,000";
+    const std::pair<const setting_range*, std::uint64_t> numbers[] = {
+        {&stack_depth_range, c.stack_depth},
+        {&sample_bytes_range, c.sample_bytes},
+        {&temporary_window_range, c.temporary_window}};
+    for (const auto& [range, value] : numbers) {
+        if (!in_range(*range, value)) {
+            return std::string(range->field) + " = " + std::to_string(value) +
+                   " is out of range; accepted: " + range->accepted;
+        }
     }
     if (c.output.size() >= output_path_capacity) {
         return "output is " + std::to_string(c.output.size()) +
@@ -232,7 +230,9 @@ inline void copy_peak() noexcept {
     }
 }
 
-inline const bool peak_capturer_installed = (peak_capturer.store(&copy_peak), true);
+// Registered by configure() and by <memlens/hooks.hpp>, not by a global here: a global would
+// compile the snapshot code into every unit that includes this header.
+inline void install_peak_capturer() noexcept { peak_capturer.store(&copy_peak, std::memory_order_release); }
 
 inline void change_recorders(int delta) noexcept {
     start_live();
@@ -257,6 +257,7 @@ inline bool configure(const tracking_config& config) {
         return false;
     }
     detail::start_live();
+    if (config.capture_peak) detail::install_peak_capturer();
     if (config.method == stack_method::unwinder) detail::warm_up_unwinder();
     detail::lock_guard hold(detail::settings_lock);
     detail::live_settings& s = detail::settings;
@@ -368,21 +369,10 @@ public:
         });
     }
 
-    /// The same allocations grouped by site, with symbolized stacks.
-    leak_report report() const { return leaks(leaked()); }
-
 private:
     scope_kind kind_;
     std::uint32_t thread_ = 0;
     std::vector<std::uint64_t> marks_;
 };
 
-/// Runs `block` under a leak_check and returns what it left alive.
-template <class F>
-leak_report find_leaks(F&& block, scope_kind kind = scope_kind::thread) {
-    leak_check check(kind);
-    std::forward<F>(block)();
-    return check.report();
-}
-
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

@@ -7,10 +7,10 @@
 #include <type_traits>
 
 #include "../core/counters.hpp"
-#include "../detail/live.hpp"
-#include "../observe/types.hpp"
+#include "../core/events.hpp"
+#include "../core/type_table.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// The domain tracking_allocator counts into when none is named.
 struct allocator_domain {
@@ -140,4 +140,4 @@ public:
     }
 };
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

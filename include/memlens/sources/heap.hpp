@@ -9,9 +9,9 @@
 #include <cstring>
 
 #include "../core/counters.hpp"
-#include "../detail/live.hpp"
+#include "../core/events.hpp"
 
-namespace memlens::detail {
+MEMLENS_NAMESPACE_BEGIN namespace detail {
 
 struct heap_header {
     std::uint64_t size;
@@ -97,12 +97,13 @@ MEMLENS_ALWAYS_INLINE void heap_free(void* p) noexcept {
     std::free(static_cast<unsigned char*>(p) - h.offset);
 }
 
-}  // namespace memlens::detail
+}  // namespace detail
+MEMLENS_NAMESPACE_END
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// Frees of pointers that the global operator delete hook did not recognise (and passed to
 /// free() uncounted) since the program started. Thread safe.
 inline std::uint64_t foreign_frees() noexcept { return detail::foreign_frees.load(detail::relaxed); }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

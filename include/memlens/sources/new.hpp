@@ -1,15 +1,15 @@
 // memlens/sources/new.hpp: replaces every replaceable global operator new and operator delete
-// with hooks that count into the "heap" domain. Include it in exactly one translation unit of
-// the program: replacement functions may be defined only once.
+// with hooks that count into the "heap" domain, and nothing else: no report is written at exit
+// (<memlens/hooks.hpp> adds that). Include one of the two in exactly one translation unit of the
+// program: replacement functions may be defined only once.
 #pragma once
 
 #include <cstddef>
 #include <new>
 
-#include "../observe/exit_report.hpp"
 #include "heap.hpp"
 
-namespace memlens::detail {
+MEMLENS_NAMESPACE_BEGIN namespace detail {
 
 // Out of line: the new-handler loop runs only when the system is out of memory.
 MEMLENS_NOINLINE inline void* heap_new_retry(std::size_t size, std::size_t alignment) {
@@ -36,7 +36,8 @@ inline void* heap_new_nothrow(std::size_t size, std::size_t alignment) noexcept 
 
 constexpr std::size_t default_new_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
-}  // namespace memlens::detail
+}  // namespace detail
+MEMLENS_NAMESPACE_END
 
 void* operator new(std::size_t size) {
     return memlens::detail::heap_new(size, memlens::detail::default_new_alignment);

@@ -5,9 +5,9 @@
 #include <cstddef>
 
 #include "../core/counters.hpp"
-#include "../detail/live.hpp"
+#include "../core/events.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// Counts an allocation of `size` bytes at `ptr` in domain `d`, and records it with its stack
 /// in sites and sampled modes. Thread safe, never allocates through the hooks; costs what a
@@ -22,4 +22,4 @@ inline void record_free(const void* ptr, std::size_t size, domain d) noexcept {
     if (detail::valid_slot(d.id())) detail::on_free(ptr, size, d.id());
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

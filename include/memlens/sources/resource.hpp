@@ -6,9 +6,9 @@
 #include <memory_resource>
 
 #include "../core/counters.hpp"
-#include "../detail/live.hpp"
+#include "../core/events.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// Counts every allocate / deallocate (requested bytes) into a domain and forwards it to
 /// `upstream`, which must outlive it. Thread safe when the upstream is. Two tracking resources
@@ -54,4 +54,4 @@ private:
     std::pmr::memory_resource* upstream_;
 };
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

@@ -22,7 +22,7 @@
 #include "../view/snapshot.hpp"
 #include "checks.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// How check_against_baseline compares.
 struct baseline_options {
@@ -137,4 +137,4 @@ inline check_result check_against_baseline(const snapshot& now, const std::strin
     return baseline_result(false, message);
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

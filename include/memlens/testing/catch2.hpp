@@ -6,7 +6,7 @@
 
 #include "checks.hpp"
 
-namespace memlens::catch2 {
+MEMLENS_NAMESPACE_BEGIN namespace catch2 {
 
 /// While alive, stands in for the running test's Catch2 result capture and forwards every call
 /// to it inside an `Around` object (constructed before the call, destroyed after). Catch2 routes
@@ -128,7 +128,8 @@ private:
 /// Keeps Catch2's own work inside assertions out of the calling thread's scopes while alive.
 using framework_excluded = wrapped_capture<unscoped>;
 
-}  // namespace memlens::catch2
+}  // namespace catch2
+MEMLENS_NAMESPACE_END
 
 // Runs `check` with Catch2's bookkeeping excluded, then reports a failure with `fail`.
 #define MEMLENS_DETAIL_CATCH2(fail, ...)                                                       \

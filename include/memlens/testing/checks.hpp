@@ -9,8 +9,9 @@
 #include "../detail/format.hpp"
 #include "../observe/scope.hpp"
 #include "../observe/sites.hpp"
+#include "../view/snapshot.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// How a check measures its block.
 struct check_options {
@@ -77,7 +78,7 @@ check_result check_no_leaks(F&& block, check_options options = {}) {
     const block_usage u = detail::run_measured(block, options);
     const bool passed = u.net == 0 && u.allocs == u.frees;
     // Taken before the message exists, which would otherwise be one of the block's leaks.
-    const leak_report leaked = passed ? leak_report{} : sites.report();
+    const leak_report leaked = passed ? leak_report{} : leaks(sites);
     check_result r = detail::make_result(passed, u, "no leak (net 0 bytes, frees equal to allocations)");
     if (leaked.count != 0) r.message += "\n" + leaked.describe(5);
     return r;
@@ -107,4 +108,4 @@ check_result check_no_allocs(F&& block, check_options options = {}) {
     return detail::make_result(u.allocs == 0 && u.frees == 0, u, "no allocation and no free");
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

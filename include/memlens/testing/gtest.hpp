@@ -8,7 +8,7 @@
 
 #include "checks.hpp"
 
-namespace memlens::gtest {
+MEMLENS_NAMESPACE_BEGIN namespace gtest {
 
 /// Collects the failures reported on this thread while a check runs.
 class held_failures {
@@ -40,7 +40,8 @@ public:
     }
 };
 
-}  // namespace memlens::gtest
+}  // namespace gtest
+MEMLENS_NAMESPACE_END
 
 #define MEMLENS_DETAIL_GTEST(fail, ...)                                                        \
     do {                                                                                       \

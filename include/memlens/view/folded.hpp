@@ -9,7 +9,7 @@
 
 #include "snapshot.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// What a folded stack's value counts.
 enum class folded_weight { bytes, count };
@@ -83,4 +83,4 @@ inline std::string folded_stacks(const snapshot& s, const folded_options& option
     return out;
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

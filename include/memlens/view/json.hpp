@@ -1,37 +1,101 @@
 // memlens/view/json.hpp: a snapshot as a self-contained JSON file (symbols included, so that any
 // process can read it without a symbolizer) and a strict reader, for diffs across runs and CI
-// baselines.
+// baselines. This comment is the description of the file format; other documents point here.
 //
-// Schema "memlens.snapshot", version 1. One object whose members come in exactly this order (a
-// reader may rely on the order; this one refuses any other, and any member it does not know):
+// Schema "memlens.snapshot", version 1
+// ------------------------------------
+// One JSON object (RFC 8259) whose members come in exactly the order below. A reader may rely
+// on the order; this one refuses any other order, any member it does not know, and anything but
+// white space after the object.
 //
-//   "format"            "memlens.snapshot"
-//   "version"           1; a change that an older reader would misread raises it
-//   "run"               {"unix_time_ms", "pid", "command_line", "build", "mode"}
-//   "totals"            {"current", "peak", "total", "allocs", "frees"}: every domain together
-//   "domains"           [{"name", "current", "peak", "total", "allocs", "frees"}, ...]
-//   "domain_names"      ["name", ...]: a domain id in "allocations" indexes this list
-//   "sample_bytes"      mean sampling interval when any allocation was sampled, else 0
-//   "temporary_window"  allocations within which a free makes a block temporary
-//   "scopes"            [{"name", "file", "line", "function", "calls", "allocated", "allocs",
-//                         "net", "max_peak"}, ...]
-//   "types"             [{"name", "size", "instances", "bytes", "peak", "constructed"}, ...]
-//   "timeline"          [{"seconds", "current", "peak", "label"}, ...]
-//   "modules"           ["path", ...]: executables and shared objects, referred to by index
-//   "symbols"           [[address, "function", "file", line, module, offset], ...]: every frame
-//                       address of every stack, in ascending order; module indexes "modules"
-//   "stacks"            [[id, [address, ...]], ...]: return addresses, innermost first; ids above
-//                       0, in ascending order
-//   "sites"             [[stack, allocs, bytes, temporaries], ...]: everything ever recorded at
-//                       a stack up to the snapshot
-//   "allocations"       [[address, size, domain, stack, thread, sequence, sampled], ...]: the
-//                       live allocations; stack 0 is "no stack", sampled is 0 or 1
+// Versioning: "version" rises with every change that a reader of the previous version would
+// refuse or misread: a member added, removed, renamed or moved, a row with another field, a
+// field whose meaning, type or range changes. Readers refuse unknown members, so every
+// addition is such a change. A reader refuses every version but its own.
 //
-// Rows of the large tables are arrays rather than objects to keep files small and fast to read.
-// Numbers are integers written exactly (unsigned 64-bit unless said otherwise: "pid",
-// "unix_time_ms" and a scope's "net" are signed; "line", "domain", "stack", "thread" and stack
-// ids are 32-bit), except "seconds", a double (null when not finite). Strings are the bytes the
-// program had, escaped as RFC 8259 asks; bytes that are not UTF-8 pass through unchanged.
+// Types: u64 and u32 are whole numbers from 0 to 2^64 - 1 and 2^32 - 1, i64 from -2^63 to
+// 2^63 - 1, written exactly (no fraction, no exponent); f64 is a double written with 17
+// significant digits, which read back to the same double, or null for a value that was not
+// finite; flag is 0 or 1; string is the program's bytes, with '"', '\' and control bytes
+// escaped as RFC 8259 asks and bytes that are not UTF-8 passed through unchanged. The large
+// tables ("symbols", "stacks", "sites", "allocations") have arrays as rows rather than objects,
+// which keeps files small and quick to read. The writer puts each top-level member and each
+// element of a table on a line of its own; readers must not rely on white space.
+//
+//   "format"            string: "memlens.snapshot"
+//   "version"           u64: 1
+//   "run"               object: which run the snapshot comes from
+//       "unix_time_ms"    i64: when it was taken, in milliseconds since 1970-01-01 UTC
+//       "pid"             i64: the process id
+//       "command_line"    string: the program and its arguments, separated by spaces
+//       "build"           string: compiler, language standard, optimization, memlens version
+//       "mode"            string: the tracking mode: "off", "counters", "sites" or "sampled"
+//   "totals"            object: the figures of every domain together, exact
+//       "current"         u64: live bytes
+//       "peak"            u64: the highest live bytes since the start or the last reset_peak()
+//       "total"           u64: bytes ever allocated
+//       "allocs"          u64: allocations counted
+//       "frees"           u64: frees counted
+//   "domains"           array of objects, one per domain that existed:
+//       "name"            string: the domain's name
+//       "current", "peak", "total", "allocs", "frees": as in "totals", for this domain alone
+//   "domain_names"      array of strings: an allocation's domain indexes this list
+//   "sample_bytes"      u64: the mean sampling interval in bytes when any allocation was
+//                       sampled, else 0
+//   "temporary_window"  u32: a block that its own thread frees before this many further
+//                       allocations of that thread counts as temporary (memray's definition)
+//   "scopes"            array of objects, one per named scope:
+//       "name"            string: the scope's name
+//       "file"            string: the source file where the first site with this name was opened
+//       "line"            u32: its line there; 0 when unknown
+//       "function"        string: the function it was opened in
+//       "calls"           u64: passes through the scope that have closed
+//       "allocated"       u64: bytes allocated, all passes together
+//       "allocs"          u64: allocations, all passes together
+//       "net"             i64: bytes still held from all passes together
+//       "max_peak"        u64: the highest peak of any one pass
+//   "types"             array of objects, one per counted type:
+//       "name"            string: the readable (demangled) type name
+//       "size"            u64: sizeof the type
+//       "instances"       u64: live instances
+//       "bytes"           u64: live bytes, instances times size
+//       "peak"            u64: the highest live instance count seen (see type_stats::peak)
+//       "constructed"     u64: instances ever counted in
+//   "timeline"          array of objects, the points of memory over time the program recorded:
+//       "seconds"         f64: since the series began
+//       "current"         u64: live bytes, every domain together
+//       "peak"            u64: the peak live bytes at that point
+//       "label"           string: what the program was doing; may be empty
+//   "modules"           array of strings: the paths of the executables and shared objects that
+//                       symbols lie in, each once; "" for addresses in none of them
+//   "symbols"           array of rows [address, function, file, line, module, offset]: one per
+//                       return address in any stack, each once, addresses ascending
+//       address           u64: the return address as captured
+//       function          string: demangled; "" when no symbol covers the address
+//       file              string: the source file; "" without debug information
+//       line              u32: the line in it; 0 when unknown
+//       module            u64: an index into "modules"
+//       offset            u64: the address minus the module's load address
+//   "stacks"            array of rows [id, [address, ...]], ids ascending
+//       id                u32: the stack's id, above 0
+//       addresses         u64 each: return addresses, innermost frame first, each in "symbols"
+//   "sites"             array of rows [stack, allocs, bytes, temporaries]: everything ever
+//                       recorded at a stack up to the snapshot, freed or not
+//       stack             u32: 0 for allocations without a stack, else an id in "stacks"
+//       allocs            u64: allocations
+//       bytes             u64: bytes requested
+//       temporaries       u64: allocations freed within "temporary_window"; sampled ones are
+//                         not counted
+//   "allocations"       array of rows [address, size, domain, stack, thread, sequence, sampled]:
+//                       the allocations alive when the snapshot was taken
+//       address           u64: the block's address
+//       size              u64: bytes requested
+//       domain            u32: an index into "domain_names"
+//       stack             u32: 0 when no stack was captured, else an id in "stacks"
+//       thread            u32: memlens's number for the allocating thread; 0 when shared
+//       sequence          u64: that thread's count of recorded allocations at this one
+//       sampled           flag: 1 when found by sampling; the row then stands for
+//                         1 / (1 - exp(-size / sample_bytes)) allocations
 #pragma once
 
 #include <algorithm>
@@ -41,9 +105,11 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -56,7 +122,7 @@
 #include "../detail/json_text.hpp"
 #include "snapshot.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// Why a snapshot file was refused: the message names the position (line, column, byte offset)
 /// and what was expected there.
@@ -76,376 +142,501 @@ private:
 
 namespace detail {
 
-// `"name":` after a comma unless it is the first member.
-inline void append_json_key(std::string& out, const char* name, bool first = false) {
-    if (!first) out += ',';
-    out += '"';
-    out += name;
-    out += "\":";
+// The schema above, once: each function lists the members of one kind of record in their
+// order, and the writer and the reader both walk these lists (the writer over const records).
+// A member's name is its key in an object, and what a message calls it in an array row.
+
+template <class Visit, class Stats>
+void stats_members(Visit& v, Stats& m) {
+    v.field("current", m.current);
+    v.field("peak", m.peak);
+    v.field("total", m.total);
+    v.field("allocs", m.allocs);
+    v.field("frees", m.frees);
 }
 
-inline void append_json_stats(std::string& out, const memory_stats& m, bool first) {
-    append_json_key(out, "current", first);
-    append_json_uint(out, m.current);
-    append_json_key(out, "peak");
-    append_json_uint(out, m.peak);
-    append_json_key(out, "total");
-    append_json_uint(out, m.total);
-    append_json_key(out, "allocs");
-    append_json_uint(out, m.allocs);
-    append_json_key(out, "frees");
-    append_json_uint(out, m.frees);
+template <class Visit, class Run>
+void run_members(Visit& v, Run& r) {
+    v.field("unix_time_ms", r.unix_time_ms);
+    v.field("pid", r.pid);
+    v.field("command_line", r.command_line);
+    v.field("build", r.build);
+    v.field("mode", r.mode);
 }
+
+template <class Visit, class Domain>
+void domain_members(Visit& v, Domain& d) {
+    v.field("name", d.name);
+    stats_members(v, d.figures);
+}
+
+template <class Visit, class Scope>
+void scope_members(Visit& v, Scope& n) {
+    v.field("name", n.name);
+    v.field("file", n.file);
+    v.field("line", n.line);
+    v.field("function", n.function);
+    v.field("calls", n.calls);
+    v.field("allocated", n.allocated);
+    v.field("allocs", n.allocs);
+    v.field("net", n.net);
+    v.field("max_peak", n.max_peak);
+}
+
+template <class Visit, class Type>
+void type_members(Visit& v, Type& t) {
+    v.field("name", t.name);
+    v.field("size", t.size);
+    v.field("instances", t.instances);
+    v.field("bytes", t.bytes);
+    v.field("peak", t.peak);
+    v.field("constructed", t.constructed);
+}
+
+template <class Visit, class Point>
+void point_members(Visit& v, Point& p) {
+    v.field("seconds", p.seconds);
+    v.field("current", p.current);
+    v.field("peak", p.peak);
+    v.field("label", p.label);
+}
+
+template <class Visit, class Frame>
+void symbol_members(Visit& v, Frame& f) {
+    v.field("address", f.address);
+    v.field("function", f.function);
+    v.field("file", f.file);
+    v.field("line", f.line);
+    v.module("module index", f.module);
+    v.field("offset", f.offset);
+}
+
+template <class Visit, class Stack>
+void stack_members(Visit& v, Stack& entry) {
+    v.stack_id("id", entry.first);
+    v.frames("frames", entry.second);
+}
+
+template <class Visit, class Site>
+void site_members(Visit& v, Site& r) {
+    v.stack("stack id", r.stack);
+    v.field("allocation count", r.allocs);
+    v.field("bytes", r.bytes);
+    v.field("temporary count", r.temporaries);
+}
+
+template <class Visit, class Allocation>
+void allocation_members(Visit& v, Allocation& a) {
+    v.field("address", a.address);
+    v.field("size", a.size);
+    v.field("domain", a.domain);
+    v.stack("stack id", a.stack);
+    v.field("thread", a.thread);
+    v.field("sequence number", a.sequence);
+    v.field("sampled flag", a.sampled);
+}
+
+template <class Visit, class Snapshot>
+void snapshot_members(Visit& v, Snapshot& s) {
+    v.format_and_version();
+    v.object("run", s.run, run_members);
+    v.object("totals", s.totals, stats_members);
+    v.objects("domains", "a domain", s.domains, domain_members);
+    v.strings("domain_names", "a domain name", s.domain_names);
+    v.field("sample_bytes", s.sample_bytes);
+    v.field("temporary_window", s.temporary_window);
+    v.objects("scopes", "a scope", s.scopes, scope_members);
+    v.objects("types", "a type", s.types, type_members);
+    v.objects("timeline", "a timeline point", s.timeline, point_members);
+    v.symbol_table(s.symbols);  // "modules", then "symbols" of symbol_members rows
+    v.rows("stacks", "a stack", s.stacks, stack_members);
+    v.rows("sites", "a site", s.sites, site_members);
+    v.rows("allocations", "an allocation", s.allocations, allocation_members);
+}
+
+// Writes what snapshot_members visits, in the layout the schema describes: top-level members
+// each on a line, except a scalar after a scalar; each element of a table on a line. Records
+// do not nest, so one level of state is enough.
+class snapshot_writer {
+public:
+    explicit snapshot_writer(std::string& out) noexcept : out_(out) {}
+
+    void format_and_version() {
+        out_ += "{\"format\":\"memlens.snapshot\",\"version\":1";
+        scalar_line_ = true;
+    }
+
+    template <class T>
+    void field(const char* name, const T& value) {
+        member(name, true);
+        if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+            put(static_cast<std::conditional_t<std::is_signed_v<T>, std::int64_t, std::uint64_t>>(value));
+        } else {
+            put(value);
+        }
+    }
+
+    void stack(const char* name, std::uint32_t id) { field(name, id); }
+
+    void module(const char* name, const std::string& path) {
+        member(name, true);
+        append_json_uint(out_, module_index_.find(path)->second);
+    }
+
+    template <class R>
+    void object(const char* name, const R& r, void (*members)(snapshot_writer&, const R&)) {
+        member(name, false);
+        record('{', r, members);
+    }
+
+    template <class R>
+    void objects(const char* name, const char*, const std::vector<R>& list,
+                 void (*members)(snapshot_writer&, const R&)) {
+        records(name, '{', list, members);
+    }
+
+    template <class List>
+    void rows(const char* name, const char*, const List& list,
+              void (*members)(snapshot_writer&, const typename List::value_type&)) {
+        records(name, '[', list, members);
+    }
+
+    void strings(const char* name, const char*, const std::vector<std::string>& list) {
+        values(name, list);
+    }
+
+    void symbol_table(const std::unordered_map<std::uintptr_t, frame_info>& symbols) {
+        // Sorted, so that the same snapshot always gives the same text.
+        std::vector<std::uintptr_t> addresses;
+        addresses.reserve(symbols.size());
+        for (const auto& entry : symbols) addresses.push_back(entry.first);
+        std::sort(addresses.begin(), addresses.end());
+        std::vector<const frame_info*> frames;
+        frames.reserve(addresses.size());
+        member("modules", false);
+        out_ += '[';
+        for (const std::uintptr_t address : addresses) {
+            frames.push_back(&symbols.find(address)->second);
+            const std::string& module = frames.back()->module;
+            if (module_index_.emplace(module, module_index_.size()).second) {
+                out_ += module_index_.size() == 1 ? "\n" : ",\n";
+                append_json_string(out_, module);
+            }
+        }
+        out_ += ']';
+        member("symbols", false);
+        out_ += '[';
+        for (std::size_t i = 0; i < frames.size(); ++i) {
+            out_ += i ? ",\n" : "\n";
+            record('[', *frames[i], symbol_members);
+        }
+        out_ += ']';
+    }
+
+    void stack_id(const char* name, std::uint32_t id) { field(name, id); }
+
+    void frames(const char* name, const std::vector<std::uintptr_t>& frames) { values(name, frames); }
+
+private:
+    // `"name":` for a member of an object, nothing for a field of a row; a separator before.
+    MEMLENS_NOINLINE void member(const char* name, bool scalar) {
+        if (!in_record_) {
+            out_ += scalar && scalar_line_ ? "," : ",\n";
+            scalar_line_ = scalar;
+        } else if (!first_) {
+            out_ += ',';
+        }
+        first_ = false;
+        if (row_) return;
+        out_ += '"';
+        out_ += name;
+        out_ += "\":";
+    }
+
+    // Out of line, as the reader's are: one copy of each compiles faster than a copy per field
+    // of every record, and a call costs little beside the append.
+    MEMLENS_NOINLINE void put(std::uint64_t value) { append_json_uint(out_, value); }
+    MEMLENS_NOINLINE void put(std::int64_t value) { append_json_int(out_, value); }
+    MEMLENS_NOINLINE void put(double value) { append_json_number(out_, value); }
+    MEMLENS_NOINLINE void put(const std::string& value) { append_json_string(out_, value); }
+    void put(bool value) { out_ += value ? '1' : '0'; }
+
+    // An array of scalars, on one line.
+    template <class T>
+    void values(const char* name, const std::vector<T>& list) {
+        member(name, false);
+        out_ += '[';
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            if (i) out_ += ',';
+            put(list[i]);
+        }
+        out_ += ']';
+    }
+
+    template <class List>
+    void records(const char* name, char open, const List& list,
+                 void (*members)(snapshot_writer&, const typename List::value_type&)) {
+        member(name, false);
+        out_ += '[';
+        bool first = true;
+        for (const auto& r : list) {
+            out_ += first ? "\n" : ",\n";
+            first = false;
+            record(open, r, members);
+        }
+        out_ += ']';
+    }
+
+    template <class R>
+    void record(char open, const R& r, void (*members)(snapshot_writer&, const R&)) {
+        in_record_ = true;
+        row_ = open == '[';
+        first_ = true;
+        out_ += open;
+        members(*this, r);
+        out_ += row_ ? ']' : '}';
+        in_record_ = row_ = false;
+    }
+
+    std::string& out_;
+    bool in_record_ = false, row_ = false, first_ = false;
+    bool scalar_line_ = false;  // the last top-level member was a scalar
+    std::unordered_map<std::string_view, std::uint64_t> module_index_;
+};
 
 // The text of a snapshot whose symbol table already covers its stacks.
 inline std::string snapshot_json_text(const snapshot& s) {
     std::string out;
     // Rows are about 40 to 60 bytes: one reservation instead of a dozen doublings of a large text.
     out.reserve(4096 + 64 * s.allocations.size() + 48 * s.sites.size() + 96 * s.symbols.size());
-    out += "{\"format\":\"memlens.snapshot\",\"version\":1,\n\"run\":{";
-    append_json_key(out, "unix_time_ms", true);
-    append_json_int(out, s.run.unix_time_ms);
-    append_json_key(out, "pid");
-    append_json_int(out, s.run.pid);
-    append_json_key(out, "command_line");
-    append_json_string(out, s.run.command_line);
-    append_json_key(out, "build");
-    append_json_string(out, s.run.build);
-    append_json_key(out, "mode");
-    append_json_string(out, s.run.mode);
-    out += "},\n\"totals\":{";
-    append_json_stats(out, s.totals, true);
-    out += "},\n\"domains\":[";
-    for (std::size_t i = 0; i < s.domains.size(); ++i) {
-        out += i ? ",\n{" : "\n{";
-        append_json_key(out, "name", true);
-        append_json_string(out, s.domains[i].name);
-        append_json_stats(out, s.domains[i].figures, false);
-        out += '}';
-    }
-    out += "],\n\"domain_names\":[";
-    for (std::size_t i = 0; i < s.domain_names.size(); ++i) {
-        if (i) out += ',';
-        append_json_string(out, s.domain_names[i]);
-    }
-    out += "],\n";
-    append_json_key(out, "sample_bytes", true);
-    append_json_uint(out, s.sample_bytes);
-    append_json_key(out, "temporary_window");
-    append_json_uint(out, s.temporary_window);
-    out += ",\n\"scopes\":[";
-    for (std::size_t i = 0; i < s.scopes.size(); ++i) {
-        const named_scope_stats& n = s.scopes[i];
-        out += i ? ",\n{" : "\n{";
-        append_json_key(out, "name", true);
-        append_json_string(out, n.name);
-        append_json_key(out, "file");
-        append_json_string(out, n.file);
-        append_json_key(out, "line");
-        append_json_uint(out, n.line);
-        append_json_key(out, "function");
-        append_json_string(out, n.function);
-        append_json_key(out, "calls");
-        append_json_uint(out, n.calls);
-        append_json_key(out, "allocated");
-        append_json_uint(out, n.allocated);
-        append_json_key(out, "allocs");
-        append_json_uint(out, n.allocs);
-        append_json_key(out, "net");
-        append_json_int(out, n.net);
-        append_json_key(out, "max_peak");
-        append_json_uint(out, n.max_peak);
-        out += '}';
-    }
-    out += "],\n\"types\":[";
-    for (std::size_t i = 0; i < s.types.size(); ++i) {
-        const type_stats& t = s.types[i];
-        out += i ? ",\n{" : "\n{";
-        append_json_key(out, "name", true);
-        append_json_string(out, t.name);
-        append_json_key(out, "size");
-        append_json_uint(out, t.size);
-        append_json_key(out, "instances");
-        append_json_uint(out, t.instances);
-        append_json_key(out, "bytes");
-        append_json_uint(out, t.bytes);
-        append_json_key(out, "peak");
-        append_json_uint(out, t.peak);
-        append_json_key(out, "constructed");
-        append_json_uint(out, t.constructed);
-        out += '}';
-    }
-    out += "],\n\"timeline\":[";
-    for (std::size_t i = 0; i < s.timeline.size(); ++i) {
-        const timeline_point& p = s.timeline[i];
-        out += i ? ",\n{" : "\n{";
-        append_json_key(out, "seconds", true);
-        append_json_number(out, p.seconds);
-        append_json_key(out, "current");
-        append_json_uint(out, p.current);
-        append_json_key(out, "peak");
-        append_json_uint(out, p.peak);
-        append_json_key(out, "label");
-        append_json_string(out, p.label);
-        out += '}';
-    }
-
-    // Sorted, so that the same snapshot always gives the same text.
-    std::vector<const frame_info*> symbols;
-    symbols.reserve(s.symbols.size());
-    for (const auto& entry : s.symbols) symbols.push_back(&entry.second);
-    std::sort(symbols.begin(), symbols.end(),
-              [](const frame_info* a, const frame_info* b) { return a->address < b->address; });
-    std::vector<std::string_view> modules;
-    std::unordered_map<std::string_view, std::uint64_t> module_index;
-    std::vector<std::uint64_t> module_of(symbols.size());
-    for (std::size_t i = 0; i < symbols.size(); ++i) {
-        auto found = module_index.emplace(symbols[i]->module, modules.size());
-        if (found.second) modules.push_back(symbols[i]->module);
-        module_of[i] = found.first->second;
-    }
-    out += "],\n\"modules\":[";
-    for (std::size_t i = 0; i < modules.size(); ++i) {
-        out += i ? ",\n" : "\n";
-        append_json_string(out, modules[i]);
-    }
-    out += "],\n\"symbols\":[";
-    for (std::size_t i = 0; i < symbols.size(); ++i) {
-        const frame_info& f = *symbols[i];
-        out += i ? ",\n[" : "\n[";
-        append_json_uint(out, f.address);
-        out += ',';
-        append_json_string(out, f.function);
-        out += ',';
-        append_json_string(out, f.file);
-        out += ',';
-        append_json_uint(out, f.line);
-        out += ',';
-        append_json_uint(out, module_of[i]);
-        out += ',';
-        append_json_uint(out, f.offset);
-        out += ']';
-    }
-    out += "],\n\"stacks\":[";
-    bool first = true;
-    for (const auto& [id, frames] : s.stacks) {
-        out += first ? "\n[" : ",\n[";
-        first = false;
-        append_json_uint(out, id);
-        out += ",[";
-        for (std::size_t i = 0; i < frames.size(); ++i) {
-            if (i) out += ',';
-            append_json_uint(out, frames[i]);
-        }
-        out += "]]";
-    }
-    out += "],\n\"sites\":[";
-    for (std::size_t i = 0; i < s.sites.size(); ++i) {
-        const site_record& r = s.sites[i];
-        out += i ? ",\n[" : "\n[";
-        append_json_uint(out, r.stack);
-        out += ',';
-        append_json_uint(out, r.allocs);
-        out += ',';
-        append_json_uint(out, r.bytes);
-        out += ',';
-        append_json_uint(out, r.temporaries);
-        out += ']';
-    }
-    out += "],\n\"allocations\":[";
-    for (std::size_t i = 0; i < s.allocations.size(); ++i) {
-        const live_allocation& a = s.allocations[i];
-        out += i ? ",\n[" : "\n[";
-        append_json_uint(out, a.address);
-        out += ',';
-        append_json_uint(out, a.size);
-        out += ',';
-        append_json_uint(out, a.domain);
-        out += ',';
-        append_json_uint(out, a.stack);
-        out += ',';
-        append_json_uint(out, a.thread);
-        out += ',';
-        append_json_uint(out, a.sequence);
-        out += a.sampled ? ",1]" : ",0]";
-    }
-    out += "]}\n";
+    snapshot_writer writer(out);
+    snapshot_members(writer, s);
+    out += "}\n";
     return out;
 }
 
-// A strict reader of exactly the version 1 schema. It never recurses (the schema has a fixed
-// depth), and everything it allocates holds what it has read, so memory is bounded by the input.
+// A strict reader of exactly the version 1 schema, walking snapshot_members as the writer does.
+// It never recurses (the schema has a fixed depth), and everything it allocates holds what it
+// has read, so memory is bounded by the input.
 class snapshot_reader {
 public:
     explicit snapshot_reader(std::string_view text) : text_(text) {}
 
     snapshot read() {
         snapshot s;
-        expect('{', "'{' to open the snapshot object");
-        key("format", true);
-        std::string format;
-        const std::size_t format_at = position();
-        string(format, "the format name");
-        if (format != "memlens.snapshot") {
-            fail_at(format_at, "expected the format \"memlens.snapshot\", found \"" + printable(format) + "\"");
-        }
-        key("version");
-        const std::size_t version_at = position();
-        const auto version = whole<std::uint64_t>("the schema version");
-        if (version != 1) fail_at(version_at, "expected version 1 (the version this reader knows), found " + std::to_string(version));
-        key("run");
-        read_run(s.run);
-        key("totals");
-        expect('{', "'{' to open \"totals\"");
-        read_stats(s.totals, true);
-        expect('}', "'}' to close \"totals\"");
-        key("domains");
-        list("domains", [&] {
-            domain_figures d;
-            expect('{', "'{' to open a domain");
-            key("name", true);
-            string(d.name, "a domain name");
-            read_stats(d.figures, false);
-            expect('}', "'}' to close a domain");
-            s.domains.push_back(std::move(d));
-        });
-        key("domain_names");
-        list("domain_names", [&] {
-            s.domain_names.emplace_back();
-            string(s.domain_names.back(), "a domain name");
-        });
-        key("sample_bytes");
-        s.sample_bytes = whole<std::uint64_t>("\"sample_bytes\"");
-        key("temporary_window");
-        s.temporary_window = whole<std::uint32_t>("\"temporary_window\"");
-        key("scopes");
-        list("scopes", [&] { s.scopes.push_back(read_scope()); });
-        key("types");
-        list("types", [&] { s.types.push_back(read_type()); });
-        key("timeline");
-        list("timeline", [&] { s.timeline.push_back(read_point()); });
-        std::vector<std::string> modules;
-        key("modules");
-        list("modules", [&] {
-            modules.emplace_back();
-            string(modules.back(), "a module path");
-        });
-        key("symbols");
-        list("symbols", [&] { read_symbol(s, modules); });
-        key("stacks");
-        list("stacks", [&] { read_stack(s); });
-        key("sites");
-        list("sites", [&] {
-            site_record r;
-            expect('[', "'[' to open a site");
-            r.stack = known_stack("a site's stack id");
-            comma("a site");
-            r.allocs = whole<std::uint64_t>("a site's allocation count");
-            comma("a site");
-            r.bytes = whole<std::uint64_t>("a site's bytes");
-            comma("a site");
-            r.temporaries = whole<std::uint64_t>("a site's temporary count");
-            expect(']', "']' to close a site (it has 4 numbers)");
-            s.sites.push_back(r);
-        });
-        key("allocations");
-        // A row takes 40 bytes or more with real addresses: one reservation instead of twenty
-        // doublings, and never more than the input can fill.
-        s.allocations.reserve((text_.size() - at_) / 40);
-        list("allocations", [&] {
-            live_allocation a;
-            expect('[', "'[' to open an allocation");
-            a.address = whole<std::uintptr_t>("an allocation's address");
-            comma("an allocation");
-            a.size = whole<std::uint64_t>("an allocation's size");
-            comma("an allocation");
-            a.domain = whole<std::uint32_t>("an allocation's domain");
-            comma("an allocation");
-            a.stack = known_stack("an allocation's stack id");
-            comma("an allocation");
-            a.thread = whole<std::uint32_t>("an allocation's thread");
-            comma("an allocation");
-            a.sequence = whole<std::uint64_t>("an allocation's sequence number");
-            comma("an allocation");
-            const std::size_t at = position();
-            const auto sampled = whole<std::uint64_t>("an allocation's sampled flag");
-            if (sampled > 1) fail_at(at, "expected 0 or 1 for an allocation's sampled flag, found " + std::to_string(sampled));
-            a.sampled = sampled == 1;
-            expect(']', "']' to close an allocation (it has 7 numbers)");
-            s.allocations.push_back(a);
-        });
+        snapshot_members(*this, s);
         expect('}', "'}' to close the snapshot object (\"allocations\" is its last member)");
         space();
         if (at_ < text_.size()) fail("the end of the input after the snapshot object");
         return s;
     }
 
-private:
-    std::size_t position() {
-        space();
-        return at_;
-    }
-
-    [[noreturn]] void fail_at(std::size_t offset, const std::string& message) const {
-        std::size_t line = 1, column = 1;
-        for (std::size_t i = 0; i < offset && i < text_.size(); ++i) {
-            if (text_[i] == '\n') {
-                ++line;
-                column = 1;
-            } else {
-                ++column;
-            }
+    void format_and_version() {
+        expect('{', "'{' to open the snapshot object");
+        key("format", true);
+        std::string format;
+        const std::size_t format_at = position();
+        string(format, "format");
+        if (format != "memlens.snapshot") {
+            fail_at(format_at, "expected the format \"memlens.snapshot\", found \"" + printable(format) + "\"");
         }
-        throw json_error("memlens snapshot JSON, line " + std::to_string(line) + ", column " +
-                             std::to_string(column) + " (byte " + std::to_string(offset) +
-                             "): " + message,
-                         line, column, offset);
+        key("version");
+        const std::size_t version_at = position();
+        const std::uint64_t version = whole("version", std::numeric_limits<std::uint64_t>::max());
+        if (version != 1) {
+            fail_at(version_at, "expected version 1 (the version this reader knows), found " + std::to_string(version));
+        }
     }
 
-    // "expected <what>, found <the next byte>" at the current position.
-    [[noreturn]] void fail(const std::string& what) const {
-        std::string found;
-        if (at_ >= text_.size()) {
-            found = "the end of the input";
+    template <class T>
+    void field(const char* name, T& value) {
+        member(name);
+        if constexpr (std::is_same_v<T, std::string>) {
+            string(value, name);
+        } else if constexpr (std::is_same_v<T, bool>) {
+            const std::size_t at = position();
+            const std::uint64_t flag = whole(name, std::numeric_limits<std::uint64_t>::max());
+            if (flag > 1) fail_at(at, "expected 0 or 1 for " + describe(name) + ", found " + std::to_string(flag));
+            value = flag == 1;
+        } else if constexpr (std::is_floating_point_v<T>) {
+            value = real(name);
+        } else if constexpr (std::is_signed_v<T>) {
+            static_assert(sizeof(T) == sizeof(std::int64_t), "signed fields are 64-bit");
+            value = static_cast<T>(whole(name, 0, true));
         } else {
-            const unsigned char c = static_cast<unsigned char>(text_[at_]);
-            if (c >= 0x20 && c < 0x7f) {
-                found = std::string("'") + static_cast<char>(c) + "'";
-            } else {
-                static const char hex[] = "0123456789abcdef";
-                found = std::string("byte 0x") + hex[c >> 4] + hex[c & 0xf];
-            }
+            value = static_cast<T>(whole(name, std::numeric_limits<T>::max()));
         }
-        fail_at(at_, "expected " + what + ", found " + found);
     }
 
-    static std::string printable(const std::string& s) {
-        std::string out;
-        append_json_string(out, s.size() > 40 ? s.substr(0, 40) : s);
-        return out.substr(1, out.size() - 2);
+    // A reference to a stack: 0 or an id that "stacks" holds.
+    void stack(const char* name, std::uint32_t& id) {
+        member(name);
+        const std::size_t at = position();
+        id = static_cast<std::uint32_t>(whole(name, std::numeric_limits<std::uint32_t>::max()));
+        // Interned ids are mostly dense from 1, which makes most lookups one comparison.
+        const bool dense = id != 0 && id <= stack_ids_.size() && stack_ids_[id - 1] == id;
+        if (id != 0 && !dense && !std::binary_search(stack_ids_.begin(), stack_ids_.end(), id)) {
+            fail_at(at, "expected 0 or an id from \"stacks\" for " + describe(name) + ", found " + std::to_string(id));
+        }
     }
 
-    void space() noexcept {
-        while (at_ < text_.size()) {
-            const char c = text_[at_];
-            if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return;
+    // A stack's own id: above 0, and above the id before it.
+    void stack_id(const char* name, std::uint32_t& id) {
+        member(name);
+        const std::size_t at = position();
+        id = static_cast<std::uint32_t>(whole(name, std::numeric_limits<std::uint32_t>::max()));
+        if (id == 0) fail_at(at, "expected a stack id above 0 (0 means \"no stack\")");
+        if (!stack_ids_.empty() && id <= stack_ids_.back()) {
+            fail_at(at, "expected stack ids in ascending order, each once; " + std::to_string(id) +
+                            " follows " + std::to_string(stack_ids_.back()));
+        }
+        stack_ids_.push_back(id);
+    }
+
+    // A stack's return addresses, each of them in "symbols".
+    void frames(const char* name, std::vector<std::uintptr_t>& frames) {
+        member(name);
+        open_list(name);
+        for (bool first = true; more(name, first); first = false) {
+            const std::size_t at = position();
+            const std::uint64_t address = whole("frame address", std::numeric_limits<std::uint64_t>::max());
+            if (!std::binary_search(symbol_addresses_.begin(), symbol_addresses_.end(), address)) {
+                fail_at(at, "expected every frame address in \"symbols\"; " + std::to_string(address) +
+                                " of stack " + std::to_string(stack_ids_.back()) + " is not there");
+            }
+            frames.push_back(address);
+        }
+    }
+
+    void module(const char* name, std::string& path) {
+        member(name);
+        const std::size_t at = position();
+        const std::uint64_t index = whole(name, std::numeric_limits<std::uint64_t>::max());
+        if (index >= modules_.size()) {
+            fail_at(at, "expected an index into \"modules\" (" + std::to_string(modules_.size()) +
+                            " entries) for " + describe(name) + ", found " + std::to_string(index));
+        }
+        path = modules_[index];
+    }
+
+    template <class R>
+    void object(const char* name, R& r, void (*members)(snapshot_reader&, R&)) {
+        member(name);
+        record(name, true, '{', r, members);
+    }
+
+    template <class R>
+    void objects(const char* name, const char* noun, std::vector<R>& list,
+                 void (*members)(snapshot_reader&, R&)) {
+        records(name, noun, '{', list, members);
+    }
+
+    template <class R>
+    void rows(const char* name, const char* noun, std::vector<R>& list,
+              void (*members)(snapshot_reader&, R&)) {
+        if constexpr (std::is_same_v<R, live_allocation>) {
+            // The last table and the largest: a row takes 40 bytes or more with real addresses,
+            // so one reservation instead of twenty doublings, never more than the input can fill.
+            list.reserve((text_.size() - at_) / 40);
+        }
+        records(name, noun, '[', list, members);
+    }
+
+    using stack_row = std::pair<std::uint32_t, std::vector<std::uintptr_t>>;
+
+    void rows(const char* name, const char* noun, std::map<std::uint32_t, std::vector<std::uintptr_t>>& table,
+              void (*members)(snapshot_reader&, stack_row&)) {
+        member(name);
+        open_list(name);
+        for (bool first = true; more(name, first); first = false) {
+            stack_row row;
+            record(noun, false, '[', row, members);
+            table.emplace_hint(table.end(), row.first, std::move(row.second));
+        }
+    }
+
+    void strings(const char* name, const char* noun, std::vector<std::string>& list) {
+        member(name);
+        open_list(name);
+        for (bool first = true; more(name, first); first = false) {
+            list.emplace_back();
+            noun_ = noun;
+            string(list.back(), nullptr);
+            noun_ = nullptr;
+        }
+    }
+
+    void symbol_table(std::unordered_map<std::uintptr_t, frame_info>& symbols) {
+        strings("modules", "a module path", modules_);
+        member("symbols");
+        open_list("symbols");
+        for (bool first = true; more("symbols", first); first = false) {
+            frame_info f;
+            const std::size_t row_at = position();
+            record("a symbol", false, '[', f, symbol_members);
+            if (!symbol_addresses_.empty() && f.address <= symbol_addresses_.back()) {
+                fail_at(skip_space(row_at + 1), "expected symbol addresses in ascending order, each once; " +
+                                                    std::to_string(f.address) + " follows " +
+                                                    std::to_string(symbol_addresses_.back()));
+            }
+            symbol_addresses_.push_back(f.address);
+            const std::uintptr_t address = f.address;
+            symbols.emplace(address, std::move(f));
+        }
+    }
+
+private:
+    // The members of one record, between its brackets. Records do not nest.
+    template <class R>
+    void record(const char* noun, bool keyed, char open, R& r, void (*members)(snapshot_reader&, R&)) {
+        open_record(noun, keyed, open);
+        members(*this, r);
+        close_record();
+    }
+
+    void open_record(const char* noun, bool keyed, char open) {
+        noun_ = noun;
+        keyed_ = keyed;
+        row_ = open == '[';
+        first_ = true;
+        fields_ = 0;
+        if (!next_is(open)) fail(std::string(1, '\'') + open + "' to open " + noun_text());
+        ++at_;
+    }
+
+    void close_record() {
+        if (!next_is(row_ ? ']' : '}')) {
+            fail(row_ ? "']' to close " + noun_text() + " (it has " + std::to_string(fields_) + " fields)"
+                      : "'}' to close " + noun_text());
+        }
+        ++at_;
+        noun_ = nullptr;
+        keyed_ = row_ = first_ = false;
+    }
+
+    template <class R>
+    void records(const char* name, const char* noun, char open, std::vector<R>& list,
+                 void (*members)(snapshot_reader&, R&)) {
+        member(name);
+        open_list(name);
+        for (bool first = true; more(name, first); first = false) {
+            list.emplace_back();
+            record(noun, false, open, list.back(), members);
+        }
+    }
+
+    // A member of the object being read, or the next field of the row being read. This and the
+    // readers of values are out of line: one copy of each compiles faster than a copy per field
+    // of every record, and a call costs little beside the parsing.
+    MEMLENS_NOINLINE void member(const char* name) {
+        ++fields_;
+        if (!row_) {
+            key(name, first_);
+        } else if (!first_) {
+            if (!next_is(',')) fail("',' and " + describe(name));
             ++at_;
         }
-    }
-
-    bool next_is(char c) {
-        space();
-        return at_ < text_.size() && text_[at_] == c;
-    }
-
-    void expect(char c, const char* what) {
-        if (!next_is(c)) fail(what);
-        ++at_;
-    }
-
-    void comma(const char* row) {
-        if (!next_is(',')) fail(std::string("',' and the next number of ") + row);
-        ++at_;
+        first_ = false;
     }
 
     // `"name":`, after a comma unless it is the first member of its object.
@@ -464,28 +655,102 @@ private:
         expect(':', "':' after a member name");
     }
 
-    // An array whose elements `element` reads.
-    template <class Element>
-    void list(const char* name, Element&& element) {
-        if (!next_is('[')) fail(std::string("'[' to open \"") + name + "\"");
+    void open_list(const char* name) {
+        if (!next_is('[')) fail("'[' to open " + describe(name));
         ++at_;
+    }
+
+    // Whether an element of the array `name` follows, after its '[' (`first`) or an element:
+    // moves past the ',' before it, or past the ']' that closes the array.
+    bool more(const char* name, bool first) {
         if (next_is(']')) {
             ++at_;
-            return;
+            return false;
         }
-        for (;;) {
-            element();
-            space();
-            if (at_ < text_.size() && text_[at_] == ',') {
-                ++at_;
-                continue;
-            }
-            if (at_ < text_.size() && text_[at_] == ']') {
-                ++at_;
-                return;
-            }
-            fail(std::string("',' or ']' after an element of \"") + name + "\"");
+        if (first) return true;
+        if (at_ < text_.size() && text_[at_] == ',') {
+            ++at_;
+            return true;
         }
+        fail("',' or ']' after an element of " + describe(name));
+    }
+
+    // What a message calls member or field `name` where the reader is. Built only on failure.
+    std::string describe(const char* name) const {
+        if (!noun_) return std::string("\"") + name + "\"";
+        // An element of an array of strings has no name of its own.
+        if (!name) return noun_;
+        if (row_) return std::string(noun_) + "'s " + name;
+        return std::string("\"") + name + "\" in " + noun_text();
+    }
+
+    std::string noun_text() const { return keyed_ ? std::string("\"") + noun_ + "\"" : std::string(noun_); }
+
+    std::size_t position() {
+        space();
+        return at_;
+    }
+
+    [[noreturn]] MEMLENS_COLD void fail_at(std::size_t offset, const std::string& message) const {
+        std::size_t line = 1, column = 1;
+        for (std::size_t i = 0; i < offset && i < text_.size(); ++i) {
+            if (text_[i] == '\n') {
+                ++line;
+                column = 1;
+            } else {
+                ++column;
+            }
+        }
+        throw json_error("memlens snapshot JSON, line " + std::to_string(line) + ", column " +
+                             std::to_string(column) + " (byte " + std::to_string(offset) +
+                             "): " + message,
+                         line, column, offset);
+    }
+
+    // "expected <what>, found <the next byte>" at the current position.
+    [[noreturn]] MEMLENS_COLD void fail(const std::string& what) const {
+        std::string found;
+        if (at_ >= text_.size()) {
+            found = "the end of the input";
+        } else {
+            const unsigned char c = static_cast<unsigned char>(text_[at_]);
+            if (c >= 0x20 && c < 0x7f) {
+                found = std::string("'") + static_cast<char>(c) + "'";
+            } else {
+                static const char hex[] = "0123456789abcdef";
+                found = std::string("byte 0x") + hex[c >> 4] + hex[c & 0xf];
+            }
+        }
+        fail_at(at_, "expected " + what + ", found " + found);
+    }
+
+    [[noreturn]] MEMLENS_COLD void fail_range(std::size_t start, const std::string& expected) const {
+        const std::string_view digits = text_.substr(start, at_ - start);
+        fail_at(start, "expected " + expected + ", found " + std::string(digits.substr(0, 40)) +
+                           (digits.size() > 40 ? "..." : ""));
+    }
+
+    static std::string printable(const std::string& s) {
+        std::string out;
+        append_json_string(out, s.size() > 40 ? s.substr(0, 40) : s);
+        return out.substr(1, out.size() - 2);
+    }
+
+    std::size_t skip_space(std::size_t i) const noexcept {
+        while (i < text_.size() && (text_[i] == ' ' || text_[i] == '\n' || text_[i] == '\r' || text_[i] == '\t')) ++i;
+        return i;
+    }
+
+    void space() noexcept { at_ = skip_space(at_); }
+
+    bool next_is(char c) {
+        space();
+        return at_ < text_.size() && text_[at_] == c;
+    }
+
+    void expect(char c, const char* what) {
+        if (!next_is(c)) fail(what);
+        ++at_;
     }
 
     // Moves past a number as RFC 8259 writes it and says whether it has neither fraction nor
@@ -524,37 +789,38 @@ private:
     }
 
     // Messages are built only on failure: this runs for every number of the file.
-    template <class T>
-    static std::string whole_expected(const char* what) {
-        if constexpr (std::numeric_limits<T>::is_signed) return std::string("a whole number from -2^63 to 2^63 - 1 for ") + what;
-        return std::string("a whole number from 0 to ") +
-               std::to_string(std::numeric_limits<T>::max()) + " for " + what;
+    std::string whole_expected(const char* name, std::uint64_t max, bool is_signed) const {
+        if (is_signed) return "a whole number from -2^63 to 2^63 - 1 for " + describe(name);
+        return "a whole number from 0 to " + std::to_string(max) + " for " + describe(name);
     }
 
-    [[noreturn]] void fail_range(std::size_t start, const std::string& expected) const {
-        const std::string_view digits = text_.substr(start, at_ - start);
-        fail_at(start, "expected " + expected + ", found " + std::string(digits.substr(0, 40)) +
-                           (digits.size() > 40 ? "..." : ""));
-    }
-
-    template <class T>
-    T whole(const char* what) {
+    // A whole number from 0 to `max`, or, when `is_signed`, one that a std::int64_t holds
+    // (returned as its two's complement).
+    MEMLENS_NOINLINE std::uint64_t whole(const char* name, std::uint64_t max, bool is_signed = false) {
         space();
         const std::size_t start = at_;
         bool integral = false;
-        if (!skip_number(integral) || !integral || (!std::numeric_limits<T>::is_signed && text_[start] == '-')) {
+        if (!skip_number(integral) || !integral || (!is_signed && text_[start] == '-')) {
             at_ = start;
-            fail(whole_expected<T>(what));
+            fail(whole_expected(name, max, is_signed));
         }
-        T value{};
-        const auto result = std::from_chars(text_.data() + start, text_.data() + at_, value);
-        if (result.ec != std::errc()) fail_range(start, whole_expected<T>(what));
+        const char* const first = text_.data() + start;
+        const char* const last = text_.data() + at_;
+        std::uint64_t value = 0;
+        bool fits = false;
+        if (is_signed) {
+            std::int64_t signed_value = 0;
+            fits = std::from_chars(first, last, signed_value).ec == std::errc();
+            value = static_cast<std::uint64_t>(signed_value);
+        } else {
+            fits = std::from_chars(first, last, value).ec == std::errc() && value <= max;
+        }
+        if (!fits) fail_range(start, whole_expected(name, max, is_signed));
         return value;
     }
 
-
     // A double, or null for one that was not finite when written.
-    double real(const char* what) {
+    MEMLENS_NOINLINE double real(const char* name) {
         space();
         if (text_.compare(at_, 4, "null") == 0) {
             at_ += 4;
@@ -562,11 +828,11 @@ private:
         }
         const std::size_t start = at_;
         bool integral = false;
-        if (!skip_number(integral)) fail(std::string("a number or null for ") + what);
+        if (!skip_number(integral)) fail("a number or null for " + describe(name));
         double value = 0;
         const auto result = std::from_chars(text_.data() + start, text_.data() + at_, value);
         if (result.ec != std::errc()) {
-            fail_range(start, std::string("a number or null for ") + what + " within the range of a double");
+            fail_range(start, "a number or null for " + describe(name) + " within the range of a double");
         }
         return value;
     }
@@ -604,8 +870,8 @@ private:
         }
     }
 
-    void string(std::string& out, const char* what) {
-        if (!next_is('"')) fail(std::string("a string for ") + what);
+    MEMLENS_NOINLINE void string(std::string& out, const char* name) {
+        if (!next_is('"')) fail("a string for " + describe(name));
         ++at_;
         out.clear();
         for (;;) {
@@ -616,7 +882,7 @@ private:
             }
             out.append(text_.data() + at_, run - at_);
             at_ = run;
-            if (at_ >= text_.size()) fail(std::string("'\"' to close a string for ") + what);
+            if (at_ >= text_.size()) fail("'\"' to close a string for " + describe(name));
             const char c = text_[at_];
             if (c == '"') {
                 ++at_;
@@ -625,16 +891,7 @@ private:
             if (c != '\\') fail("a character of a string (control characters must be escaped)");
             ++at_;
             const char e = at_ < text_.size() ? text_[at_] : '\0';
-            switch (e) {
-            case '"': out += '"'; break;
-            case '\\': out += '\\'; break;
-            case '/': out += '/'; break;
-            case 'b': out += '\b'; break;
-            case 'f': out += '\f'; break;
-            case 'n': out += '\n'; break;
-            case 'r': out += '\r'; break;
-            case 't': out += '\t'; break;
-            case 'u': {
+            if (e == 'u') {
                 ++at_;
                 unsigned code = hex4();
                 if (code >= 0xdc00 && code <= 0xdfff) {
@@ -654,167 +911,24 @@ private:
                 append_utf8(out, code);
                 continue;
             }
-            default: fail("an escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t or \\u and four hex digits) after a backslash");
+            const char unescaped = json_unescaped(e);
+            if (unescaped == '\0') {
+                fail("an escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t or \\u and four hex digits) after a backslash");
             }
+            out += unescaped;
             ++at_;
         }
     }
 
-    void read_run(run_info& r) {
-        expect('{', "'{' to open \"run\"");
-        key("unix_time_ms", true);
-        r.unix_time_ms = whole<std::int64_t>("\"unix_time_ms\"");
-        key("pid");
-        r.pid = whole<std::int64_t>("\"pid\"");
-        key("command_line");
-        string(r.command_line, "\"command_line\"");
-        key("build");
-        string(r.build, "\"build\"");
-        key("mode");
-        string(r.mode, "\"mode\"");
-        expect('}', "'}' to close \"run\"");
-    }
-
-    void read_stats(memory_stats& m, bool first) {
-        key("current", first);
-        m.current = whole<std::size_t>("\"current\"");
-        key("peak");
-        m.peak = whole<std::size_t>("\"peak\"");
-        key("total");
-        m.total = whole<std::size_t>("\"total\"");
-        key("allocs");
-        m.allocs = whole<std::uint64_t>("\"allocs\"");
-        key("frees");
-        m.frees = whole<std::uint64_t>("\"frees\"");
-    }
-
-    named_scope_stats read_scope() {
-        named_scope_stats n;
-        expect('{', "'{' to open a scope");
-        key("name", true);
-        string(n.name, "a scope's name");
-        key("file");
-        string(n.file, "a scope's file");
-        key("line");
-        n.line = whole<unsigned>("a scope's line");
-        key("function");
-        string(n.function, "a scope's function");
-        key("calls");
-        n.calls = whole<std::uint64_t>("a scope's calls");
-        key("allocated");
-        n.allocated = whole<std::uint64_t>("a scope's allocated bytes");
-        key("allocs");
-        n.allocs = whole<std::uint64_t>("a scope's allocations");
-        key("net");
-        n.net = whole<std::int64_t>("a scope's net bytes");
-        key("max_peak");
-        n.max_peak = whole<std::uint64_t>("a scope's max_peak");
-        expect('}', "'}' to close a scope");
-        return n;
-    }
-
-    type_stats read_type() {
-        type_stats t;
-        expect('{', "'{' to open a type");
-        key("name", true);
-        string(t.name, "a type's name");
-        key("size");
-        t.size = whole<std::size_t>("a type's size");
-        key("instances");
-        t.instances = whole<std::uint64_t>("a type's instances");
-        key("bytes");
-        t.bytes = whole<std::uint64_t>("a type's bytes");
-        key("peak");
-        t.peak = whole<std::uint64_t>("a type's peak");
-        key("constructed");
-        t.constructed = whole<std::uint64_t>("a type's constructed count");
-        expect('}', "'}' to close a type");
-        return t;
-    }
-
-    timeline_point read_point() {
-        timeline_point p;
-        expect('{', "'{' to open a timeline point");
-        key("seconds", true);
-        p.seconds = real("a timeline point's seconds");
-        key("current");
-        p.current = whole<std::uint64_t>("a timeline point's current bytes");
-        key("peak");
-        p.peak = whole<std::uint64_t>("a timeline point's peak");
-        key("label");
-        string(p.label, "a timeline point's label");
-        expect('}', "'}' to close a timeline point");
-        return p;
-    }
-
-    void read_symbol(snapshot& s, const std::vector<std::string>& modules) {
-        frame_info f;
-        expect('[', "'[' to open a symbol");
-        const std::size_t at = position();
-        f.address = whole<std::uintptr_t>("a symbol's address");
-        comma("a symbol");
-        string(f.function, "a symbol's function");
-        comma("a symbol");
-        string(f.file, "a symbol's file");
-        comma("a symbol");
-        f.line = whole<unsigned>("a symbol's line");
-        comma("a symbol");
-        const std::size_t module_at = position();
-        const auto module = whole<std::uint64_t>("a symbol's module index");
-        if (module >= modules.size()) {
-            fail_at(module_at, "expected an index into \"modules\" (" + std::to_string(modules.size()) +
-                                   " entries) for a symbol's module, found " + std::to_string(module));
-        }
-        f.module = modules[module];
-        comma("a symbol");
-        f.offset = whole<std::uintptr_t>("a symbol's offset");
-        expect(']', "']' to close a symbol (it has 6 fields)");
-        if (!symbol_addresses_.empty() && f.address <= symbol_addresses_.back()) {
-            fail_at(at, "expected symbol addresses in ascending order, each once; " +
-                            std::to_string(f.address) + " follows " + std::to_string(symbol_addresses_.back()));
-        }
-        symbol_addresses_.push_back(f.address);
-        const std::uintptr_t address = f.address;
-        s.symbols.emplace(address, std::move(f));
-    }
-
-    void read_stack(snapshot& s) {
-        expect('[', "'[' to open a stack");
-        const std::size_t at = position();
-        const auto id = whole<std::uint32_t>("a stack id");
-        if (id == 0) fail_at(at, "expected a stack id above 0 (0 means \"no stack\")");
-        if (!stack_ids_.empty() && id <= stack_ids_.back()) {
-            fail_at(at, "expected stack ids in ascending order, each once; " + std::to_string(id) +
-                            " follows " + std::to_string(stack_ids_.back()));
-        }
-        stack_ids_.push_back(id);
-        std::vector<std::uintptr_t>& frames = s.stacks.emplace_hint(s.stacks.end(), id, std::vector<std::uintptr_t>{})->second;
-        if (!next_is(',')) fail("',' and the frames of a stack");
-        ++at_;
-        list("a stack's frames", [&] {
-            const std::size_t frame_at = position();
-            const auto address = whole<std::uintptr_t>("a frame address");
-            if (!std::binary_search(symbol_addresses_.begin(), symbol_addresses_.end(), address)) {
-                fail_at(frame_at, "expected every frame address in \"symbols\"; " + std::to_string(address) + " of stack " + std::to_string(id) + " is not there");
-            }
-            frames.push_back(address);
-        });
-        expect(']', "']' to close a stack");
-    }
-
-    std::uint32_t known_stack(const char* what) {
-        const std::size_t at = position();
-        const auto id = whole<std::uint32_t>(what);
-        // Interned ids are mostly dense from 1, which makes most lookups one comparison.
-        const bool dense = id != 0 && id <= stack_ids_.size() && stack_ids_[id - 1] == id;
-        if (id != 0 && !dense && !std::binary_search(stack_ids_.begin(), stack_ids_.end(), id)) {
-            fail_at(at, "expected 0 or an id from \"stacks\" for " + std::string(what) + ", found " + std::to_string(id));
-        }
-        return id;
-    }
-
     std::string_view text_;
     std::size_t at_ = 0;
+    // The record being read, for its separators and messages; no noun at the top level.
+    const char* noun_ = nullptr;
+    bool keyed_ = false;  // the noun is a member name
+    bool row_ = false;    // an array row, whose fields have no keys
+    bool first_ = false;  // no member or field of it read yet
+    std::size_t fields_ = 0;
+    std::vector<std::string> modules_;
     // Both ascending, as the writer puts them: lookups by binary search, far cheaper than the
     // snapshot's own map for a million allocations.
     std::vector<std::uintptr_t> symbol_addresses_;
@@ -882,4 +996,4 @@ inline snapshot read_json(const std::string& path) {
     }
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

@@ -12,7 +12,7 @@
 #include "snapshot.hpp"
 #include "text.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// The forms a report file can take.
 enum class report_format {
@@ -63,4 +63,4 @@ inline void write_report(const snapshot& s, const std::string& path,
     if (!detail::write_file_atomically(path, text, error)) throw std::runtime_error(error);
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

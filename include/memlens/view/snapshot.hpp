@@ -17,98 +17,14 @@
 
 #include <fnmatch.h>
 
-#include "../core/counters.hpp"
+#include "../core/state.hpp"
 #include "../detail/format.hpp"
-#include "../detail/state.hpp"
-#include "../observe/named_scope.hpp"
+#include "../detail/rank.hpp"
+#include "../model/snapshot.hpp"
+#include "../observe/sites.hpp"
 #include "../observe/symbols.hpp"
-#include "../observe/types.hpp"
 
-namespace memlens {
-
-/// One allocation alive when the snapshot was taken.
-struct live_allocation {
-    std::uintptr_t address = 0;
-    std::uint64_t size = 0;       // requested bytes
-    std::uint32_t domain = 0;     // index into snapshot::domain_names
-    std::uint32_t stack = 0;      // key into snapshot::stacks; 0 when no stack was captured
-    std::uint32_t thread = 0;     // memlens's number for the allocating thread; 0 when shared
-    std::uint64_t sequence = 0;   // that thread's count of recorded allocations at this one
-    bool sampled = false;         // found by sampling: stands for snapshot::weight() allocations
-};
-
-/// Everything ever recorded at one stack, alive or not, up to the snapshot.
-struct site_record {
-    std::uint32_t stack = 0;
-    std::uint64_t allocs = 0;
-    std::uint64_t bytes = 0;
-    /// Allocations freed by their own thread before `temporary_window` further allocations of
-    /// that thread (memray's "temporary allocations"). Not kept for sampled allocations.
-    std::uint64_t temporaries = 0;
-};
-
-/// One domain's figures when the snapshot was taken.
-struct domain_figures {
-    std::string name;
-    memory_stats figures;
-};
-
-/// One point of a memory-over-time series, which the program records where it wants one.
-struct timeline_point {
-    double seconds = 0;         // since the series began
-    std::uint64_t current = 0;  // live bytes, every domain
-    std::uint64_t peak = 0;
-    std::string label;          // what the program was doing; may be empty
-};
-
-/// Which run a snapshot comes from.
-struct run_info {
-    std::int64_t unix_time_ms = 0;
-    std::int64_t pid = 0;
-    std::string command_line;
-    std::string build;  // compiler, language standard, optimization, memlens version
-    std::string mode;   // the tracking mode: off, counters, sites or sampled
-};
-
-/// The live allocations and per-site totals at one moment, with the stacks they refer to, and
-/// the process's counters, domains, named scopes and counted types at that moment.
-struct snapshot {
-    std::vector<live_allocation> allocations;
-    std::map<std::uint32_t, std::vector<std::uintptr_t>> stacks;  // return addresses, innermost first
-    std::vector<site_record> sites;
-    std::vector<std::string> domain_names;
-    /// The mean sampling interval in bytes when any allocation was sampled, else 0.
-    std::uint64_t sample_bytes = 0;
-    std::uint32_t temporary_window = 1;
-
-    memory_stats totals;  // every domain together
-    std::vector<domain_figures> domains;
-    std::vector<named_scope_stats> scopes;
-    std::vector<type_stats> types;
-    std::vector<timeline_point> timeline;
-    run_info run;
-    /// Resolved frames by return address: filled by symbolize(snapshot&) or by a reader, so
-    /// that views of a snapshot from another process never ask this process's symbolizer.
-    std::unordered_map<std::uintptr_t, frame_info> symbols;
-
-    /// Whether figures drawn from this snapshot are estimates (it holds sampled allocations).
-    bool estimated() const noexcept {
-        return std::any_of(allocations.begin(), allocations.end(),
-                           [](const live_allocation& a) { return a.sampled; });
-    }
-
-    /// How many allocations `a` stands for: 1, or the inverse of its chance to be sampled.
-    double weight(const live_allocation& a) const noexcept {
-        if (!a.sampled || sample_bytes == 0 || a.size == 0) return 1.0;
-        const double p = -std::expm1(-static_cast<double>(a.size) / static_cast<double>(sample_bytes));
-        return p > 0 ? 1.0 / p : 1.0;
-    }
-
-    /// The name of domain `id`, or "?" when the snapshot does not know it.
-    std::string domain_name(std::uint32_t id) const {
-        return id < domain_names.size() ? domain_names[id] : std::string("?");
-    }
-};
+MEMLENS_NAMESPACE_BEGIN
 
 /// How statistics group allocations, as tracemalloc's key types do. The site of a stack is its
 /// first frame outside memlens, operator new and the standard library: the line that asked.
@@ -443,8 +359,8 @@ inline std::vector<statistic> statistics(const snapshot& s, group_by by,
         out.push_back({key, std::move(g.traceback), detail::rounded(g.bytes),
                        detail::rounded(g.count), g.estimated});
     }
-    std::stable_sort(out.begin(), out.end(), [](const statistic& a, const statistic& b) {
-        return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;
+    detail::rank_rows(out, [](const statistic& a) {
+        return std::make_pair(detail::rank_of(a.bytes), detail::rank_of(a.count));
     });
     return out;
 }
@@ -496,10 +412,7 @@ inline std::vector<statistic_diff> compare(const snapshot& older, const snapshot
         d.traceback = std::move(g.traceback);
         out.push_back(std::move(d));
     }
-    std::stable_sort(out.begin(), out.end(), [](const statistic_diff& a, const statistic_diff& b) {
-        if (a.bytes_diff != b.bytes_diff) return a.bytes_diff > b.bytes_diff;
-        return a.count_diff > b.count_diff;
-    });
+    detail::rank_rows(out, [](const statistic_diff& a) { return std::make_pair(a.bytes_diff, a.count_diff); });
     return out;
 }
 
@@ -529,8 +442,8 @@ inline leak_report leaks(const snapshot& s) {
         r.estimated = r.estimated || g.estimated;
         r.sites.push_back(std::move(site));
     }
-    std::stable_sort(r.sites.begin(), r.sites.end(), [](const leak_site& a, const leak_site& b) {
-        return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;
+    detail::rank_rows(r.sites, [](const leak_site& a) {
+        return std::make_pair(detail::rank_of(a.bytes), detail::rank_of(a.count));
     });
     return r;
 }
@@ -544,10 +457,21 @@ inline std::vector<temporary_site> temporaries(const snapshot& s) {
         if (site.temporaries == 0) continue;
         out.push_back({resolved.frames(site.stack).copy(), site.temporaries, site.allocs});
     }
-    std::stable_sort(out.begin(), out.end(), [](const temporary_site& a, const temporary_site& b) {
-        return a.temporaries > b.temporaries;
+    detail::rank_rows(out, [](const temporary_site& a) {
+        return std::make_pair(detail::rank_of(a.temporaries), std::int64_t{0});
     });
     return out;
+}
+
+/// What a leak_check's block left alive, grouped by site with symbolized stacks.
+inline leak_report leaks(const leak_check& check) { return leaks(check.leaked()); }
+
+/// Runs `block` under a leak_check and returns what it left alive, grouped by site.
+template <class F>
+leak_report find_leaks(F&& block, scope_kind kind = scope_kind::thread) {
+    leak_check check(kind);
+    std::forward<F>(block)();
+    return leaks(check);
 }
 
 inline std::string leak_report::describe(std::size_t top, std::size_t depth) const {
@@ -579,4 +503,4 @@ inline std::string leak_report::describe(std::size_t top, std::size_t depth) con
     return out;
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

@@ -14,9 +14,10 @@
 
 #include <unistd.h>
 
+#include "../detail/format.hpp"
 #include "snapshot.hpp"
 
-namespace memlens {
+MEMLENS_NAMESPACE_BEGIN
 
 /// What format_summary() shows.
 struct summary_options {
@@ -63,7 +64,6 @@ struct tree_options {
 
 namespace detail {
 
-
 inline std::string text_signed_bytes(std::int64_t bytes) {
     if (bytes < 0) return "-" + compact_bytes(static_cast<std::uint64_t>(-(bytes + 1)) + 1);
     return "+" + compact_bytes(static_cast<std::uint64_t>(bytes));
@@ -93,32 +93,6 @@ inline bool text_colour_for(std::FILE* f) {
     const char* no_colour = std::getenv("NO_COLOR");
     if (no_colour && *no_colour) return false;
     return ::isatty(::fileno(f)) == 1;
-}
-
-// Columns fitted to their widest cell, two spaces apart, indented; `right[i]` aligns column i
-// right (figures) or left (names). The last column is not padded, so lines end without spaces.
-inline std::string text_columns(const std::vector<std::string>& header,
-                                const std::vector<std::vector<std::string>>& rows,
-                                const std::vector<bool>& right, bool colour,
-                                const std::string& indent = "  ") {
-    std::vector<std::size_t> width(header.size());
-    for (std::size_t c = 0; c < header.size(); ++c) width[c] = header[c].size();
-    for (const auto& row : rows) {
-        for (std::size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-    }
-    auto line = [&](const std::vector<std::string>& cells) {
-        std::string out = indent;
-        for (std::size_t c = 0; c < cells.size(); ++c) {
-            if (c != 0) out += "  ";
-            const bool last = c + 1 == cells.size();
-            out += right[c] ? pad_left(cells[c], width[c]) : last ? cells[c] : pad_right(cells[c], width[c]);
-        }
-        out.erase(out.find_last_not_of(' ') + 1);
-        return out;
-    };
-    std::string out = text_bold(colour, line(header)) + "\n";
-    for (const auto& row : rows) out += line(row) + "\n";
-    return out;
 }
 
 // A frame's function without return type and parameters, which the terminal has no room for:
@@ -277,7 +251,7 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
         const std::vector<statistic> sites = statistics(s, group_by::site);
         if (options.top_sites != 0 && !sites.empty()) {
             section("Top sites by live bytes");
-            std::vector<std::vector<std::string>> rows;
+            std::vector<std::string> cells;
             for (std::size_t i = 0; i < sites.size() && i < options.top_sites; ++i) {
                 const statistic& st = sites[i];
                 std::string site = st.key;
@@ -286,51 +260,53 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
                     site = text_frame_name(f);
                     if (!f.file.empty()) site += " at " + text_location(f);
                 }
-                rows.push_back({text_about(st.estimated, compact_bytes(st.bytes)),
-                                text_share(static_cast<double>(st.bytes), bytes),
-                                text_about(st.estimated, group_digits(st.count)), site});
+                cells.insert(cells.end(), {text_about(st.estimated, compact_bytes(st.bytes)),
+                                           text_share(static_cast<double>(st.bytes), bytes),
+                                           text_about(st.estimated, group_digits(st.count)), site});
             }
-            out += text_columns({"bytes", "share", "allocations", "site"}, rows,
-                                {true, true, true, false}, colour);
+            out += format_table({{"bytes", true}, {"share", true}, {"allocations", true}, {"site"}},
+                                cells, "  ", colour);
             if (sites.size() > options.top_sites) {
                 out += "  ... " + group_digits(sites.size() - options.top_sites) + " more sites\n";
             }
         }
     }
-    std::vector<std::vector<std::string>> rows;
+    std::vector<std::string> cells;
     for (const domain_figures& d : s.domains) {
         const memory_stats& f = d.figures;
         if (f.allocs == 0 && f.current == 0 && f.total == 0) continue;
-        rows.push_back({d.name, compact_bytes(f.current), compact_bytes(f.peak), compact_bytes(f.total),
-                        group_digits(f.allocs), group_digits(f.frees)});
+        cells.insert(cells.end(), {d.name, compact_bytes(f.current), compact_bytes(f.peak),
+                                   compact_bytes(f.total), group_digits(f.allocs), group_digits(f.frees)});
     }
-    if (!rows.empty()) {
+    if (!cells.empty()) {
         section("Domains");
-        out += text_columns({"domain", "current", "peak", "total", "allocations", "frees"}, rows,
-                            {false, true, true, true, true, true}, colour);
+        out += format_table({{"domain"}, {"current", true}, {"peak", true}, {"total", true},
+                             {"allocations", true}, {"frees", true}},
+                            cells, "  ", colour);
     }
-    rows.clear();
+    cells.clear();
     for (const named_scope_stats& n : s.scopes) {
         std::string site = n.file;
         if (!site.empty() && n.line != 0) site += ":" + std::to_string(n.line);
-        rows.push_back({n.name, group_digits(n.calls), compact_bytes(n.allocated),
-                        group_digits(n.allocs), compact_bytes(n.max_peak), text_signed_bytes(n.net),
-                        site});
+        cells.insert(cells.end(), {n.name, group_digits(n.calls), compact_bytes(n.allocated),
+                                   group_digits(n.allocs), compact_bytes(n.max_peak),
+                                   text_signed_bytes(n.net), site});
     }
-    if (!rows.empty()) {
+    if (!cells.empty()) {
         section("Named scopes");
-        out += text_columns({"scope", "calls", "allocated", "allocations", "max peak", "net", "site"},
-                            rows, {false, true, true, true, true, true, false}, colour);
+        out += format_table({{"scope"}, {"calls", true}, {"allocated", true}, {"allocations", true},
+                             {"max peak", true}, {"net", true}, {"site"}},
+                            cells, "  ", colour);
     }
-    rows.clear();
+    cells.clear();
     for (const type_stats& ty : s.types) {
-        rows.push_back({ty.name, group_digits(ty.instances), compact_bytes(ty.bytes),
-                        group_digits(ty.peak)});
+        cells.insert(cells.end(), {ty.name, group_digits(ty.instances), compact_bytes(ty.bytes),
+                                   group_digits(ty.peak)});
     }
-    if (!rows.empty()) {
+    if (!cells.empty()) {
         section("Counted types");
-        out += text_columns({"type", "instances", "bytes", "peak"}, rows,
-                            {false, true, true, true}, colour);
+        out += format_table({{"type"}, {"instances", true}, {"bytes", true}, {"peak", true}}, cells,
+                            "  ", colour);
     }
     return out;
 }
@@ -405,17 +381,18 @@ inline std::string format_site_table(const snapshot& s, const table_options& opt
                       " functions shown";
     if (total_rows > rows.size()) out += " (row limit " + group_digits(options.limit) + ")";
     out += all.estimated ? "; ~ marks estimates from sampling\n" : "\n";
-    std::vector<std::vector<std::string>> cells;
+    std::vector<std::string> cells;
     for (const text_row* r : rows) {
-        cells.push_back({text_about(r->own.estimated, compact_bytes(rounded(r->own.bytes))),
-                         text_share(r->own.bytes, all.bytes),
-                         text_about(r->total.estimated, compact_bytes(rounded(r->total.bytes))),
-                         text_share(r->total.bytes, all.bytes),
-                         text_about(r->own.estimated, group_digits(rounded(r->own.count))),
-                         r->name, r->location});
+        cells.insert(cells.end(), {text_about(r->own.estimated, compact_bytes(rounded(r->own.bytes))),
+                                   text_share(r->own.bytes, all.bytes),
+                                   text_about(r->total.estimated, compact_bytes(rounded(r->total.bytes))),
+                                   text_share(r->total.bytes, all.bytes),
+                                   text_about(r->own.estimated, group_digits(rounded(r->own.count))),
+                                   r->name, r->location});
     }
-    out += text_columns({"own", "share", "total", "share", "allocations", "function", "where"},
-                        cells, {true, true, true, true, true, false, false}, options.colour);
+    out += format_table({{"own", true}, {"share", true}, {"total", true}, {"share", true},
+                         {"allocations", true}, {"function"}, {"where"}},
+                        cells, "  ", options.colour);
     return out;
 }
 
@@ -473,4 +450,4 @@ inline bool print_tree(std::FILE* f, const snapshot& s, tree_options options = {
     return std::fputs(format_tree(s, options).c_str(), f) != EOF;
 }
 
-}  // namespace memlens
+MEMLENS_NAMESPACE_END

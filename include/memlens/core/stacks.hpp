@@ -1,4 +1,4 @@
-// memlens/detail/stack.hpp: call stacks for the allocation-site observer: capture by frame
+// memlens/core/stacks.hpp: call stacks for the allocation-site observer: capture by frame
 // pointers or by the unwinder, and a table that keeps each distinct stack once, under an id.
 #pragma once
 
@@ -16,11 +16,11 @@
 #include <unistd.h>
 #include <unwind.h>
 
-#include "config.hpp"
+#include "../detail/config.hpp"
+#include "../detail/sys.hpp"
 #include "state.hpp"
-#include "sys.hpp"
 
-namespace memlens::detail {
+MEMLENS_NAMESPACE_BEGIN namespace detail {
 
 enum class unwind_method : std::uint8_t { frame_pointers, unwinder };
 
@@ -579,4 +579,5 @@ private:
 /// The stacks of the allocation-site observer.
 MEMLENS_CONSTINIT inline stack_table stacks{};
 
-}  // namespace memlens::detail
+}  // namespace detail
+MEMLENS_NAMESPACE_END

@@ -1,4 +1,4 @@
-// memlens/detail/state.hpp: the core's shared state and the per-event fast path: per-thread
+// memlens/core/state.hpp: the core's shared state and the per-event fast path: per-thread
 // counter records, per-domain shared figures, peak tracking and the thread's scope frame.
 #pragma once
 
@@ -11,10 +11,10 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "config.hpp"
-#include "sys.hpp"
+#include "../detail/config.hpp"
+#include "../detail/sys.hpp"
 
-namespace memlens::detail {
+MEMLENS_NAMESPACE_BEGIN namespace detail {
 
 constexpr std::uint32_t max_domains = MEMLENS_MAX_DOMAINS;
 // Slot 0 of every table is the sum over all domains; named domains start at 1.
@@ -283,12 +283,16 @@ inline void raise_peak(std::uint32_t i, std::int64_t value) noexcept {
     }
 }
 
-inline void fold_slot(thread_record* self, std::uint32_t i) noexcept {
-    slot_counters& s = self->slots[i];
-    const std::int64_t p = s.pending();
-    if (p == 0) return;
+// Moves `p` pending bytes of slot `i` of a record into the shared figure; returns that figure.
+inline std::int64_t fold_pending(slot_counters& s, std::uint32_t i, std::int64_t p) noexcept {
     s.folded.store(s.folded.load(relaxed) + p, relaxed);
-    core.slots[i].flushed.fetch_add(p, relaxed);
+    return core.slots[i].flushed.fetch_add(p, relaxed) + p;
+}
+
+inline void fold_slot(thread_record* self, std::uint32_t i) noexcept {
+    const std::int64_t p = self->slots[i].pending();
+    if (p == 0) return;
+    fold_pending(self->slots[i], i, p);
     // Other threads' rooms counted these bytes as this thread's pending: tell them to look again.
     core.epoch.fetch_add(1, std::memory_order_acq_rel);
 }
@@ -323,8 +327,7 @@ MEMLENS_NOINLINE inline void settle(thread_record* self, std::uint32_t d) noexce
         for (std::uint32_t i : {d, all_slot}) {
             slot_counters& s = self->slots[i];
             const std::int64_t p = s.pending();
-            s.folded.store(s.folded.load(relaxed) + p, relaxed);
-            const std::int64_t now = core.slots[i].flushed.fetch_add(p, relaxed) + p + s.others;
+            const std::int64_t now = fold_pending(s, i, p) + s.others;
             if (p > 0 && now > core.slots[i].trigger.load(relaxed)) raise_peak(i, now);
         }
         // This thread's first fold in exact mode moves what the others saw as its pending.
@@ -345,11 +348,8 @@ MEMLENS_NOINLINE inline void settle(thread_record* self, std::uint32_t d) noexce
 inline void retire(thread_record* r) noexcept {
     const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
     for (std::uint32_t i = 0; i < count; ++i) {
-        slot_counters& s = r->slots[i];
-        const std::int64_t p = s.pending();
-        if (p == 0) continue;
-        s.folded.store(s.folded.load(relaxed) + p, relaxed);
-        core.slots[i].flushed.fetch_add(p, relaxed);
+        const std::int64_t p = r->slots[i].pending();
+        if (p != 0) fold_pending(r->slots[i], i, p);
     }
     core.epoch.fetch_add(1, std::memory_order_acq_rel);
     thread_record* self = r;
@@ -484,6 +484,21 @@ MEMLENS_COLD inline void count_shared(std::uint32_t d, std::int64_t n) noexcept 
     core.epoch.fetch_add(1, std::memory_order_acq_rel);
 }
 
+// The record a recorded allocation is filed under: the thread's own, or the shared one for
+// exited threads and inside memlens::unscoped.
+inline std::uint32_t own_record_index(thread_record*& record) noexcept {
+    record = this_thread.record;
+    if (!record || record->shared || this_thread.excluded != 0) record = &late_record;
+    return record->index;
+}
+
+inline std::uint64_t next_sequence(thread_record* record) noexcept {
+    if (record->shared) return record->recorded.fetch_add(1, relaxed) + 1;
+    const std::uint64_t next = record->recorded.load(relaxed) + 1;
+    record->recorded.store(next, relaxed);
+    return next;
+}
+
 // ---- fast paths ---------------------------------------------------------------------------
 
 // The calling thread's own record, or null once the event of `delta` bytes has been counted in
@@ -555,4 +570,5 @@ public:
     guard& operator=(const guard&) = delete;
 };
 
-}  // namespace memlens::detail
+}  // namespace detail
+MEMLENS_NAMESPACE_END

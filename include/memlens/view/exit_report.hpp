@@ -1,15 +1,15 @@
-// memlens/observe/exit_report.hpp: what MEMLENS_LEAKS_AT_EXIT and MEMLENS_OUTPUT ask for, written
-// when the program ends. The hooks (sources/new.hpp) include it, so that a program gets it with
-// no code change.
+// memlens/view/exit_report.hpp: what MEMLENS_LEAKS_AT_EXIT and MEMLENS_OUTPUT ask for, written
+// when the program ends. Only <memlens/hooks.hpp> registers it, so that the report writers are
+// compiled in the one unit that holds the hooks and nowhere else.
 #pragma once
 
 #include <exception>
 #include <string>
 
-#include "../view/report.hpp"
-#include "sites.hpp"
+#include "../observe/sites.hpp"
+#include "report.hpp"
 
-namespace memlens::detail {
+MEMLENS_NAMESPACE_BEGIN namespace detail {
 
 inline bool recording_mode() {
     lock_guard hold(settings_lock);
@@ -52,7 +52,13 @@ inline void write_exit_report() noexcept {
     }
 }
 
-// Every program that can see this header writes the exit report; the hooks include it.
-inline const bool exit_writer_installed = (exit_writer.store(&write_exit_report), true);
+// Makes the program write what the settings ask for at exit, and keep the peak copies that
+// MEMLENS_CAPTURE_PEAK asks for. Called by <memlens/hooks.hpp>, once per program.
+inline bool install_exit_report() noexcept {
+    exit_writer.store(&write_exit_report, std::memory_order_release);
+    install_peak_capturer();
+    return true;
+}
 
-}  // namespace memlens::detail
+}  // namespace detail
+MEMLENS_NAMESPACE_END

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# What including memlens costs a translation unit, as a ratio to a unit that includes <map>,
+# <string>, <vector> and <iostream>, measured in the same run (best of N compiles each, taken in
+# turns so that both see the same machine). Fails when a case misses its limit.
+# Usage: bench/compile_cost.sh [runs]   (CXX and CXXFLAGS are honoured; default g++ -std=c++17 -O2)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+runs=${1:-3}
+cxx=${CXX:-g++}
+read -r -a flags <<<"${CXXFLAGS:--std=c++17 -O2}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cat >"$work/baseline.cpp" <<'CPP'
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+int main() {}
+CPP
+
+# name, limit (ratio to the baseline, 0 for none), the header the unit includes
+cases=(
+  "track.hpp              2  memlens/track.hpp"
+  "memlens.hpp            5  memlens/memlens.hpp"
+  "sources/new.hpp        0  memlens/sources/new.hpp"
+  "hooks.hpp              12 memlens/hooks.hpp"
+)
+
+# Prints the best wall-clock milliseconds of `runs` compiles of $1, and the object's text size.
+compile_ms() {
+  local source=$1 best=
+  for ((i = 0; i < runs; i++)); do
+    local start end
+    start=$(date +%s%N)
+    "$cxx" "${flags[@]}" -I"$root/include" -c "$source" -o "$work/out.o"
+    end=$(date +%s%N)
+    local ms=$(((end - start) / 1000000))
+    if [[ -z $best || $ms -lt $best ]]; then best=$ms; fi
+  done
+  echo "$best"
+}
+
+text_bytes() { size -A "$1" | awk '$1 ~ /^\.text/ { sum += $2 } END { print sum + 0 }'; }
+
+echo "compiler: $("$cxx" --version | head -n1); flags: ${flags[*]}; best of $runs"
+printf '%-18s %10s %10s %8s %8s %12s\n' case "case ms" "base ms" ratio limit ".text bytes"
+failed=0
+for entry in "${cases[@]}"; do
+  read -r name limit header <<<"$entry"
+  printf '#include <%s>\nint main() {}\n' "$header" >"$work/case.cpp"
+  base=$(compile_ms "$work/baseline.cpp")
+  ms=$(compile_ms "$work/case.cpp")
+  text=$(text_bytes "$work/out.o")
+  ratio=$(awk -v a="$ms" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
+  verdict=""
+  if [[ $limit != 0 ]]; then
+    if awk -v r="$ratio" -v l="$limit" 'BEGIN { exit !(r > l) }'; then
+      verdict="  over the limit"
+      failed=1
+    fi
+  fi
+  shown_limit="${limit}x"
+  [[ $limit != 0 ]] || shown_limit="-"
+  printf '%-18s %10d %10d %7sx %8s %12s%s\n' "$name" "$ms" "$base" "$ratio" "$shown_limit" "$text" "$verdict"
+done
+exit $failed

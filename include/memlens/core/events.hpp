@@ -1,0 +1,239 @@
+// memlens/core/events.hpp: the one event path. Every source calls on_alloc / on_free; they count,
+// then hand the event to each observer the switchboard says is on: the live table with its site
+// totals, the sampler, the peak copy. Start-up, the exit hook and fork handling live here too.
+// Everything here may run inside an allocation hook, so it never allocates through one.
+#pragma once
+
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+
+#include <pthread.h>
+
+#include "live_table.hpp"
+#include "sampler.hpp"
+#include "site_table.hpp"
+#include "stacks.hpp"
+#include "state.hpp"
+#include "switchboard.hpp"
+
+MEMLENS_NAMESPACE_BEGIN namespace detail {
+
+// Set by observe/sites.hpp: copies the live table as the peak snapshot. A pointer, so that the
+// sources do not pull in the snapshot code.
+inline std::atomic<void (*)()> peak_capturer{nullptr};
+// The process peak at which the next copy is taken: 10% (at least 64 KiB) above the last, so
+// that a run copies the table a few dozen times, not at every new peak.
+inline std::atomic<std::int64_t> next_peak_capture{0};
+inline std::atomic<bool> peak_capturing{false};
+
+constexpr std::int64_t peak_capture_min_step = 64 * 1024;
+
+MEMLENS_NOINLINE inline void capture_peak() noexcept {
+    // One thread copies at a time; the others' new peaks are in the next copy.
+    if (peak_capturing.exchange(true, std::memory_order_acquire)) return;
+    const std::int64_t peak = core.slots[all_slot].peak.load(relaxed);
+    if (peak >= next_peak_capture.load(relaxed)) {
+        if (void (*copy)() = peak_capturer.load(std::memory_order_acquire)) copy();
+        const std::int64_t step = peak / 10 > peak_capture_min_step ? peak / 10 : peak_capture_min_step;
+        next_peak_capture.store(peak + step, relaxed);
+    }
+    peak_capturing.store(false, std::memory_order_release);
+}
+
+// Addresses travel as integers: GCC warns about passing the new, unwritten block to an
+// out-of-line function through a const pointer.
+MEMLENS_NOINLINE inline bool record_allocation(std::uintptr_t address, std::uint64_t size,
+                                               std::uint32_t d, bool sampled,
+                                               bool headerless) noexcept {
+    guard quiet;
+    std::uintptr_t frames[max_stack_depth];
+    const std::size_t depth =
+        capture_stack(frames, settings.stack_depth.load(relaxed), settings.method.load(relaxed));
+    const std::uint32_t stack = depth ? stacks.intern(frames, depth) : 0;
+    thread_record* record = nullptr;
+    const std::uint32_t index = own_record_index(record);
+    const std::uint64_t sequence = next_sequence(record);
+    if (site_totals* site = site_for(stack, index)) {
+        if (sampled) {
+            const double w = sample_weight(size, settings.sample_bytes.load(relaxed));
+            site->allocs.fetch_add(static_cast<std::uint64_t>(std::llround(w)), relaxed);
+            const double bytes = w * static_cast<double>(size);
+            site->bytes.fetch_add(static_cast<std::uint64_t>(std::llround(bytes)), relaxed);
+        } else {
+            site->allocs.fetch_add(1, relaxed);
+            site->bytes.fetch_add(size, relaxed);
+        }
+    }
+    if (headerless && !table_has_headerless.load(std::memory_order_acquire)) {
+        // Set before the insert, so that settle_lookups, which holds every shard, sees either
+        // the flag or the entry.
+        lock_guard hold(settings_lock);
+        table_has_headerless.store(true, std::memory_order_release);
+        update_switchboard();
+    }
+    const bool stored = insert_entry(make_entry(address, size, stack, sequence, index, d, sampled));
+    if (MEMLENS_UNLIKELY(settings.capture_peak.load(relaxed)) && !sampled &&
+        core.slots[all_slot].peak.load(relaxed) >= next_peak_capture.load(relaxed)) {
+        capture_peak();
+    }
+    // Once: out of memory, every later allocation would say the same.
+    static std::atomic<bool> reported{false};
+    if (!stored && !reported.exchange(true, relaxed)) {
+        report_error("cannot grow the live table; allocations go unrecorded until it can");
+    }
+    return stored;
+}
+
+// Removes a freed block from the live table and notes whether it lived only briefly.
+MEMLENS_NOINLINE inline void forget_allocation(const void* p) noexcept {
+    guard quiet;
+    live_entry e{};
+    if (!remove_entry(reinterpret_cast<std::uintptr_t>(p), e)) return;
+    thread_record* record = nullptr;
+    const std::uint32_t index = own_record_index(record);
+    if (index != entry_record(e) || record == &late_record || entry_sampled(e)) return;
+    const std::uint64_t later =
+        (record->recorded.load(relaxed) - entry_sequence(e)) & entry_sequence_mask;
+    if (later >= settings.temporary_window.load(relaxed)) return;
+    if (site_totals* site = site_for(entry_stack(e), index)) site->temporaries.fetch_add(1, relaxed);
+}
+
+// Set by <memlens/hooks.hpp> (view/exit_report.hpp): writes what the settings ask for at exit.
+// A pointer, so that the report writers are compiled only in the unit that holds the hooks.
+inline std::atomic<void (*)()> exit_writer{nullptr};
+
+inline void run_at_exit() noexcept {
+    if (void (*write)() = exit_writer.load(std::memory_order_acquire)) {
+        write();
+        return;
+    }
+    bool asked = false;
+    {
+        lock_guard hold(settings_lock);
+        asked = settings.leaks_at_exit || settings.output[0] != '\0';
+    }
+    if (asked) {
+        report_error("MEMLENS_OUTPUT or MEMLENS_LEAKS_AT_EXIT asks for a report at exit, but this "
+                     "program has no exit report: include <memlens/hooks.hpp> (not "
+                     "<memlens/sources/new.hpp>) in one of its files");
+    }
+}
+
+// Around fork(): a lock held by a thread that does not exist in the child would never be
+// released there. Taken in the one order any path nests them.
+inline void lock_live_table() noexcept {
+    settings_lock.lock();
+    site_table.lock.lock();
+    for (live_shard& s : live_shards) s.lock.lock();
+}
+inline void unlock_live_table() noexcept {
+    for (live_shard& s : live_shards) s.lock.unlock();
+    site_table.lock.unlock();
+    settings_lock.unlock();
+}
+
+inline std::atomic<int> start_state{0};
+
+// Runs once, at the first event or the first configure(): reads the environment, arranges for
+// the exit report and for fork. Registered at the first event, the exit handler runs after the
+// destructors of statics built later, so they do not show as leaks.
+MEMLENS_COLD inline void start_live() noexcept {
+    int expected = 0;
+    if (!start_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        while (start_state.load(std::memory_order_acquire) != 2) ::sched_yield();
+        return;
+    }
+    guard quiet;
+    const char* first_layout = nullptr;
+    const bool claimed = claim_layout(first_layout);
+    if (!claimed) {
+        fixed_message m;
+        m << "this program mixes units built with different MEMLENS_MAX_DOMAINS, MEMLENS_MAX_TYPES "
+             "or MEMLENS_PEAK_BATCH_BYTES (memlens " << first_layout << " started first, then "
+          << layout_name << "); the units built with the second count nothing. Build every unit "
+             "with the same values";
+        report_error(m.c_str());
+    }
+    {
+        lock_guard hold(settings_lock);
+        layout_refused = !claimed;
+        read_environment(settings);
+    }
+    if (settings.method == unwind_method::unwinder) warm_up_unwinder();
+    ::pthread_atfork(&lock_live_table, &unlock_live_table, &unlock_live_table);
+    std::atexit(&run_at_exit);
+    {
+        lock_guard hold(settings_lock);
+        live_started = true;
+        update_switchboard();
+    }
+    start_state.store(2, std::memory_order_release);
+}
+
+MEMLENS_NOINLINE inline std::uint32_t observe_alloc(std::uintptr_t p, std::size_t size,
+                                                    std::uint32_t d, bool heap) noexcept {
+    std::uint32_t sw = switchboard.load(std::memory_order_acquire);
+    if (sw & sw_unstarted) {
+        if (this_thread.guard != 0) {
+            // memlens's own start-up allocating: counted like any event, recorded by nobody.
+            count_alloc(size, d);
+            return block_counted;
+        }
+        start_live();
+        sw = switchboard.load(std::memory_order_acquire);
+    }
+    if ((heap && (sw & sw_heap_off)) || (sw & sw_refused)) return 0;
+    count_alloc(size, d);
+    if (sw & sw_recording) {
+        return record_allocation(p, size, d, false, !heap) ? block_counted | block_recorded
+                                                           : block_counted;
+    }
+    if (sw & sw_sampling) {
+        thread_state& ts = this_thread;
+        ts.sample_countdown -= static_cast<std::int64_t>(size);
+        if (ts.sample_countdown < 0 && sample_due(ts, size) &&
+            record_allocation(p, size, d, true, !heap)) {
+            return block_counted | block_recorded;
+        }
+    }
+    return block_counted;
+}
+
+// Counts an allocation from any source and hands it to the observers that are on. Returns what
+// a heap block's header must remember (block_counted, block_recorded).
+MEMLENS_ALWAYS_INLINE std::uint32_t on_alloc(const void* p, std::size_t size, std::uint32_t d,
+                                             bool heap) noexcept {
+    const std::uint32_t sw = switchboard.load(relaxed);
+    if (MEMLENS_LIKELY(sw == 0)) {
+        count_alloc(size, d);
+        return block_counted;
+    }
+    if (sw == sw_sampling) {
+        // Sampled mode's common case stays inline: one thread-local countdown.
+        count_alloc(size, d);
+        thread_state& ts = this_thread;
+        ts.sample_countdown -= static_cast<std::int64_t>(size);
+        if (MEMLENS_LIKELY(ts.sample_countdown >= 0)) return block_counted;
+        if (!sample_due(ts, size) ||
+            !record_allocation(reinterpret_cast<std::uintptr_t>(p), size, d, true, !heap)) {
+            return block_counted;
+        }
+        return block_counted | block_recorded;
+    }
+    return observe_alloc(reinterpret_cast<std::uintptr_t>(p), size, d, heap);
+}
+
+// Counts a free from a source without block headers (tracking allocators and resources,
+// record_free); the live table is consulted only while it may hold such blocks.
+MEMLENS_ALWAYS_INLINE void on_free(const void* p, std::size_t size, std::uint32_t d) noexcept {
+    const std::uint32_t sw = switchboard.load(relaxed);
+    if (MEMLENS_UNLIKELY(sw & sw_refused)) return;
+    count_free(size, d);
+    if (MEMLENS_UNLIKELY(sw & (sw_recording | sw_sampling | sw_lookups))) forget_allocation(p);
+}
+
+}  // namespace detail
+MEMLENS_NAMESPACE_END

@@ -1,0 +1,105 @@
+// memlens/model/snapshot.hpp: what was alive at one moment: live allocations, per-site totals, the
+// stacks they refer to, and the process figures beside them. Plain data, which observers fill
+// and views and readers use.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "../core/counters.hpp"
+#include "frames.hpp"
+#include "scopes.hpp"
+#include "types.hpp"
+
+MEMLENS_NAMESPACE_BEGIN
+
+/// One allocation alive when the snapshot was taken.
+struct live_allocation {
+    std::uintptr_t address = 0;
+    std::uint64_t size = 0;       // requested bytes
+    std::uint32_t domain = 0;     // index into snapshot::domain_names
+    std::uint32_t stack = 0;      // key into snapshot::stacks; 0 when no stack was captured
+    std::uint32_t thread = 0;     // memlens's number for the allocating thread; 0 when shared
+    std::uint64_t sequence = 0;   // that thread's count of recorded allocations at this one
+    bool sampled = false;         // found by sampling: stands for snapshot::weight() allocations
+};
+
+/// Everything ever recorded at one stack, alive or not, up to the snapshot.
+struct site_record {
+    std::uint32_t stack = 0;
+    std::uint64_t allocs = 0;
+    std::uint64_t bytes = 0;
+    /// Allocations freed by their own thread before `temporary_window` further allocations of
+    /// that thread (memray's "temporary allocations"). Not kept for sampled allocations.
+    std::uint64_t temporaries = 0;
+};
+
+/// One domain's figures when the snapshot was taken.
+struct domain_figures {
+    std::string name;
+    memory_stats figures;
+};
+
+/// One point of a memory-over-time series, which the program records where it wants one.
+struct timeline_point {
+    double seconds = 0;         // since the series began
+    std::uint64_t current = 0;  // live bytes, every domain
+    std::uint64_t peak = 0;
+    std::string label;          // what the program was doing; may be empty
+};
+
+/// Which run a snapshot comes from.
+struct run_info {
+    std::int64_t unix_time_ms = 0;
+    std::int64_t pid = 0;
+    std::string command_line;
+    std::string build;  // compiler, language standard, optimization, memlens version
+    std::string mode;   // the tracking mode: off, counters, sites or sampled
+};
+
+/// The live allocations and per-site totals at one moment, with the stacks they refer to, and
+/// the process's counters, domains, named scopes and counted types at that moment.
+struct snapshot {
+    std::vector<live_allocation> allocations;
+    std::map<std::uint32_t, std::vector<std::uintptr_t>> stacks;  // return addresses, innermost first
+    std::vector<site_record> sites;
+    std::vector<std::string> domain_names;
+    /// The mean sampling interval in bytes when any allocation was sampled, else 0.
+    std::uint64_t sample_bytes = 0;
+    std::uint32_t temporary_window = 1;
+
+    memory_stats totals;  // every domain together
+    std::vector<domain_figures> domains;
+    std::vector<named_scope_stats> scopes;
+    std::vector<type_stats> types;
+    std::vector<timeline_point> timeline;
+    run_info run;
+    /// Resolved frames by return address: filled by symbolize(snapshot&) or by a reader, so
+    /// that views of a snapshot from another process never ask this process's symbolizer.
+    std::unordered_map<std::uintptr_t, frame_info> symbols;
+
+    /// Whether figures drawn from this snapshot are estimates (it holds sampled allocations).
+    bool estimated() const noexcept {
+        return std::any_of(allocations.begin(), allocations.end(),
+                           [](const live_allocation& a) { return a.sampled; });
+    }
+
+    /// How many allocations `a` stands for: 1, or the inverse of its chance to be sampled.
+    double weight(const live_allocation& a) const noexcept {
+        if (!a.sampled || sample_bytes == 0 || a.size == 0) return 1.0;
+        const double p = -std::expm1(-static_cast<double>(a.size) / static_cast<double>(sample_bytes));
+        return p > 0 ? 1.0 / p : 1.0;
+    }
+
+    /// The name of domain `id`, or "?" when the snapshot does not know it.
+    std::string domain_name(std::uint32_t id) const {
+        return id < domain_names.size() ? domain_names[id] : std::string("?");
+    }
+};
+
+MEMLENS_NAMESPACE_END

@@ -1,0 +1,517 @@
+// tools/html/report.js: the script of memlens's HTML report, inlined into every page through
+// include/memlens/view/html_assets.hpp (regenerate it with the memlens_embed_assets target). It
+// reads the JSON that include/memlens/view/html.hpp writes into #memlens-data; the fields are
+// described there, beside the code that writes them.
+"use strict";
+(function () {
+  const data = JSON.parse(document.getElementById("memlens-data").textContent);
+  const $ = (id) => document.getElementById(id);
+
+  function bytes(n) {
+    if (Math.abs(n) < 1024) return Math.round(n) + " B";
+    const units = ["KiB", "MiB", "GiB", "TiB"];
+    let i = -1;
+    do { n /= 1024; ++i; } while (Math.abs(n) >= 1024 && i < units.length - 1);
+    return n.toFixed(1) + " " + units[i];
+  }
+  // Digit groups by hand: toLocaleString costs an Intl set-up that shows in the load time.
+  function count(n) {
+    const digits = String(Math.round(Math.abs(n)));
+    let out = "";
+    for (let i = 0; i < digits.length; ++i) {
+      if (i && (digits.length - i) % 3 === 0) out += ",";
+      out += digits[i];
+    }
+    return (n < 0 ? "-" : "") + out;
+  }
+  const share = (part, whole) => (whole > 0 ? (100 * part / whole).toFixed(1) : "0.0") + "%";
+  function element(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined) e.textContent = text;
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  // ---- header ----
+  const totals = data.totals;
+  const liveBytes = data.live.bytes;
+  const run = data.run;
+  $("meta").textContent = [
+    run.unix_time_ms ? new Date(run.unix_time_ms).toISOString() : "",
+    run.pid ? "pid " + run.pid : "", run.mode ? "mode " + run.mode : "", run.build, run.command_line,
+  ].filter(Boolean).join(" \u00b7 ");
+  // Byte figures are rounded for reading; the exact figure is the title, shown on hover.
+  const exactBytes = (n) => count(n) + (Math.round(Math.abs(n)) === 1 ? " byte" : " bytes");
+  const about = data.estimated ? "\u2248 " : "";
+  const cards = [
+    { figure: "current", value: bytes(totals.current), exact: exactBytes(totals.current), what: "live now, every domain" },
+    { figure: "peak", value: bytes(totals.peak), exact: exactBytes(totals.peak), what: "peak" },
+    { figure: "total", value: bytes(totals.total), exact: exactBytes(totals.total), what: "allocated in total" },
+    { figure: "allocs", value: count(totals.allocs), what: "allocations" },
+    { figure: "frees", value: count(totals.frees), what: "frees" },
+    { figure: "live", value: about + bytes(liveBytes), exact: about + exactBytes(liveBytes),
+      what: "in the " + count(data.live.count) + " live allocations recorded" },
+  ];
+  for (const card of cards) {
+    const c = element("div", undefined, "card");
+    c.dataset.figure = card.figure;
+    const value = element("b", card.value);
+    if (card.exact) value.title = card.exact;
+    c.append(value, element("span", card.what));
+    $("cards").append(c);
+  }
+
+  // ---- recommendations ----
+  if (data.recommendations.length === 0) {
+    $("advice").append(element("li", "No figure in this snapshot crosses a threshold for advice."));
+  }
+  for (const r of data.recommendations) {
+    const li = element("li");
+    li.dataset.rule = r.rule;
+    li.append(element("span", r.figure, "figure"), document.createTextNode(" \u2014 " + r.advice));
+    $("advice").append(li);
+  }
+
+  // ---- names ----
+  // Each name is the first shared_prefix[n] characters of the one before it, then suffix[n].
+  const names = data.names;
+  const labels = new Array(names.suffix.length);
+  {
+    let previous = "";
+    for (let i = 0; i < labels.length; ++i) {
+      previous = previous.slice(0, names.shared_prefix[i]) + names.suffix[i];
+      labels[i] = previous;
+    }
+  }
+  function place(n) {
+    const file = names.file[n], line = names.line[n];
+    return file < 0 ? "" : names.files[file] + (line ? ":" + line : "");
+  }
+  // The qualified name without return type and parameters, for narrow boxes; computed only for
+  // the names that are drawn.
+  const briefs = new Map();
+  function briefName(n) {
+    let b = briefs.get(n);
+    if (b !== undefined) return b;
+    const text = labels[n].split("(anonymous namespace)").join("{anonymous}");
+    let depth = 0, start = 0, end = text.length;
+    for (let i = 0; i < text.length; ++i) {
+      const c = text[i];
+      if (c === "<") ++depth;
+      else if (c === ">") --depth;
+      else if (depth === 0 && c === "(" && i > 0) { end = i; break; }
+      else if (depth === 0 && c === " ") start = i + 1;
+    }
+    b = start < end ? text.slice(start, end) : text;
+    briefs.set(n, b);
+    return b;
+  }
+
+  // ---- flamegraph: a tree of the live bytes, outermost frame at the top ----
+  // Stacks come sorted, each as the number of frames it shares with the one before and the new
+  // ones after: the tree grows along one path, with no lookup.
+  const stacks = data.stacks;
+  let capacity = 1, longest = 1;
+  for (let s = 0; s < stacks.added.length; ++s) {
+    capacity += stacks.added[s];
+    longest = Math.max(longest, stacks.shared[s] + stacks.added[s]);
+  }
+  const parent = new Int32Array(capacity), nameOf = new Int32Array(capacity), depth = new Int32Array(capacity);
+  const weight = new Float64Array(capacity), blocks = new Float64Array(capacity);
+  parent[0] = -1;
+  nameOf[0] = -1;
+  let nodes = 1;
+  {
+    const path = new Int32Array(longest + 1);
+    const frames = stacks.frames;
+    let fresh = 0;  // -1 in the frames is the next name not seen before
+    for (let s = 0, i = 0; s < stacks.added.length; ++s) {
+      const b = stacks.bytes[s], c = stacks.count[s], added = stacks.added[s];
+      let length = stacks.shared[s] + 1;
+      for (let k = 0; k < added; ++k) {
+        const child = nodes++, up = path[length - 1];
+        parent[child] = up;
+        nameOf[child] = frames[i + k] < 0 ? fresh++ : frames[i + k];
+        depth[child] = depth[up] + 1;
+        path[length++] = child;
+      }
+      i += added;
+      for (let k = 0; k < length; ++k) {
+        weight[path[k]] += b;
+        blocks[path[k]] += c;
+      }
+    }
+  }
+  // Children as one array with offsets per node.
+  const firstChild = new Int32Array(nodes + 1);
+  for (let v = 1; v < nodes; ++v) firstChild[parent[v] + 1]++;
+  for (let v = 0; v < nodes; ++v) firstChild[v + 1] += firstChild[v];
+  const children = new Int32Array(Math.max(nodes - 1, 1));
+  {
+    const fill = firstChild.slice(0, nodes);
+    for (let v = 1; v < nodes; ++v) children[fill[parent[v]]++] = v;
+  }
+  const label = (v) => (v === 0 ? "all" : labels[nameOf[v]]);
+  const brief = (v) => (v === 0 ? "all" : briefName(nameOf[v]));
+
+  const canvas = $("flame"), context = canvas.getContext("2d");
+  const rowHeight = 18, minWidth = 0.5;
+  let zoom = 0, matches = null, hover = -1;
+  let shown = [];  // what the last paint drew: [node, x, width, row]
+  const hues = new Map();
+  function colour(v) {
+    const n = nameOf[v];
+    let h = hues.get(n);
+    if (h === undefined) {
+      const text = label(v);
+      let x = 2166136261;
+      for (let i = 0; i < text.length; ++i) x = Math.imul(x ^ text.charCodeAt(i), 16777619);
+      h = (x >>> 0) % 1000 / 1000;
+      hues.set(n, h);
+    }
+    return "hsl(" + (10 + 40 * h).toFixed(0) + "," + (70 + 20 * h).toFixed(0) + "%," + (62 + 10 * h).toFixed(0) + "%)";
+  }
+  function nameMatches(v) { return matches !== null && v > 0 && matches[nameOf[v]] === 1; }
+
+  function layout(width) {
+    const out = [];
+    const path = [];
+    for (let v = zoom; v > 0; v = parent[v]) path.push(v);
+    path.push(0);
+    path.reverse();
+    for (let row = 0; row < path.length - 1; ++row) out.push([path[row], 0, width, row]);
+    // Only frames at least half a pixel wide are laid out, largest first: the work follows
+    // what is visible, whatever the size of the tree.
+    const stack = [[zoom, 0, width, path.length - 1]];
+    const visible = [];
+    while (stack.length) {
+      const [v, x, w, row] = stack.pop();
+      out.push([v, x, w, row]);
+      const scale = weight[v] > 0 ? w / weight[v] : 0;
+      visible.length = 0;
+      for (let i = firstChild[v], end = firstChild[v + 1]; i < end; ++i) {
+        if (weight[children[i]] * scale >= minWidth) visible.push(children[i]);
+      }
+      visible.sort((a, b) => weight[b] - weight[a]);
+      let at = x;
+      for (const c of visible) {
+        const cw = weight[c] * scale;
+        stack.push([c, at, cw, row + 1]);
+        at += cw;
+      }
+    }
+    return out;
+  }
+
+  function paint() {
+    const width = canvas.parentElement.clientWidth;
+    shown = layout(width);
+    let rows = 0;
+    for (const r of shown) rows = Math.max(rows, r[3] + 1);
+    const ratio = window.devicePixelRatio || 1;
+    canvas.style.height = rows * rowHeight + "px";
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(rows * rowHeight * ratio);
+    context.setTransform(ratio, 0, 0, ratio, 0, 0);
+    context.font = "12px ui-monospace, SFMono-Regular, Menlo, monospace";
+    context.textBaseline = "middle";
+    const charWidth = context.measureText("M").width || 7;
+    const zoomRow = depth[zoom];
+    for (const [v, x, w, row] of shown) {
+      const y = row * rowHeight;
+      context.fillStyle = nameMatches(v) ? "#d946ef" : row < zoomRow ? "#d5d9e2" : colour(v);
+      context.fillRect(x, y, Math.max(w - 1, 0.5), rowHeight - 1);
+      if (v === hover) {
+        context.strokeStyle = "#1d2330";
+        context.strokeRect(x + 0.5, y + 0.5, Math.max(w - 2, 0.5), rowHeight - 2);
+      }
+      const fit = Math.floor((w - 6) / charWidth);
+      if (fit >= 3) {
+        let text = brief(v);
+        if (text.length > fit) text = text.slice(0, fit - 1) + "\u2026";
+        context.fillStyle = "#1d2330";
+        context.fillText(text, x + 3, y + rowHeight / 2);
+      }
+    }
+    crumbs();
+  }
+
+  function at(event) {
+    const box = canvas.getBoundingClientRect();
+    const x = event.clientX - box.left, row = Math.floor((event.clientY - box.top) / rowHeight);
+    for (const [v, left, w, r] of shown) {
+      if (r === row && x >= left && x < left + w) return v;
+    }
+    return -1;
+  }
+
+  function crumbs() {
+    const box = $("crumbs");
+    box.textContent = "";
+    const path = [];
+    for (let v = zoom; v >= 0; v = parent[v]) path.push(v);
+    path.reverse();
+    path.forEach((v, i) => {
+      if (i) box.append(element("span", "\u203a", "sep"));
+      const a = element("a", brief(v));
+      a.title = label(v);
+      a.addEventListener("click", () => zoomTo(v));
+      box.append(a);
+    });
+    $("reset").disabled = zoom === 0;
+  }
+
+  function zoomTo(v) {
+    zoom = v;
+    hover = -1;
+    paint();
+  }
+
+  const tip = $("tip");
+  canvas.addEventListener("mousemove", (event) => {
+    const v = at(event);
+    if (v !== hover) {
+      hover = v;
+      paint();
+    }
+    if (v < 0) {
+      tip.style.display = "none";
+      return;
+    }
+    const spot = v > 0 ? place(nameOf[v]) : "";
+    tip.textContent = "";
+    tip.append(element("div", label(v)));
+    if (spot) tip.append(element("div", spot));
+    tip.append(element("div", (data.estimated ? "\u2248 " : "") + bytes(weight[v]) + " in " + count(blocks[v]) +
+      " allocations \u00b7 " + share(weight[v], weight[0]) + " of live bytes" +
+      (zoom > 0 ? " \u00b7 " + share(weight[v], weight[zoom]) + " of the zoomed frame" : "")));
+    tip.style.display = "block";
+    const left = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
+    tip.style.left = Math.max(left, 4) + "px";
+    tip.style.top = event.clientY + 16 + "px";
+  });
+  canvas.addEventListener("mouseleave", () => {
+    tip.style.display = "none";
+    if (hover >= 0) {
+      hover = -1;
+      paint();
+    }
+  });
+  canvas.addEventListener("click", (event) => {
+    const v = at(event);
+    if (v >= 0) zoomTo(v);
+  });
+  $("reset").addEventListener("click", () => zoomTo(0));
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && zoom !== 0) zoomTo(parent[zoom] < 0 ? 0 : parent[zoom]);
+  });
+
+  function search() {
+    const query = $("search").value.trim().toLowerCase();
+    if (!query) {
+      matches = null;
+      $("matched").textContent = "";
+      paint();
+      return;
+    }
+    matches = new Uint8Array(labels.length);
+    for (let i = 0; i < labels.length; ++i) {
+      if (labels[i].toLowerCase().includes(query)) matches[i] = 1;
+    }
+    // A matching frame counts once with everything under it: nested matches are not added twice.
+    let matched = 0, frames = 0;
+    const stack = [0];
+    while (stack.length) {
+      const v = stack.pop();
+      if (nameMatches(v)) {
+        matched += weight[v];
+        ++frames;
+        continue;
+      }
+      const from = firstChild[v], to = firstChild[v + 1];
+      for (let i = from; i < to; ++i) stack.push(children[i]);
+    }
+    $("matched").textContent = frames === 0 ? "no frame matches"
+      : "matched: " + share(matched, weight[0]) + " of live bytes (" + bytes(matched) + ")";
+    paint();
+  }
+  $("search").addEventListener("input", search);
+  window.addEventListener("resize", paint);
+
+  // ---- memory over time ----
+  function plot() {
+    const points = data.timeline;
+    if (points.length === 0) return;
+    $("timeline-section").hidden = false;
+    const ns = "http://www.w3.org/2000/svg";
+    const W = 900, H = 280, L = 72, R = 16, T = 16, B = 34;
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+    svg.setAttribute("width", "100%");
+    svg.style.maxWidth = W + "px";
+    const t0 = points[0].seconds, t1 = Math.max(points[points.length - 1].seconds, t0 + 1e-9);
+    let top = 1;
+    for (const p of points) top = Math.max(top, p.current, p.peak);
+    const x = (t) => L + (W - L - R) * (t - t0) / (t1 - t0);
+    const y = (b) => T + (H - T - B) * (1 - b / top);
+    function add(tag, attrs, text) {
+      const e = document.createElementNS(ns, tag);
+      for (const k in attrs) e.setAttribute(k, attrs[k]);
+      if (text !== undefined) e.textContent = text;
+      svg.append(e);
+      return e;
+    }
+    for (let i = 0; i <= 4; ++i) {
+      const b = top * i / 4, yy = y(b);
+      add("line", { x1: L, x2: W - R, y1: yy, y2: yy, stroke: "#e6e9ef" });
+      add("text", { x: L - 6, y: yy + 4, "text-anchor": "end" }, bytes(b));
+      const t = t0 + (t1 - t0) * i / 4;
+      const decimals = Math.min(6, Math.max(0, Math.ceil(-Math.log10((t1 - t0) / 4))));
+      add("text", { x: x(t), y: H - 14, "text-anchor": "middle" }, t.toFixed(decimals) + " s");
+    }
+    const line = (field) => points.map((p) => x(p.seconds).toFixed(1) + "," + y(p[field]).toFixed(1)).join(" ");
+    add("polyline", { points: line("peak"), fill: "none", stroke: "#e07a2f", "stroke-width": 1.5, "stroke-dasharray": "5 3" });
+    add("polyline", { points: line("current"), fill: "none", stroke: "#2f6fdf", "stroke-width": 2 });
+    // Labels mark what the program was doing; crowded ones keep their marker and a hover title.
+    let lastLabelX = -1e9;
+    for (const p of points) {
+      if (!p.label) continue;
+      const px = x(p.seconds);
+      const dot = add("circle", { cx: px, cy: y(p.current), r: 3, fill: "#2f6fdf" });
+      const title = document.createElementNS(ns, "title");
+      title.textContent = p.label + ": " + bytes(p.current) + " live, peak " + bytes(p.peak) + " at " + p.seconds.toFixed(3) + " s";
+      dot.append(title);
+      if (px - lastLabelX > 70) {
+        const right = px > W - R - 90;
+        add("text", { x: right ? px - 4 : px + 4, y: Math.max(y(p.current) - 6, T + 8), "text-anchor": right ? "end" : "start" }, p.label);
+        lastLabelX = px;
+      }
+    }
+    add("text", { x: L, y: H - 2 }, "\u2014 current (live bytes)");
+    add("text", { x: L + 170, y: H - 2, fill: "#e07a2f" }, "- - peak");
+    $("timeline").append(svg);
+  }
+
+  // ---- tables ----
+  // The frames are listed when the row is opened, not before: most rows never are.
+  function stackList(frames) {
+    const d = element("details");
+    d.append(element("summary", frames.length + " frames"));
+    d.addEventListener("toggle", () => {
+      if (!d.open || d.childElementCount > 1) return;
+      const list = element("ol");
+      list.start = 0;
+      for (const f of frames) {
+        const spot = place(f);
+        list.append(element("li", labels[f] + (spot ? " at " + spot : "")));
+      }
+      d.append(list);
+    });
+    return d;
+  }
+  // columns: { heading, field, kind }: the row's `field` shown as `kind`, one of "name", "text",
+  // "bytes", "count", "signed" (bytes with a sign), "share" (of the live bytes) or "stack".
+  function table(id, columns, rows, all) {
+    const box = $(id);
+    if (rows.length === 0) {
+      box.append(element("p", "Nothing recorded.", "note"));
+      return;
+    }
+    const t = element("table"), head = element("tr"), body = element("tbody");
+    const numeric = (kind) => kind !== "name" && kind !== "stack" && kind !== "text";
+    for (const { heading, field, kind } of columns) {
+      const th = element("th", heading, numeric(kind) ? "n" : "");
+      th.addEventListener("click", () => {
+        const down = th.dataset.order !== "down";
+        th.dataset.order = down ? "down" : "up";
+        rows.sort((a, b) => {
+          const p = kind === "stack" ? a[field].length : a[field], q = kind === "stack" ? b[field].length : b[field];
+          return (p < q ? -1 : p > q ? 1 : 0) * (down === numeric(kind) ? -1 : 1);
+        });
+        fill();
+      });
+      head.append(th);
+    }
+    // A few rows at first keep the page quick to lay out; the rest are a click away.
+    let limit = Math.min(rows.length, 25);
+    function fill() {
+      body.textContent = "";
+      for (const row of rows.slice(0, limit)) {
+        const tr = element("tr");
+        for (const { field, kind } of columns) {
+          const v = row[field];
+          if (kind === "stack") {
+            const td = element("td");
+            td.append(stackList(v));
+            tr.append(td);
+          } else if (kind === "bytes") {
+            const td = element("td", bytes(v), "n");
+            td.title = exactBytes(v);
+            tr.append(td);
+          } else if (kind === "count") tr.append(element("td", count(v), "n"));
+          else if (kind === "share") tr.append(element("td", share(v, liveBytes), "n"));
+          else if (kind === "signed") {
+            const td = element("td", (v > 0 ? "+" : v < 0 ? "\u2212" : "") + bytes(Math.abs(v)), "n");
+            td.title = (v > 0 ? "+" : v < 0 ? "\u2212" : "") + exactBytes(Math.abs(v));
+            tr.append(td);
+          } else tr.append(element("td", v, "name"));
+        }
+        body.append(tr);
+      }
+    }
+    const thead = element("thead");
+    thead.append(head);
+    t.append(thead, body);
+    fill();
+    box.append(t);
+    if (limit < rows.length) {
+      const more = element("button", "Show all " + count(rows.length) + " rows");
+      more.type = "button";
+      more.addEventListener("click", () => {
+        limit = rows.length;
+        fill();
+        more.remove();
+      });
+      box.append(more);
+    }
+    if (all > rows.length) box.append(element("p", "The largest " + count(rows.length) + " of " + count(all) + " are listed.", "note"));
+  }
+
+  const column = (heading, field, kind) => ({ heading, field, kind });
+  table("sites", [column("site (first frame outside the standard library)", "name", "name"),
+    column("live bytes", "bytes", "bytes"), column("allocations", "count", "count"), column("share", "bytes", "share")],
+  data.sites.slice(), data.site_count);
+  table("live", [column("site", "site", "name"), column("domain", "domain", "text"), column("live bytes", "bytes", "bytes"),
+    column("allocations", "count", "count"), column("share", "bytes", "share"), column("stack", "frames", "stack")],
+  data.live_stacks.slice(), data.live_stack_count);
+  table("temporaries", [column("site", "site", "name"), column("temporary", "temporaries", "count"),
+    column("allocations", "allocs", "count"), column("bytes allocated", "bytes", "bytes"), column("stack", "frames", "stack")],
+  data.temporaries.slice(), data.temporary_count);
+  table("scopes", [column("scope", "name", "name"), column("site", "place", "text"), column("calls", "calls", "count"),
+    column("allocated", "allocated", "bytes"), column("allocations", "allocs", "count"), column("max peak", "max_peak", "bytes"),
+    column("net", "net", "signed")],
+  data.scopes.slice(), data.scopes.length);
+  table("domains", [column("domain", "name", "name"), column("current", "current", "bytes"), column("peak", "peak", "bytes"),
+    column("total", "total", "bytes"), column("allocations", "allocs", "count"), column("frees", "frees", "count")],
+  data.domains.slice(), data.domains.length);
+  table("types", [column("type", "name", "name"), column("sizeof", "size", "count"), column("instances", "instances", "count"),
+    column("bytes", "bytes", "bytes"), column("peak instances", "peak", "count"), column("constructed", "constructed", "count")],
+  data.types.slice(), data.types.length);
+  $("temporary-note").textContent = "An allocation is temporary when its thread frees it before making " +
+    count(data.temporary_window) + " more.";
+  if (data.estimated) $("estimate-note").textContent = "Sampled (one per " + bytes(data.sample_bytes) +
+    " on average): live figures are estimates.";
+
+  plot();
+  paint();
+
+  // For scripts and tests: what the flamegraph shows now.
+  window.memlensReport = {
+    frames: () => shown.map(([v, x, w, row]) => ({ name: label(v), x, width: w, row, y: row * rowHeight,
+      highlighted: nameMatches(v), bytes: weight[v] })),
+    zoomed: () => label(zoom),
+    nodes: () => nodes,
+    readyMs: performance.now(),
+  };
+  document.documentElement.dataset.ready = "true";
+})();
