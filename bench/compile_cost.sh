@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # What including memlens costs a translation unit, as a ratio to a unit that includes <map>,
 # <string>, <vector> and <iostream>, measured in the same run (best of N compiles each, taken in
-# turns so that both see the same machine). Fails when a case misses its limit.
+# turns so that both see the same machine), and the code each unit emits.
+# Time ratios are compared with their goals and reported; they swing with the machine's load, so
+# the exit status rests on the emitted code, which does not: a case that emits more than its
+# limit fails ("pay for what you use": a header alone emits nothing).
 # Usage: bench/compile_cost.sh [runs]   (CXX and CXXFLAGS are honoured; default g++ -std=c++17 -O2)
 set -euo pipefail
 
@@ -20,12 +23,12 @@ cat >"$work/baseline.cpp" <<'CPP'
 int main() {}
 CPP
 
-# name, limit (ratio to the baseline, 0 for none), the header the unit includes
+# name, goal (time ratio to the baseline, 0 for none), limit on emitted .text bytes, header
 cases=(
-  "track.hpp              2  memlens/track.hpp"
-  "memlens.hpp            5  memlens/memlens.hpp"
-  "sources/new.hpp        0  memlens/sources/new.hpp"
-  "hooks.hpp              12 memlens/hooks.hpp"
+  "track.hpp              2  64      memlens/track.hpp"
+  "memlens.hpp            5  64      memlens/memlens.hpp"
+  "sources/new.hpp        0  32768   memlens/sources/new.hpp"
+  "hooks.hpp              12 262144  memlens/hooks.hpp"
 )
 
 # Prints the best wall-clock milliseconds of `runs` compiles of $1, and the object's text size.
@@ -45,24 +48,25 @@ compile_ms() {
 text_bytes() { size -A "$1" | awk '$1 ~ /^\.text/ { sum += $2 } END { print sum + 0 }'; }
 
 echo "compiler: $("$cxx" --version | head -n1); flags: ${flags[*]}; best of $runs"
-printf '%-18s %10s %10s %8s %8s %12s\n' case "case ms" "base ms" ratio limit ".text bytes"
+printf '%-18s %9s %9s %8s %6s %12s %12s\n' case "case ms" "base ms" ratio goal ".text bytes" "text limit"
 failed=0
 for entry in "${cases[@]}"; do
-  read -r name limit header <<<"$entry"
+  read -r name limit text_limit header <<<"$entry"
   printf '#include <%s>\nint main() {}\n' "$header" >"$work/case.cpp"
   base=$(compile_ms "$work/baseline.cpp")
   ms=$(compile_ms "$work/case.cpp")
   text=$(text_bytes "$work/out.o")
   ratio=$(awk -v a="$ms" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
   verdict=""
-  if [[ $limit != 0 ]]; then
-    if awk -v r="$ratio" -v l="$limit" 'BEGIN { exit !(r > l) }'; then
-      verdict="  over the limit"
-      failed=1
-    fi
+  if [[ $limit != 0 ]] && awk -v r="$ratio" -v l="$limit" 'BEGIN { exit !(r > l) }'; then
+    verdict="  time goal not met"
+  fi
+  if ((text > text_limit)); then
+    verdict+="  EMITS MORE CODE THAN ITS LIMIT"
+    failed=1
   fi
   shown_limit="${limit}x"
   [[ $limit != 0 ]] || shown_limit="-"
-  printf '%-18s %10d %10d %7sx %8s %12s%s\n' "$name" "$ms" "$base" "$ratio" "$shown_limit" "$text" "$verdict"
+  printf '%-18s %9d %9d %7sx %6s %12s %12s%s\n' "$name" "$ms" "$base" "$ratio" "$shown_limit" "$text" "$text_limit" "$verdict"
 done
 exit $failed
