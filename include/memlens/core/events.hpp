@@ -21,8 +21,9 @@
 
 MEMLENS_NAMESPACE_BEGIN namespace detail {
 
-// Set by observe/sites.hpp: copies the live table as the peak snapshot. A pointer, so that the
-// sources do not pull in the snapshot code.
+// Copies the live table as the peak snapshot; registered by configure() and by
+// <memlens/hooks.hpp> (observe/sites.hpp). A pointer, so that the sources do not pull in the
+// snapshot code.
 inline std::atomic<void (*)()> peak_capturer{nullptr};
 // The process peak at which the next copy is taken: 10% (at least 64 KiB) above the last, so
 // that a run copies the table a few dozen times, not at every new peak.
