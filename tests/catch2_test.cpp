@@ -186,3 +186,59 @@ TEST_CASE("process checks see other threads", "[checks]") {
     CHECK_FALSE(r.passed);
     CHECK(r.usage.peak >= (2u << 20));
 }
+
+TEST_CASE("limit checks pass at the limit and say by how much they are over", "[checks]") {
+    auto three_blocks = [] {
+        std::vector<char> a(100), b(200), c(300);
+        memlens::keep_observable(a.data());
+        memlens::keep_observable(b.data());
+        memlens::keep_observable(c.data());
+    };
+    CHECK(memlens::check_allocs_at_most(3, three_blocks).passed);
+    const memlens::check_result two = memlens::check_allocs_at_most(2, three_blocks);
+    CHECK_FALSE(two.passed);
+    CHECK(two.message.find("expected at most 2 allocations;") != std::string::npos);
+    CHECK(two.message.find("; 1 over the limit") != std::string::npos);
+
+    CHECK(memlens::check_allocated_at_most(600, three_blocks).passed);
+    const memlens::check_result bytes = memlens::check_allocated_at_most(512, three_blocks);
+    CHECK_FALSE(bytes.passed);
+    CHECK(bytes.message.find("expected at most 512 bytes allocated in total;") != std::string::npos);
+    CHECK(bytes.message.find("; 88 bytes over the limit") != std::string::npos);
+
+    CHECK(memlens::check_peak_at_most(600, three_blocks).passed);
+    CHECK_FALSE(memlens::check_peak_below(600, three_blocks).passed);
+    const memlens::check_result peak = memlens::check_peak_at_most(599, three_blocks);
+    CHECK_FALSE(peak.passed);
+    CHECK(peak.message.find("; 1 byte over the limit") != std::string::npos);
+}
+
+TEST_CASE("the suite's operator new is memlens's", "[checks]") {
+    CHECK(memlens::hooks_installed());
+    CHECK(memlens::hooks_installed());
+}
+
+TEST_CASE("keep_observable keeps an allocation the compiler could drop", "[checks]") {
+    memlens::scope s;
+    int* p = new int(7);
+    memlens::keep_observable(p);
+    delete p;
+    const memlens::block_usage u = s.usage();
+    CHECK(u.allocs == 1);
+    CHECK(u.allocated == sizeof(int));
+}
+
+TEST_CASE("the limit checks have Catch2 adapters", "[checks][catch2]") {
+    MEMLENS_CHECK_ALLOCS_AT_MOST(1, [] {
+        std::vector<char> one(10);
+        memlens::keep_observable(one.data());
+    });
+    MEMLENS_CHECK_ALLOCATED_AT_MOST(10, [] {
+        std::vector<char> one(10);
+        memlens::keep_observable(one.data());
+    });
+    MEMLENS_CHECK_PEAK_AT_MOST(10, [] {
+        std::vector<char> one(10);
+        memlens::keep_observable(one.data());
+    });
+}

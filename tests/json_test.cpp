@@ -31,20 +31,6 @@ struct tracking_as {
     ~tracking_as() { memlens::configure(memlens::tracking_config{}); }
 };
 
-// A directory of its own, removed with what the test left in it.
-struct temporary_directory {
-    std::string path;
-    temporary_directory() {
-        char name[] = "/tmp/memlens-json-XXXXXX";
-        REQUIRE(::mkdtemp(name) != nullptr);
-        path = name;
-    }
-    ~temporary_directory() {
-        const std::string command = "rm -rf '" + path + "'";
-        if (std::system(command.c_str()) != 0) WARN("could not remove " << path);
-    }
-};
-
 void require_same_frame(const memlens::frame_info& a, const memlens::frame_info& b) {
     REQUIRE(a.address == b.address);
     REQUIRE(a.function == b.function);
@@ -416,6 +402,13 @@ TEST_CASE("refusals name the line, the column, the byte offset and what was expe
         CHECK(std::string(e.what()).find("expected version 1") != std::string::npos);
         CHECK(std::string(e.what()).find("found 2") != std::string::npos);
     }
+    SECTION("a member the schema does not have is named") {
+        std::string bad = text;
+        bad.insert(bad.find("\"run\":"), "\"bogus_member\":3,");
+        const memlens::json_error e = refusal(bad);
+        CHECK(std::string(e.what()).find("expected member \"run\" (members come in the order of the version 1 "
+                                         "schema), found member \"bogus_member\"") != std::string::npos);
+    }
     SECTION("not JSON at all, or empty") {
         CHECK(std::string(refusal("").what()).find("line 1, column 1 (byte 0): expected '{'") != std::string::npos);
         CHECK(std::string(refusal("\x89PNG").what()).find("found byte 0x89") != std::string::npos);
@@ -507,7 +500,7 @@ TEST_CASE("refusals name the line, the column, the byte offset and what was expe
 }
 
 TEST_CASE("files written by two processes compare by symbolized site", "[json]") {
-    temporary_directory dir;
+    memlens_test::temporary_directory dir;
     const std::string older = dir.path + "/older.json", newer = dir.path + "/newer.json";
     {
         tracking_as sites(memlens::tracking_mode::sites);
@@ -564,7 +557,7 @@ TEST_CASE("files written by two processes compare by symbolized site", "[json]")
 }
 
 TEST_CASE("the baseline gate passes within tolerance and names the sites that grew", "[json]") {
-    temporary_directory dir;
+    memlens_test::temporary_directory dir;
     const std::string path = dir.path + "/baseline.json";
     memlens::baseline_options options;
     options.filters = only_grown();
@@ -624,7 +617,7 @@ TEST_CASE("unwritable and unreadable paths are errors that name the path", "[jso
         memlens::write_json(s, nowhere);
         FAIL("written");
     } catch (const std::runtime_error& e) {
-        CHECK(std::string(e.what()).find("cannot write the snapshot to " + nowhere) != std::string::npos);
+        CHECK(std::string(e.what()).rfind("memlens: cannot write " + nowhere + ": cannot create ", 0) == 0);
         CHECK(std::string(e.what()).find("No such file or directory") != std::string::npos);
     }
     try {
@@ -635,5 +628,5 @@ TEST_CASE("unwritable and unreadable paths are errors that name the path", "[jso
     }
     const memlens::check_result r = memlens::check_against_baseline(s, nowhere);
     CHECK_FALSE(r.passed);
-    CHECK(r.message.find("cannot write the snapshot to " + nowhere) != std::string::npos);
+    CHECK(r.message.find("memlens: cannot write " + nowhere + ": cannot create ") != std::string::npos);
 }

@@ -1,9 +1,13 @@
 // Thread and process scopes, nesting, measure().
 #include <memlens/observe/scope.hpp>
+#include <memlens/core/errors.hpp>
 #include <memlens/sources/record.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -165,4 +169,137 @@ TEST_CASE("unscoped hides events from open scopes but not from the counters", "[
     give(3);
     CHECK(s.usage().allocated == 3);
     CHECK(memlens::stats(blocks).total - before.total == 503);
+}
+
+namespace {
+
+// A thread that runs one job at a time without allocating in between, so that what the tested
+// thread counts is only what the test does.
+class worker {
+public:
+    worker() : thread_([this] { run(); }) {}
+    ~worker() {
+        state_.store(-1);
+        thread_.join();
+    }
+    template <class F>
+    void run_and_wait(F f) {
+        job_ = f;
+        state_.store(1);
+        while (state_.load() != 0) std::this_thread::yield();
+    }
+
+private:
+    void run() {
+        for (;;) {
+            const int s = state_.load();
+            if (s == -1) return;
+            if (s == 1) {
+                job_();
+                state_.store(0);
+            }
+            std::this_thread::yield();
+        }
+    }
+    std::function<void()> job_;
+    std::atomic<int> state_{0};
+    std::thread thread_;
+};
+
+std::atomic<int> scope_errors{0};
+void count_scope_error(const char*) noexcept { scope_errors.fetch_add(1); }
+
+}  // namespace
+
+TEST_CASE("a thread scope destroyed on another thread keeps its figures and its thread safe", "[scope]") {
+    worker other;
+    auto outer = std::make_unique<memlens::scope>();
+    auto inner = std::make_unique<memlens::scope>();
+    take(100);
+    other.run_and_wait([&] { inner.reset(); });
+    // The ended scope's thread goes on counting into memory memlens owns, not into the freed
+    // scope; the outer scope gets what the ended one saw and what came after.
+    take(40);
+    give(40);
+    take(7);
+    const memlens::block_usage u = outer->usage();
+    // The inner scope object itself comes from operator new inside the outer scope; it is
+    // deleted on the other thread, which the outer scope does not watch.
+    const std::uint64_t inner_object = sizeof(memlens::scope);
+    CHECK(u.allocated == inner_object + 147);
+    CHECK(u.allocs == 4);
+    CHECK(u.frees == 1);
+    CHECK(u.net == static_cast<std::int64_t>(inner_object) + 107);
+    CHECK(u.peak == inner_object + 140);
+    give(100);
+    give(7);
+}
+
+TEST_CASE("an open thread scope can be read from another thread", "[scope]") {
+    worker other;
+    auto s = std::make_unique<memlens::scope>();
+    take(64);
+    take(36);
+    memlens::block_usage seen{};
+    other.run_and_wait([&] {
+        seen = s->usage();
+        s.reset();
+    });
+    CHECK(seen.allocated == 100);
+    CHECK(seen.allocs == 2);
+    CHECK(seen.net == 100);
+    give(64);
+    give(36);
+}
+
+TEST_CASE("frames of scopes ended elsewhere are reused, and the 65th open scope says so", "[scope]") {
+    worker other;
+    scope_errors.store(0);
+    memlens::set_error_handler(&count_scope_error);
+    for (int i = 0; i < 200; ++i) {
+        auto s = std::make_unique<memlens::scope>();
+        take(1);
+        other.run_and_wait([&] { s.reset(); });
+        give(1);
+    }
+    const int errors_after_reuse = scope_errors.load();
+    {
+        std::vector<std::unique_ptr<memlens::scope>> open;
+        open.reserve(64);
+        for (int i = 0; i < 64; ++i) open.push_back(std::make_unique<memlens::scope>());
+        const int errors_at_64 = scope_errors.load();
+        memlens::scope one_too_many;
+        const int errors_at_65 = scope_errors.load();
+        take(5);
+        const memlens::block_usage extra = one_too_many.usage();
+        const memlens::block_usage innermost = open.back()->usage();
+        give(5);
+        CHECK(errors_at_64 == 0);
+        CHECK(errors_at_65 == 1);
+        CHECK(extra.allocated == 0);
+        CHECK(innermost.allocated == 5);
+        while (!open.empty()) open.pop_back();
+    }
+    CHECK(errors_after_reuse == 0);
+    memlens::set_error_handler(nullptr);
+}
+
+TEST_CASE("a thread scope that outlives its thread ends safely on another", "[scope]") {
+    for (int round = 0; round < 4; ++round) {
+        std::unique_ptr<memlens::scope> s;
+        std::thread([&] {
+            s = std::make_unique<memlens::scope>();
+            take(10);
+            give(10);
+            take(10);
+        }).join();
+        // A later thread may take the exited thread's record, and with it the open frame.
+        std::thread([] { take(1); give(1); }).join();
+        s.reset();
+        give(10);
+    }
+    memlens::scope after;
+    take(3);
+    CHECK(after.usage().allocated == 3);
+    give(3);
 }

@@ -454,6 +454,14 @@ TEST_CASE("configure refuses values out of range and changes nothing", "[sites][
     bad.temporary_window = 0;
     CHECK_FALSE(memlens::configure(bad));
     CHECK(last_error.find("temporary_window") != std::string::npos);
+    bad.temporary_window = 3;
+    bad.output = "report.pdf";
+    CHECK_FALSE(memlens::configure(bad));
+    CHECK(last_error == "configure: output \"report.pdf\" has an extension memlens does not write; accepted: "
+                        "none, .txt, .text or .log for text, .json, .html or .htm, .folded; the "
+                        "configuration is unchanged");
+    bad.output.clear();
+    bad.temporary_window = 0;
     CHECK(memlens::current_config().mode == before.mode);
     CHECK(memlens::current_config().stack_depth == before.stack_depth);
 
@@ -490,10 +498,19 @@ TEST_CASE("the environment is read with clear refusals", "[sites][config]") {
     ::setenv("MEMLENS_SAMPLE_BYTES", "-3", 1);
     memlens::detail::live_settings t;
     memlens::detail::read_environment(t);
-    // A bad interval takes sampled mode down to counters rather than sampling at a guess.
-    CHECK(t.mode == memlens::detail::live_mode::counters);
+    // A bad interval keeps the mode asked for, at the default interval the refusal names.
+    CHECK(t.mode == memlens::detail::live_mode::sampled);
+    CHECK(t.sample_bytes == 512 * 1024);
     CHECK(t.stack_depth == 32);
-    CHECK(last_error.find("MEMLENS_SAMPLE_BYTES=\"-3\"") != std::string::npos);
+    CHECK(last_error == "MEMLENS_SAMPLE_BYTES=\"-3\" is not valid; accepted: a whole number of bytes from 1 "
+                        "to 1T (1,099,511,627,776), with an optional k, m or g suffix; using 512k");
+
+    ::setenv("MEMLENS_OUTPUT", "leaks.pdf", 1);
+    memlens::detail::live_settings u;
+    memlens::detail::read_environment(u);
+    CHECK(std::string(u.output).empty());
+    CHECK(last_error == "MEMLENS_OUTPUT=\"leaks.pdf\" is not valid; accepted: none, .txt, .text or .log "
+                        "for text, .json, .html or .htm, .folded; writing no output");
     for (const char* v : {"MEMLENS_MODE", "MEMLENS_STACK_DEPTH", "MEMLENS_SAMPLE_BYTES",
                           "MEMLENS_LEAKS_AT_EXIT", "MEMLENS_OUTPUT"}) {
         ::unsetenv(v);

@@ -15,15 +15,10 @@
 #include <thread>
 #include <vector>
 
+#include "support.hpp"
+
 using memlens::detail::capture_stack;
 using memlens::detail::unwind_method;
-
-#if defined(__clang__)
-#define TEST_NOINLINE __attribute__((noinline))
-#else
-// noclone: a clone specialized for one call site would still be a frame, but keep it plain.
-#define TEST_NOINLINE __attribute__((noinline, noclone))
-#endif
 
 namespace {
 
@@ -42,7 +37,7 @@ struct chain_result {
 
 std::uintptr_t address_of(void* p) { return reinterpret_cast<std::uintptr_t>(p); }
 
-TEST_NOINLINE void chain_c(chain_result& r, unwind_method how, std::size_t max, std::size_t skip) {
+MEMLENS_TEST_NOINLINE void chain_c(chain_result& r, unwind_method how, std::size_t max, std::size_t skip) {
     r.returns[0] = address_of(__builtin_return_address(0));
     asm volatile("" : : "r"(__builtin_frame_address(0)) : "memory");
     r.size = capture_stack(r.frames, max, how, skip);
@@ -50,14 +45,14 @@ TEST_NOINLINE void chain_c(chain_result& r, unwind_method how, std::size_t max, 
     asm volatile("" ::: "memory");
 }
 
-TEST_NOINLINE void chain_b(chain_result& r, unwind_method how, std::size_t max, std::size_t skip) {
+MEMLENS_TEST_NOINLINE void chain_b(chain_result& r, unwind_method how, std::size_t max, std::size_t skip) {
     r.returns[1] = address_of(__builtin_return_address(0));
     asm volatile("" : : "r"(__builtin_frame_address(0)) : "memory");
     chain_c(r, how, max, skip);
     asm volatile("" ::: "memory");
 }
 
-TEST_NOINLINE void chain_a(chain_result& r, unwind_method how, std::size_t max, std::size_t skip) {
+MEMLENS_TEST_NOINLINE void chain_a(chain_result& r, unwind_method how, std::size_t max, std::size_t skip) {
     r.returns[2] = address_of(__builtin_return_address(0));
     asm volatile("" : : "r"(__builtin_frame_address(0)) : "memory");
     chain_b(r, how, max, skip);
@@ -160,7 +155,7 @@ namespace {
 std::uintptr_t garbage_frames[memlens::detail::max_stack_depth];
 std::size_t garbage_size;
 
-TEST_NOINLINE void capture_below_garbage() {
+MEMLENS_TEST_NOINLINE void capture_below_garbage() {
     asm volatile("" : : "r"(__builtin_frame_address(0)) : "memory");
     garbage_size = capture_stack(garbage_frames, memlens::detail::max_stack_depth,
                                  unwind_method::frame_pointers);

@@ -1,6 +1,19 @@
 // Helpers shared by the memlens tests.
 #pragma once
 
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+// A function that stays a frame of its own: not inlined, and under GCC not cloned either (a
+// clone specialized for one call site would still be a frame, but keep it plain).
+#if defined(__clang__)
+#define MEMLENS_TEST_NOINLINE __attribute__((noinline))
+#else
+#define MEMLENS_TEST_NOINLINE __attribute__((noinline, noclone))
+#endif
+
 namespace memlens_test {
 
 // The compiler may remove a new / delete pair whose memory is never used; passing the pointer
@@ -9,5 +22,24 @@ template <class T>
 inline void keep(T* p) {
     asm volatile("" : : "r"(p) : "memory");
 }
+
+// A directory of its own under /tmp, removed with what the test left in it.
+struct temporary_directory {
+    std::string path;
+    temporary_directory() {
+        char name[] = "/tmp/memlens-test-XXXXXX";
+        if (::mkdtemp(name) == nullptr) throw std::runtime_error("cannot create a directory in /tmp");
+        path = name;
+    }
+    ~temporary_directory() {
+        if (std::system(("rm -rf '" + path + "'").c_str()) != 0) {
+            std::fprintf(stderr, "could not remove %s\n", path.c_str());
+        }
+    }
+    temporary_directory(const temporary_directory&) = delete;
+    temporary_directory& operator=(const temporary_directory&) = delete;
+
+    std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
 
 }  // namespace memlens_test

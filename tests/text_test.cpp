@@ -9,6 +9,7 @@
 
 #include <memlens/observe/sites.hpp>
 #include <memlens/view/folded.hpp>
+#include <memlens/view/snapshot.hpp>
 #include <memlens/view/text.hpp>
 
 #include "support.hpp"
@@ -392,4 +393,19 @@ TEST_CASE("a real leak check's tree, table and folded stacks name the leaking fu
     const std::string allocated = memlens::folded_stacks(leaked, all);
     INFO(allocated);
     CHECK(allocated.find("text_test_churn() 100\n") != std::string::npos);
+}
+
+TEST_CASE("function names keep lambdas, anonymous namespaces and operators whole", "[text]") {
+    using memlens::detail::qualified_name;
+    CHECK(qualified_name("main::{lambda(int)#1}::operator()(int) const") == "main::{lambda(int)#1}::operator()");
+    CHECK(qualified_name("void run<main::{lambda()#2}>(main::{lambda()#2}&&)") == "run<main::{lambda()#2}>");
+    CHECK(qualified_name("(anonymous namespace)::helper(int)") == "(anonymous namespace)::helper");
+    CHECK(qualified_name("operator new(unsigned long)") == "operator new");
+    CHECK(qualified_name("operator delete[](void*, unsigned long)") == "operator delete[]");
+    CHECK(qualified_name("std::ostream& std::operator<< <std::char_traits<char> >(std::ostream&, char const*)") ==
+          "std::operator<< <std::char_traits<char> >");
+    CHECK(qualified_name("Foo::operator<(Foo const&) const") == "Foo::operator<");
+    CHECK(qualified_name("Foo::operator bool() const") == "Foo::operator bool");
+    CHECK(qualified_name("void ns::f<int>(int) const") == "ns::f<int>");
+    CHECK(qualified_name("main") == "main");
 }

@@ -103,7 +103,7 @@ void write_figures(const memlens::snapshot& s, const std::string& report) {
     }
     out += "]}\n";
     std::string error;
-    if (!memlens::detail::write_file_atomically(figures_path(report), out, error)) {
+    if (!memlens::detail::write_output_file(figures_path(report), out, error)) {
         throw std::runtime_error("cannot write the expected figures: " + error);
     }
 }

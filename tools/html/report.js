@@ -25,6 +25,8 @@
     return (n < 0 ? "-" : "") + out;
   }
   const share = (part, whole) => (whole > 0 ? (100 * part / whole).toFixed(1) : "0.0") + "%";
+  // "1 frame", "2 frames".
+  const counted = (n, one, many) => count(n) + " " + (Math.round(n) === 1 ? one : many);
   function element(tag, text, cls) {
     const e = document.createElement(tag);
     if (text !== undefined) e.textContent = text;
@@ -282,8 +284,8 @@
     tip.textContent = "";
     tip.append(element("div", label(v)));
     if (spot) tip.append(element("div", spot));
-    tip.append(element("div", (data.estimated ? "\u2248 " : "") + bytes(weight[v]) + " in " + count(blocks[v]) +
-      " allocations \u00b7 " + share(weight[v], weight[0]) + " of live bytes" +
+    tip.append(element("div", (data.estimated ? "\u2248 " : "") + bytes(weight[v]) + " in " +
+      counted(blocks[v], "allocation", "allocations") + " \u00b7 " + share(weight[v], weight[0]) + " of live bytes" +
       (zoom > 0 ? " \u00b7 " + share(weight[v], weight[zoom]) + " of the zoomed frame" : "")));
     tip.style.display = "block";
     const left = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
@@ -396,7 +398,7 @@
   // The frames are listed when the row is opened, not before: most rows never are.
   function stackList(frames) {
     const d = element("details");
-    d.append(element("summary", frames.length + " frames"));
+    d.append(element("summary", counted(frames.length, "frame", "frames")));
     d.addEventListener("toggle", () => {
       if (!d.open || d.childElementCount > 1) return;
       const list = element("ol");

@@ -39,6 +39,9 @@ public:
     /// The domain's name, valid for the life of the process.
     std::string_view name() const noexcept;
 
+    /// A small number fixed for the life of the process: the index of this domain in
+    /// snapshot::domain_names and live_allocation::domain. Two domains are equal when their
+    /// ids are.
     constexpr std::uint32_t id() const noexcept { return id_; }
     friend constexpr bool operator==(domain a, domain b) noexcept { return a.id_ == b.id_; }
     friend constexpr bool operator!=(domain a, domain b) noexcept { return a.id_ != b.id_; }
@@ -51,8 +54,8 @@ private:
 
 /// A domain and its figures, as listed by domains().
 struct domain_stats {
-    memlens::domain domain;
-    memory_stats stats;
+    memlens::domain domain;  ///< the domain, for its name() and id()
+    memory_stats stats;      ///< its exact figures when domains() was called
 };
 
 namespace detail {

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../detail/output_names.hpp"
 #include "../detail/sys.hpp"
 #include "stacks.hpp"
 
@@ -23,7 +24,7 @@ constexpr std::size_t output_path_capacity = 4096;
 // settings_lock; the fields the recording path reads without the lock are atomic.
 struct live_settings {
     live_mode mode = live_mode::counters;
-    std::atomic<unwind_method> method{unwind_method::frame_pointers};
+    std::atomic<unwind_method> method{unwind_method::hybrid};
     std::atomic<std::uint32_t> stack_depth{default_stack_depth};
     std::atomic<std::uint64_t> sample_bytes{default_sample_bytes};
     std::atomic<std::uint64_t> sample_seed{0};
@@ -103,6 +104,10 @@ inline bool parse_method(const char* text, unwind_method& out) noexcept {
         out = unwind_method::unwinder;
         return true;
     }
+    if (std::strcmp(text, "hybrid") == 0) {
+        out = unwind_method::hybrid;
+        return true;
+    }
     return false;
 }
 
@@ -166,7 +171,7 @@ inline void read_environment(live_settings& s) noexcept {
         if (parse_method(v, method)) {
             s.method = method;
         } else {
-            refuse("MEMLENS_STACK_METHOD", v, "frame-pointers, unwinder", "using frame-pointers");
+            refuse("MEMLENS_STACK_METHOD", v, "hybrid, frame-pointers, unwinder", "using hybrid");
         }
     }
     if (const char* v = std::getenv("MEMLENS_SAMPLE_BYTES")) {
@@ -174,7 +179,6 @@ inline void read_environment(live_settings& s) noexcept {
             s.sample_bytes = n;
         } else {
             refuse(sample_bytes_range.variable, v, sample_bytes_range.accepted, "using 512k");
-            if (s.mode == live_mode::sampled) s.mode = live_mode::counters;
         }
     }
     if (const char* v = std::getenv("MEMLENS_SAMPLE_SEED")) {
@@ -194,10 +198,12 @@ inline void read_environment(live_settings& s) noexcept {
     s.capture_peak = read_flag("MEMLENS_CAPTURE_PEAK", s.capture_peak, "not keeping a snapshot at the peak");
     s.leaks_at_exit = read_flag("MEMLENS_LEAKS_AT_EXIT", s.leaks_at_exit, "not reporting leaks at exit");
     if (const char* v = std::getenv("MEMLENS_OUTPUT")) {
-        if (std::strlen(v) < output_path_capacity) {
-            std::strcpy(s.output, v);
-        } else {
+        if (std::strlen(v) >= output_path_capacity) {
             refuse("MEMLENS_OUTPUT", v, "a path shorter than 4096 bytes", "writing no output");
+        } else if (output_format_of(v) < 0) {
+            refuse("MEMLENS_OUTPUT", v, output_extensions_accepted, "writing no output");
+        } else {
+            std::strcpy(s.output, v);
         }
     }
 }

@@ -1,5 +1,6 @@
 // memlens/core/stacks.hpp: call stacks for the allocation-site observer: capture by frame
-// pointers or by the unwinder, and a table that keeps each distinct stack once, under an id.
+// pointers, by the hybrid walk (core/unwind.hpp) or by the unwinder, and a table that keeps
+// each distinct stack once, under an id.
 #pragma once
 
 #include <atomic>
@@ -19,10 +20,11 @@
 #include "../detail/config.hpp"
 #include "../detail/sys.hpp"
 #include "state.hpp"
+#include "unwind.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace detail {
 
-enum class unwind_method : std::uint8_t { frame_pointers, unwinder };
+enum class unwind_method : std::uint8_t { frame_pointers, unwinder, hybrid };
 
 constexpr std::size_t max_stack_depth = 128;
 
@@ -181,18 +183,6 @@ MEMLENS_COLD inline bool regions_for(std::uintptr_t fp, stack_region& first,
     return ok;
 }
 
-MEMLENS_ALWAYS_INLINE std::uintptr_t plain_code_address(std::uintptr_t address) noexcept {
-#if defined(__aarch64__)
-    // With pointer authentication (-mbranch-protection=pac-ret) a saved return address carries
-    // a signature in its top bits; XPACLRI strips it, and is a no-op on cores without it.
-    std::uintptr_t plain;
-    asm("mov x30, %1\n\thint #7\n\tmov %0, x30" : "=r"(plain) : "r"(address) : "x30");
-    return plain;
-#else
-    return address;
-#endif
-}
-
 // ---- the unwinder -------------------------------------------------------------------------
 
 // 0: not warmed up; -1: ready; otherwise the id of the process warming it up.
@@ -245,6 +235,18 @@ inline void warm_up_unwinder() noexcept {
 
 // ---- capture ------------------------------------------------------------------------------
 
+// The hybrid walk from the frame record at `fp` of a function whose CFA is `cfa`. Out of line,
+// so that the frame-pointer walk in capture_stack keeps its small frame.
+#if defined(__clang__) || defined(__GNUC__)
+__attribute__((no_sanitize("address", "hwaddress")))
+#endif
+MEMLENS_NOINLINE inline std::size_t capture_hybrid(std::uintptr_t* out, std::size_t max, std::size_t skip,
+                                                   std::uintptr_t fp, std::uintptr_t cfa,
+                                                   std::uintptr_t low, std::uintptr_t last) noexcept {
+    const auto* record = reinterpret_cast<const std::uintptr_t*>(fp);
+    return hybrid_walk(out, max, skip, {plain_code_address(record[1]), cfa, record[0]}, low, last);
+}
+
 /// Writes up to `max` return addresses, innermost first, of the callers of its caller, after
 /// skipping `skip` more frames; returns how many. Never allocates, never faults, never blocks:
 /// safe in allocation hooks, in signal handlers (by frame pointers) and after fork().
@@ -252,8 +254,11 @@ inline void warm_up_unwinder() noexcept {
 /// By frame pointers (about 1 ns a frame) the walk follows the saved frame-pointer chain while
 /// each record lies on the thread's stack, above the last and aligned; a function built
 /// without frame pointers ends it, or hides its caller. On a stack memlens does not know (a
-/// fiber's) the result is empty. By the unwinder (100 ns or more a frame) every function with
-/// unwind tables is seen; until warm_up_unwinder() has finished, frame pointers are used.
+/// fiber's) the result is empty. The hybrid walk (a few ns a frame once each return address's
+/// rule is cached) also sees the callers of functions built without frame pointers, from their
+/// modules' .eh_frame, and ends at a signal frame; without _dl_find_object (glibc < 2.35) it is
+/// the frame-pointer walk. By the unwinder (100 ns or more a frame) every function with unwind
+/// tables is seen; until warm_up_unwinder() has finished, frame pointers are used.
 #if defined(__clang__) || defined(__GNUC__)
 // The walk reads frame records of other functions, which sanitizers may see as redzones.
 __attribute__((no_sanitize("address", "hwaddress")))
@@ -276,6 +281,14 @@ capture_stack(std::uintptr_t* out, std::size_t max, unwind_method how, std::size
     }
     // This function's own record returns into its caller, which the contract leaves out.
     ++skip;
+    if (how == unwind_method::hybrid && MEMLENS_DETAIL_CFI_WALK()) {
+        const std::size_t n = capture_hybrid(out, max, skip, fp,
+                                             reinterpret_cast<std::uintptr_t>(__builtin_dwarf_cfa()),
+                                             region.low, region.last);
+        // Not a tail call: the walk starts from this function's frame record.
+        asm volatile("" ::: "memory");
+        return n;
+    }
     std::size_t size = 0;
     for (;;) {
         const auto* record = reinterpret_cast<const std::uintptr_t*>(fp);

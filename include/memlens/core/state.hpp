@@ -55,6 +55,55 @@ struct alignas(64) slot_counters {
     }
 };
 
+// A thread scope's figures, as plain values to fold and report.
+struct frame_figures {
+    std::uint64_t allocated = 0;
+    std::uint64_t freed = 0;
+    std::uint64_t allocs = 0;
+    std::uint64_t frees = 0;
+    std::int64_t net = 0;
+    std::int64_t peak = 0;
+};
+
+// What `opening` holds besides the opening's serial number.
+constexpr std::uint64_t frame_ended_elsewhere = std::uint64_t{1} << 63;
+constexpr std::uint64_t frame_orphaned = std::uint64_t{1} << 62;
+
+// A thread scope's running figures. Frames live in their thread's record, which is never
+// freed, and not in the scope object: a scope destroyed on another thread (a unique_ptr reset
+// elsewhere) must not leave its thread counting into freed memory. The owner updates the
+// figures with plain loads and stores; another thread reads them whole.
+struct scope_frame {
+    std::atomic<std::uint64_t> allocated{0};
+    std::atomic<std::uint64_t> freed{0};
+    std::atomic<std::uint64_t> allocs{0};
+    std::atomic<std::uint64_t> frees{0};
+    std::atomic<std::int64_t> net{0};
+    std::atomic<std::int64_t> peak{0};
+    // Owner only: the frame opened before this one on the thread, still open.
+    scope_frame* parent = nullptr;
+    // 0 while free; otherwise the serial number of the opening that holds it, with
+    // frame_ended_elsewhere once another thread has ended its scope (the owner unlinks it), or
+    // frame_orphaned once its thread has exited (whoever ends the scope frees it).
+    std::atomic<std::uint64_t> opening{0};
+
+    frame_figures figures() const noexcept {
+        return {allocated.load(relaxed), freed.load(relaxed), allocs.load(relaxed),
+                frees.load(relaxed),     net.load(relaxed),   peak.load(relaxed)};
+    }
+    void set(const frame_figures& f) noexcept {
+        allocated.store(f.allocated, relaxed);
+        freed.store(f.freed, relaxed);
+        allocs.store(f.allocs, relaxed);
+        frees.store(f.frees, relaxed);
+        net.store(f.net, relaxed);
+        peak.store(f.peak, relaxed);
+    }
+};
+
+// Thread scopes one thread can hold open at once.
+constexpr std::size_t max_open_scopes = 64;
+
 struct thread_record {
     slot_counters slots[max_domains];
     // Owner only: the epoch this record's rooms were computed at.
@@ -77,17 +126,7 @@ struct thread_record {
     std::uint32_t index = 0;
     // Records of exited threads' late events: shared, so updated with read-modify-writes.
     bool shared = false;
-};
-
-// The innermost per-thread scope's running figures; see observe/scope.hpp.
-struct scope_frame {
-    std::uint64_t allocated = 0;
-    std::uint64_t freed = 0;
-    std::uint64_t allocs = 0;
-    std::uint64_t frees = 0;
-    std::int64_t net = 0;
-    std::int64_t peak = 0;
-    scope_frame* parent = nullptr;
+    scope_frame scope_frames[max_open_scopes];
 };
 
 // A process scope's view of the all-domain figure: the highest value seen while it is open.
@@ -117,6 +156,7 @@ struct core_state {
     std::atomic<thread_record*> records{nullptr};
     std::uint32_t record_count = 0;
     std::atomic<int> process_windows{0};
+    std::atomic<std::uint64_t> scope_openings{0};
     process_window* windows = nullptr;
     std::atomic<int> init_state{0};
     bool exit_key_ready = false;
@@ -166,16 +206,17 @@ inline std::int64_t monotonic_ns() noexcept {
 }
 
 MEMLENS_ALWAYS_INLINE void frame_alloc(scope_frame* f, std::int64_t n) noexcept {
-    f->allocated += static_cast<std::uint64_t>(n);
-    ++f->allocs;
-    f->net += n;
-    if (f->net > f->peak) f->peak = f->net;
+    owner_add(f->allocated, static_cast<std::uint64_t>(n));
+    owner_add(f->allocs, std::uint64_t{1});
+    const std::int64_t net = f->net.load(relaxed) + n;
+    f->net.store(net, relaxed);
+    if (net > f->peak.load(relaxed)) f->peak.store(net, relaxed);
 }
 
 MEMLENS_ALWAYS_INLINE void frame_free(scope_frame* f, std::int64_t n) noexcept {
-    f->freed += static_cast<std::uint64_t>(n);
-    ++f->frees;
-    f->net -= n;
+    owner_add(f->freed, static_cast<std::uint64_t>(n));
+    owner_add(f->frees, std::uint64_t{1});
+    f->net.store(f->net.load(relaxed) - n, relaxed);
 }
 
 // ---- slow paths ---------------------------------------------------------------------------
@@ -434,13 +475,27 @@ Record* reuse_idle_record(const std::atomic<Record*>& head) noexcept {
     return nullptr;
 }
 
+// A reused record's frames: those another thread already ended are free again; those still
+// open belong to scopes that outlived their thread, and are freed by whoever ends them.
+inline void adopt_frames(thread_record* r) noexcept {
+    for (scope_frame& f : r->scope_frames) {
+        std::uint64_t opening = f.opening.load(std::memory_order_acquire);
+        while (opening != 0 && (opening & frame_orphaned) == 0) {
+            const std::uint64_t next = (opening & frame_ended_elsewhere) ? 0 : opening | frame_orphaned;
+            if (f.opening.compare_exchange_weak(opening, next, std::memory_order_acq_rel)) break;
+        }
+    }
+}
+
 MEMLENS_COLD inline thread_record* acquire_record() noexcept {
     thread_state& ts = this_thread;
     if (ts.exited) return &late_record;
     ++ts.guard;
     if (core.init_state.load(std::memory_order_acquire) != 2) init_process();
     thread_record* found = reuse_idle_record(core.records);
-    if (!found) {
+    if (found) {
+        adopt_frames(found);
+    } else {
         void* raw = map_pages(sizeof(thread_record));
         if (!raw) {
             report_error("cannot map a thread record; this thread's events are shared");

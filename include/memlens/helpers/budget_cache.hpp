@@ -52,8 +52,9 @@ enum class budget_insert {
 template <class K, class V, class Hash = std::hash<K>, class Eq = std::equal_to<K>>
 class budget_cache {
 public:
-    using key_type = K;
-    using mapped_type = V;
+    using key_type = K;     ///< the key type
+    using mapped_type = V;  ///< the value type
+    /// Says what an entry costs, in bytes, from its key and value; called once, when it is stored.
     using cost_function = std::function<std::size_t(const K&, const V&)>;
 
     /// Added to each measured cost: one bucket pointer, the least the index's bucket array holds
@@ -130,10 +131,13 @@ public:
         held_ = 0;
     }
 
+    /// The sum of the costs of the entries held, in bytes; never above budget() between calls.
     std::size_t held_bytes() const noexcept { return held_; }
+    /// The most held_bytes() may be, in bytes, as constructed.
     std::size_t budget() const noexcept { return budget_; }
-    std::size_t size() const noexcept { return index_.size(); }
-    bool empty() const noexcept { return index_.empty(); }
+    std::size_t size() const noexcept { return index_.size(); }  ///< entries held
+    bool empty() const noexcept { return index_.empty(); }       ///< whether none is held
+    /// Counts of hits, misses, insertions, evictions and refusals since construction.
     const budget_cache_stats& stats() const noexcept { return stats_; }
 
 private:

@@ -51,8 +51,8 @@ struct footprint {
 /// A value together with its footprint, as measure_footprint returns them.
 template <class R>
 struct measured_footprint {
-    R value;
-    footprint figures;
+    R value;           ///< the value built
+    footprint figures; ///< what it holds and what building it cost
 };
 
 namespace detail {
@@ -137,8 +137,8 @@ auto measure_footprint(F&& build) -> measured_footprint<std::invoke_result_t<F&&
 /// A named way of building a value, for compare_footprints; see candidate().
 template <class F>
 struct footprint_candidate {
-    const char* name;
-    F build;
+    const char* name;  ///< the row's name; must outlive compare_footprints
+    F build;           ///< called with no arguments; returns the value to measure
 };
 
 /// Names a callable that builds one candidate value.
@@ -149,8 +149,8 @@ footprint_candidate<std::decay_t<F>> candidate(const char* name, F&& build) {
 
 /// One candidate's measured footprint, as compare_footprints lists it.
 struct footprint_row {
-    std::string name;
-    footprint figures;
+    std::string name;   ///< the candidate's name
+    footprint figures;  ///< its measured footprint
 };
 
 /// Builds each candidate in turn, measures it with measure_footprint and destroys it before
@@ -199,7 +199,7 @@ inline std::string format_footprints(const std::vector<footprint_row>& rows, std
         std::string slack = group_digits(f.slack_bytes);
         if (f.slack_blocks < f.allocations) {
             slack += " (" + group_digits(f.slack_blocks) + " of " + group_digits(f.allocations) +
-                     " blocks)";
+                     detail::plural(f.allocations, " block)", " blocks)");
         }
         table.push_back(
             {r.name, group_digits(f.bytes()),

@@ -24,16 +24,16 @@ MEMLENS_NAMESPACE_BEGIN
 
 /// Thread policy of a pool that one thread at a time uses: no locking at all.
 struct single_thread {
-    static constexpr bool is_thread_safe = false;
-    void lock() noexcept {}
-    void unlock() noexcept {}
+    static constexpr bool is_thread_safe = false;  ///< false: the caller keeps to one thread
+    void lock() noexcept {}    ///< Does nothing.
+    void unlock() noexcept {}  ///< Does nothing.
 };
 
 /// Thread policy of a pool that several threads use at once: every operation takes a mutex.
 struct thread_safe {
-    static constexpr bool is_thread_safe = true;
-    void lock() { mutex_.lock(); }
-    void unlock() noexcept { mutex_.unlock(); }
+    static constexpr bool is_thread_safe = true;  ///< true: any thread may use the pool at any time
+    void lock() { mutex_.lock(); }               ///< Locks the mutex; may throw std::system_error.
+    void unlock() noexcept { mutex_.unlock(); }  ///< Unlocks it.
 
 private:
     std::mutex mutex_;
@@ -295,8 +295,8 @@ class slot_pool {
                   "slot_pool holds complete object types");
 
 public:
-    using value_type = T;
-    using policy_type = ThreadPolicy;
+    using value_type = T;              ///< the type of the objects in the slots
+    using policy_type = ThreadPolicy;  ///< single_thread or thread_safe
 
     /// Bytes of one slot.
     static constexpr std::size_t slot_size = detail::pool_slot_size(sizeof(T), alignof(T));
@@ -384,16 +384,17 @@ class pool_allocator {
     using family = detail::pool_family<ThreadPolicy>;
 
 public:
-    using value_type = T;
-    using policy_type = ThreadPolicy;
-    using propagate_on_container_copy_assignment = std::true_type;
-    using propagate_on_container_move_assignment = std::true_type;
-    using propagate_on_container_swap = std::true_type;
-    using is_always_equal = std::false_type;
+    using value_type = T;              ///< the element type allocated
+    using policy_type = ThreadPolicy;  ///< single_thread or thread_safe
+    using propagate_on_container_copy_assignment = std::true_type;  ///< The family goes with the contents.
+    using propagate_on_container_move_assignment = std::true_type;  ///< The family goes with the contents.
+    using propagate_on_container_swap = std::true_type;  ///< The family goes with the contents.
+    using is_always_equal = std::false_type;  ///< Equal only when sharing a family.
 
+    /// The allocator for `U` in the same family, as containers ask for their nodes.
     template <class U>
     struct rebind {
-        using other = pool_allocator<U, ThreadPolicy>;
+        using other = pool_allocator<U, ThreadPolicy>;  ///< The rebound allocator type.
     };
 
     /// A new family counting into "slot_pool" with default-size blocks. Allocates the family;

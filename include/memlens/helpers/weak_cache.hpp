@@ -51,8 +51,8 @@ struct weak_cache_flight {
 template <class K, class V, class Hash = std::hash<K>, class Eq = std::equal_to<K>>
 class weak_cache {
 public:
-    using key_type = K;
-    using mapped_type = V;
+    using key_type = K;     ///< the key type
+    using mapped_type = V;  ///< the type the cached std::shared_ptr<V> values point to
 
     /// An empty cache. Does not allocate.
     weak_cache() = default;

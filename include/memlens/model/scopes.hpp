@@ -20,10 +20,10 @@ struct block_usage {
 
 /// One named scope's totals over every pass through it.
 struct named_scope_stats {
-    std::string name;
+    std::string name;      ///< the name given to MEMLENS_SCOPE / scope_site
     std::string file;      ///< where the first site with this name was opened
-    unsigned line = 0;
-    std::string function;
+    unsigned line = 0;     ///< the line of that site; 0 when unknown
+    std::string function;  ///< the function that site is in
     std::uint64_t calls = 0;      ///< passes that have closed
     std::uint64_t allocated = 0;  ///< bytes allocated, all passes together
     std::uint64_t allocs = 0;     ///< allocations, all passes together

@@ -20,20 +20,20 @@ MEMLENS_NAMESPACE_BEGIN
 
 /// One allocation alive when the snapshot was taken.
 struct live_allocation {
-    std::uintptr_t address = 0;
-    std::uint64_t size = 0;       // requested bytes
-    std::uint32_t domain = 0;     // index into snapshot::domain_names
-    std::uint32_t stack = 0;      // key into snapshot::stacks; 0 when no stack was captured
-    std::uint32_t thread = 0;     // memlens's number for the allocating thread; 0 when shared
-    std::uint64_t sequence = 0;   // that thread's count of recorded allocations at this one
-    bool sampled = false;         // found by sampling: stands for snapshot::weight() allocations
+    std::uintptr_t address = 0;   ///< the block's address in the process that took the snapshot
+    std::uint64_t size = 0;       ///< requested bytes
+    std::uint32_t domain = 0;     ///< index into snapshot::domain_names
+    std::uint32_t stack = 0;      ///< key into snapshot::stacks; 0 when no stack was captured
+    std::uint32_t thread = 0;     ///< memlens's number for the allocating thread; 0 when shared
+    std::uint64_t sequence = 0;   ///< that thread's count of recorded allocations at this one
+    bool sampled = false;         ///< found by sampling: stands for snapshot::weight() allocations
 };
 
 /// Everything ever recorded at one stack, alive or not, up to the snapshot.
 struct site_record {
-    std::uint32_t stack = 0;
-    std::uint64_t allocs = 0;
-    std::uint64_t bytes = 0;
+    std::uint32_t stack = 0;   ///< key into snapshot::stacks; 0 for allocations without a stack
+    std::uint64_t allocs = 0;  ///< allocations recorded here, freed or not
+    std::uint64_t bytes = 0;   ///< bytes requested by those allocations
     /// Allocations freed by their own thread before `temporary_window` further allocations of
     /// that thread (memray's "temporary allocations"). Not kept for sampled allocations.
     std::uint64_t temporaries = 0;
@@ -41,44 +41,52 @@ struct site_record {
 
 /// One domain's figures when the snapshot was taken.
 struct domain_figures {
-    std::string name;
-    memory_stats figures;
+    std::string name;       ///< the domain's name, as domain::name() gives it
+    memory_stats figures;   ///< its exact figures then
 };
 
 /// One point of a memory-over-time series, which the program records where it wants one.
 struct timeline_point {
-    double seconds = 0;         // since the series began
-    std::uint64_t current = 0;  // live bytes, every domain
-    std::uint64_t peak = 0;
-    std::string label;          // what the program was doing; may be empty
+    double seconds = 0;         ///< since the series began
+    std::uint64_t current = 0;  ///< live bytes, every domain together
+    std::uint64_t peak = 0;     ///< the peak live bytes at that point
+    std::string label;          ///< what the program was doing; may be empty
 };
 
 /// Which run a snapshot comes from.
 struct run_info {
-    std::int64_t unix_time_ms = 0;
-    std::int64_t pid = 0;
-    std::string command_line;
-    std::string build;  // compiler, language standard, optimization, memlens version
-    std::string mode;   // the tracking mode: off, counters, sites or sampled
+    std::int64_t unix_time_ms = 0;  ///< when it was taken, in milliseconds since 1970-01-01 UTC
+    std::int64_t pid = 0;           ///< the process id
+    std::string command_line;       ///< the program and its arguments, separated by spaces
+    std::string build;  ///< compiler, language standard, optimization, memlens version
+    std::string mode;   ///< the tracking mode: off, counters, sites or sampled
 };
 
 /// The live allocations and per-site totals at one moment, with the stacks they refer to, and
 /// the process's counters, domains, named scopes and counted types at that moment.
 struct snapshot {
+    /// The allocations alive at that moment (in sampled mode, only the sampled ones).
     std::vector<live_allocation> allocations;
-    std::map<std::uint32_t, std::vector<std::uintptr_t>> stacks;  // return addresses, innermost first
+    /// The captured stacks by id (ids above 0, as live_allocation::stack and site_record::stack
+    /// name them): return addresses, innermost frame first; `symbols` holds their frames once
+    /// symbolize(snapshot&) has run.
+    std::map<std::uint32_t, std::vector<std::uintptr_t>> stacks;
+    /// Per-stack totals of everything recorded up to the snapshot, freed or not.
     std::vector<site_record> sites;
+    /// Domain names, indexed by live_allocation::domain.
     std::vector<std::string> domain_names;
     /// The mean sampling interval in bytes when any allocation was sampled, else 0.
     std::uint64_t sample_bytes = 0;
+    /// A block its own thread frees before this many further allocations of that thread
+    /// counts as temporary (site_record::temporaries); from tracking_config::temporary_window.
     std::uint32_t temporary_window = 1;
 
-    memory_stats totals;  // every domain together
-    std::vector<domain_figures> domains;
-    std::vector<named_scope_stats> scopes;
-    std::vector<type_stats> types;
-    std::vector<timeline_point> timeline;
-    run_info run;
+    memory_stats totals;  ///< every domain together, exact
+    std::vector<domain_figures> domains;     ///< each domain that existed, with its figures
+    std::vector<named_scope_stats> scopes;   ///< each named scope's totals (MEMLENS_SCOPE)
+    std::vector<type_stats> types;           ///< each counted type's figures
+    std::vector<timeline_point> timeline;    ///< points the program added; take_snapshot() adds none
+    run_info run;                            ///< which run, program and build it comes from
     /// Resolved frames by return address: filled by symbolize(snapshot&) or by a reader, so
     /// that views of a snapshot from another process never ask this process's symbolizer.
     std::unordered_map<std::uintptr_t, frame_info> symbols;

@@ -16,6 +16,8 @@ MEMLENS_NAMESPACE_BEGIN
 /// A call site of MEMLENS_SCOPE. Constant-initialized; registered on its first pass.
 class scope_site {
 public:
+    /// Keeps the pointers, which must outlive the site (string literals, as MEMLENS_SCOPE
+    /// passes). A site with a name seen before adds to that name's totals.
     constexpr scope_site(const char* name, const char* file, unsigned line,
                          const char* function) noexcept
         : name_(name), file_(file), line_(line), function_(function) {}
@@ -23,10 +25,10 @@ public:
     /// Adds one closed pass. Thread safe; does not allocate.
     void add(const block_usage& u) noexcept;
 
-    const char* name() const noexcept { return name_; }
-    const char* file() const noexcept { return file_; }
-    unsigned line() const noexcept { return line_; }
-    const char* function() const noexcept { return function_; }
+    const char* name() const noexcept { return name_; }          ///< the name the totals go under
+    const char* file() const noexcept { return file_; }          ///< the source file of the site
+    unsigned line() const noexcept { return line_; }             ///< its line; 0 when unknown
+    const char* function() const noexcept { return function_; }  ///< the function it is in
 
 private:
     friend std::vector<named_scope_stats> named_scopes();
@@ -68,6 +70,7 @@ inline void scope_site::add(const block_usage& u) noexcept {
 /// A thread scope that adds its figures to `site` when it closes. Use MEMLENS_SCOPE.
 class named_scope {
 public:
+    /// Opens a thread scope whose figures go to `site` when it closes; `site` must outlive it.
     explicit named_scope(scope_site& site) noexcept : site_(site) {}
     ~named_scope() { site_.add(scope_.usage()); }
     named_scope(const named_scope&) = delete;

@@ -12,6 +12,7 @@
 
 MEMLENS_NAMESPACE_BEGIN
 
+/// Which events a scope (or measure(), or a check) counts.
 enum class scope_kind {
     /// Only the calling thread's events; exact, peak included. Nested thread scopes fold into
     /// their parent when they close, so a parent's peak accounts exactly for its children.
@@ -21,28 +22,38 @@ enum class scope_kind {
     process,
 };
 
-/// Measures the block it lives in. Not copyable or movable; scopes of one thread must close in
-/// the reverse order they opened. Opening and closing a thread scope costs a few stores and
-/// never allocates; a process scope takes a lock and reads every thread's counters.
+/// Measures the block it lives in. Not copyable or movable; scopes of one thread should close in
+/// the reverse order they opened (one closed early folds into its parent). A thread scope may
+/// be destroyed on another thread, or after its thread has exited: its figures then stop there.
+/// At most 64 thread scopes are open on one thread at once; more count nothing and say so.
+/// Opening and closing a thread scope costs a few stores and never allocates; a process scope
+/// takes a lock and reads every thread's counters.
 class scope {
 public:
+    /// Starts measuring the calling thread from here.
     scope() noexcept : scope(scope_kind::thread) {}
+    /// Starts measuring from here the calling thread (`thread`) or every thread (`process`).
     explicit scope(scope_kind kind) noexcept;
     ~scope();
     scope(const scope&) = delete;
     scope& operator=(const scope&) = delete;
 
-    /// The figures so far (final once the scope has closed). A thread scope's figures must be
-    /// read on its own thread while it is open; a process scope's on any thread.
+    /// The figures so far (final once the scope has closed). An open thread scope read on
+    /// another thread gives its own figures without those of the scopes open inside it.
     block_usage usage() const noexcept;
 
+    /// What the scope counts, as constructed.
     scope_kind kind() const noexcept { return kind_; }
 
 private:
     block_usage process_usage() const noexcept;
+    bool on_own_thread() const noexcept;
 
     scope_kind kind_;
-    detail::scope_frame frame_;
+    // In the opening thread's record; null when none could be had.
+    detail::scope_frame* frame_ = nullptr;
+    detail::thread_record* owner_ = nullptr;
+    std::uint64_t opening_ = 0;
     detail::process_window window_;
     detail::raw_figures start_{};
     bool open_ = true;
@@ -72,13 +83,14 @@ private:
 /// A callable's result together with what it allocated.
 template <class R>
 struct measured {
-    R value;
-    block_usage usage;
+    R value;            ///< what the callable returned
+    block_usage usage;  ///< what it allocated, the building of `value` included
 };
 
+/// What a callable returning void allocated.
 template <>
 struct measured<void> {
-    block_usage usage;
+    block_usage usage;  ///< what it allocated
 };
 
 /// Runs `f` inside a scope of `kind` and returns its result with its usage; the result is built
@@ -97,7 +109,7 @@ auto measure(F&& f, scope_kind kind = scope_kind::thread) -> measured<std::invok
 
 namespace detail {
 
-inline block_usage to_usage(const scope_frame& f) noexcept {
+inline block_usage to_usage(const frame_figures& f) noexcept {
     block_usage u;
     u.allocated = f.allocated;
     u.freed = f.freed;
@@ -109,7 +121,7 @@ inline block_usage to_usage(const scope_frame& f) noexcept {
 }
 
 // What the parent saw before the child opened, followed by everything the child saw.
-inline void fold_into(scope_frame& parent, const scope_frame& child) noexcept {
+inline void fold_into(frame_figures& parent, const frame_figures& child) noexcept {
     if (parent.net + child.peak > parent.peak) parent.peak = parent.net + child.peak;
     parent.net += child.net;
     parent.allocated += child.allocated;
@@ -118,13 +130,66 @@ inline void fold_into(scope_frame& parent, const scope_frame& child) noexcept {
     parent.frees += child.frees;
 }
 
+inline void fold_into(scope_frame& parent, const frame_figures& child) noexcept {
+    frame_figures f = parent.figures();
+    fold_into(f, child);
+    parent.set(f);
+}
+
+// Owner only: takes it off the thread's list of open frames, wherever it is, and folds it into
+// the frame it was opened in, so that scopes opened inside it fold upward past it.
+inline void unlink_frame(scope_frame& frame) noexcept {
+    for (scope_frame** link = &this_thread.frame; *link; link = &(*link)->parent) {
+        if (*link == &frame) {
+            *link = frame.parent;
+            break;
+        }
+    }
+    if (frame.parent) fold_into(*frame.parent, frame.figures());
+}
+
+// Owner only: frees the frames whose scopes another thread has ended.
+inline void unlink_ended_frames() noexcept {
+    for (scope_frame* f = this_thread.frame; f;) {
+        scope_frame* parent = f->parent;
+        if (f->opening.load(std::memory_order_acquire) & frame_ended_elsewhere) {
+            unlink_frame(*f);
+            f->opening.store(0, std::memory_order_release);
+        }
+        f = parent;
+    }
+}
+
+inline std::atomic<bool> too_many_scopes_reported{false};
+
+// Owner only: a free frame of the thread's record, opened; null when there is none.
+inline scope_frame* open_frame(std::uint64_t& opening) noexcept {
+    if (this_thread.exited) return nullptr;
+    thread_record* record = this_thread.record ? this_thread.record : acquire_record();
+    if (record->shared) return nullptr;
+    unlink_ended_frames();
+    for (scope_frame& f : record->scope_frames) {
+        if (f.opening.load(std::memory_order_acquire) != 0) continue;
+        f.set({});
+        f.parent = this_thread.frame;
+        opening = core.scope_openings.fetch_add(1, relaxed) + 1;
+        f.opening.store(opening, std::memory_order_release);
+        this_thread.frame = &f;
+        return &f;
+    }
+    if (!too_many_scopes_reported.exchange(true, relaxed)) {
+        report_error("more than 64 thread scopes are open on one thread; the newest count nothing");
+    }
+    return nullptr;
+}
+
 }  // namespace detail
 
 inline scope::scope(scope_kind kind) noexcept : kind_(kind) {
     using namespace detail;
     if (kind_ == scope_kind::thread) {
-        frame_.parent = this_thread.frame;
-        this_thread.frame = &frame_;
+        frame_ = open_frame(opening_);
+        owner_ = this_thread.record;
         return;
     }
     guard quiet;
@@ -159,44 +224,46 @@ inline scope::~scope() {
         open_ = false;
         return;
     }
-    scope_frame*& top = this_thread.frame;
-    if (top == &frame_) {
-        top = frame_.parent;
-    } else {
-        // Closed out of order: unlink it and let the scope opened inside it fold upward.
-        for (scope_frame* f = top; f; f = f->parent) {
-            if (f->parent == &frame_) {
-                f->parent = frame_.parent;
-                break;
-            }
-        }
-    }
-    if (frame_.parent) fold_into(*frame_.parent, frame_);
-    final_ = to_usage(frame_);
     open_ = false;
+    if (!frame_) return;
+    if (on_own_thread()) {
+        unlink_frame(*frame_);
+        final_ = to_usage(frame_->figures());
+        frame_->opening.store(0, std::memory_order_release);
+        unlink_ended_frames();
+        return;
+    }
+    // Ended elsewhere: the owner, or the next thread to take its record, frees the frame.
+    std::uint64_t expected = opening_;
+    if (frame_->opening.compare_exchange_strong(expected, opening_ | frame_ended_elsewhere,
+                                                std::memory_order_acq_rel)) {
+        final_ = to_usage(frame_->figures());
+    } else if (expected == (opening_ | frame_orphaned)) {
+        final_ = to_usage(frame_->figures());
+        frame_->opening.store(0, std::memory_order_release);
+    }
+}
+
+inline bool scope::on_own_thread() const noexcept {
+    return detail::this_thread.record == owner_ &&
+           frame_->opening.load(std::memory_order_acquire) == opening_;
 }
 
 inline block_usage scope::usage() const noexcept {
     using namespace detail;
     if (!open_) return final_;
     if (kind_ == scope_kind::process) return process_usage();
+    if (!frame_) return {};
+    if (!on_own_thread()) return to_usage(frame_->figures());
     // Fold the scopes still open inside this one, innermost first.
-    scope_frame total{};
-    bool inside = false;
+    frame_figures total{};
     for (scope_frame* f = this_thread.frame; f; f = f->parent) {
-        if (f == &frame_) {
-            inside = true;
-            break;
-        }
-    }
-    if (!inside) return to_usage(frame_);
-    for (scope_frame* f = this_thread.frame;; f = f->parent) {
-        scope_frame outer = *f;
+        frame_figures outer = f->figures();
         fold_into(outer, total);
         total = outer;
-        if (f == &frame_) break;
+        if (f == frame_) return to_usage(total);
     }
-    return to_usage(total);
+    return to_usage(frame_->figures());
 }
 
 inline block_usage scope::process_usage() const noexcept {

@@ -47,16 +47,21 @@ enum class stack_method {
     /// libgcc's unwinder: complete stacks through any code with unwind tables, 100 ns or more
     /// per frame.
     unwinder,
+    /// Frame records where code has them, each module's .eh_frame where it has not (libstdc++
+    /// on Debian), rules cached per return address: a few ns per frame once warm (the default).
+    hybrid,
 };
 
 /// Everything configure() sets. The same settings come from the environment at start-up:
 /// MEMLENS_MODE, MEMLENS_STACK_DEPTH, MEMLENS_STACK_METHOD, MEMLENS_SAMPLE_BYTES,
 /// MEMLENS_SAMPLE_SEED, MEMLENS_TEMPORARY_WINDOW, MEMLENS_LEAKS_AT_EXIT, MEMLENS_OUTPUT.
 struct tracking_config {
+    /// What is kept per allocation: counters only, every block with its stack, or samples.
     tracking_mode mode = tracking_mode::counters;
     /// Frames kept per stack, 1 to 128.
     std::size_t stack_depth = detail::default_stack_depth;
-    stack_method method = stack_method::frame_pointers;
+    /// How stacks are captured.
+    stack_method method = stack_method::hybrid;
     /// Mean bytes between samples in sampled mode, 1 to 1 TiB.
     std::uint64_t sample_bytes = detail::default_sample_bytes;
     /// Seeds the sampler, so that a run can be repeated; 0 seeds from the clock.
@@ -92,6 +97,10 @@ inline std::string check_config(const tracking_config& c) {
                " bytes long; accepted: a path shorter than 4096 bytes";
     }
     if (c.output.find('\0') != std::string::npos) return "output contains a NUL byte";
+    if (detail::output_format_of(c.output.c_str()) < 0) {
+        return "output \"" + c.output + "\" has an extension memlens does not write; accepted: " +
+               detail::output_extensions_accepted;
+    }
     return {};
 }
 
@@ -264,6 +273,7 @@ inline bool configure(const tracking_config& config) {
     s.mode = static_cast<detail::live_mode>(config.mode);
     s.stack_depth = static_cast<std::uint32_t>(config.stack_depth);
     s.method = config.method == stack_method::unwinder ? detail::unwind_method::unwinder
+               : config.method == stack_method::hybrid ? detail::unwind_method::hybrid
                                                        : detail::unwind_method::frame_pointers;
     s.sample_bytes = config.sample_bytes;
     s.sample_seed = config.sample_seed;
@@ -285,6 +295,7 @@ inline tracking_config current_config() {
     c.mode = static_cast<tracking_mode>(s.mode);
     c.stack_depth = s.stack_depth;
     c.method = s.method == detail::unwind_method::unwinder ? stack_method::unwinder
+               : s.method == detail::unwind_method::hybrid ? stack_method::hybrid
                                                             : stack_method::frame_pointers;
     c.sample_bytes = s.sample_bytes;
     c.sample_seed = s.sample_seed;
@@ -321,9 +332,13 @@ inline snapshot peak_snapshot() {
 
 /// Live-table memory: bytes mapped for it and the allocations it holds now.
 struct live_table_stats {
+    /// Bytes mapped for the live table.
     std::size_t table_bytes = 0;
+    /// Allocations the live table holds now.
     std::uint64_t allocations = 0;
+    /// Bytes mapped for the interned stacks.
     std::size_t stack_bytes = 0;
+    /// Distinct stacks interned.
     std::uint32_t stacks = 0;
 };
 
@@ -339,6 +354,7 @@ inline live_table_stats live_table_usage() noexcept {
 /// framework's own work) are not the thread's. Costs what sites mode costs, while alive.
 class leak_check {
 public:
+    /// Starts recording: the calling thread's allocations, or every thread's.
     explicit leak_check(scope_kind kind = scope_kind::thread) : kind_(kind) {
         detail::change_recorders(1);
         detail::guard quiet;

@@ -15,7 +15,6 @@
 #include <mutex>
 #include <new>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -35,6 +34,8 @@
 #include <unistd.h>
 
 #include "../core/state.hpp"
+#include "../detail/index.hpp"
+#include "../detail/rank.hpp"
 #include "../model/frames.hpp"
 
 extern "C" char** environ;
@@ -214,16 +215,19 @@ inline symbol_table read_elf_symbols(const unsigned char* data, std::size_t size
                              static_cast<std::size_t>(static_cast<const char*>(end) - name), rank});
         }
     }
-    std::sort(found.begin(), found.end(), [](const candidate& a, const candidate& b) {
-        return a.start != b.start ? a.start < b.start : a.rank < b.rank;
-    });
+    const std::vector<std::uint32_t> order =
+        sorted_rows(found.size(), {found.data(), [](const void* rows, std::uint32_t a, std::uint32_t b) {
+                        const candidate& x = static_cast<const candidate*>(rows)[a];
+                        const candidate& y = static_cast<const candidate*>(rows)[b];
+                        return x.start != y.start ? x.start < y.start : x.rank < y.rank;
+                    }});
     table.symbols.reserve(found.size());
-    for (std::size_t i = 0; i < found.size(); ++i) {
-        if (i != 0 && found[i].start == found[i - 1].start) continue;
-        if (table.names.size() + found[i].length >= UINT32_MAX) break;
-        table.symbols.push_back({found[i].start, found[i].size,
-                                 static_cast<std::uint32_t>(table.names.size())});
-        table.names.append(found[i].name, found[i].length);
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        const candidate& c = found[order[i]];
+        if (i != 0 && c.start == found[order[i - 1]].start) continue;
+        if (table.names.size() + c.length >= UINT32_MAX) break;
+        table.symbols.push_back({c.start, c.size, static_cast<std::uint32_t>(table.names.size())});
+        table.names.append(c.name, c.length);
         table.names.push_back('\0');
     }
     return table;
@@ -272,7 +276,8 @@ struct symbol_module {
     bool has_file = false;  // false for the vdso, which exists only in memory
     bool symbols_read = false;
     symbol_table symbols;
-    std::unordered_map<std::uintptr_t, cached_frame> frames;  // by offset
+    key_index frame_rows;  // by offset, into frames
+    std::vector<cached_frame> frames;
 
     bool holds(std::uintptr_t pc) const noexcept {
         for (const auto& s : segments) {
@@ -281,9 +286,10 @@ struct symbol_module {
         return false;
     }
 
+    // The frame at `offset`, read on first use; the reference lasts until the next new offset.
     cached_frame& frame_at(std::uintptr_t offset) {
-        auto it = frames.find(offset);
-        if (it != frames.end()) return it->second;
+        const std::uint32_t known = frame_rows.find(offset);
+        if (known != key_index::none) return frames[known];
         if (!symbols_read) {
             symbols_read = true;
             if (has_file) symbols = read_elf_file(open_path.c_str());
@@ -298,7 +304,9 @@ struct symbol_module {
         }
         cached_frame f;
         if (const char* name = symbols.find(offset - 1)) f.function = demangle(name);
-        return frames.emplace(offset, std::move(f)).first->second;
+        frame_rows.insert(offset);
+        frames.push_back(std::move(f));
+        return frames.back();
     }
 };
 
@@ -696,10 +704,10 @@ inline std::vector<frame_info> symbolize(const std::vector<std::uintptr_t>& retu
             detail::symbol_module& m = *requests[k].module;
             for (std::uintptr_t pc : requests[k].pcs) m.frame_at(pc + 1).lines_asked = true;
             for (detail::line_answer& a : answers[k]) {
-                auto it = m.frames.find(a.pc + 1);
-                if (it == m.frames.end()) continue;
-                it->second.file = std::move(a.file);
-                it->second.line = a.line;
+                const std::uint32_t row = m.frame_rows.find(a.pc + 1);
+                if (row == detail::key_index::none) continue;
+                m.frames[row].file = std::move(a.file);
+                m.frames[row].line = a.line;
             }
         }
     }

@@ -92,10 +92,13 @@ public:
     using memlens_counted_type = T;
 
     counted_type() noexcept { detail::type_made(detail::type_site_of<T>::site, 1); }
+    /// Counts the copy in as one more instance.
     counted_type(const counted_type&) noexcept : counted_type() {}
+    /// Counts the moved-to object in as one more instance; the source still counts until destroyed.
     counted_type(counted_type&&) noexcept : counted_type() {}
-    // Assignment changes no object's lifetime.
+    /// Counts nothing: assignment changes no object's lifetime.
     counted_type& operator=(const counted_type&) noexcept { return *this; }
+    /// Counts nothing: assignment changes no object's lifetime.
     counted_type& operator=(counted_type&&) noexcept { return *this; }
     ~counted_type() { detail::type_gone(detail::type_site_of<T>::site, 1); }
 };
@@ -111,9 +114,11 @@ class counted : public T, public counted_type<T> {
 public:
     using T::T;
     counted() = default;
-    /// Copies or moves a T in.
+    ///@{
+    /// Copies or moves a T in, counted as a new instance.
     counted(const T& value) : T(value) {}
     counted(T&& value) : T(std::move(value)) {}
+    ///@}
 };
 
 /// The figures of type T (zeros if no instance has been counted yet). Thread safe; allocates

@@ -14,7 +14,7 @@ MEMLENS_NAMESPACE_BEGIN
 
 /// The domain tracking_allocator counts into when none is named.
 struct allocator_domain {
-    static constexpr const char* name = "allocator";
+    static constexpr const char* name = "allocator";  ///< the domain's name, as domain::named takes it
 };
 
 namespace detail {
@@ -73,33 +73,43 @@ class tracking_allocator : private detail::upstream_holder<Upstream> {
                   "the upstream allocator's value_type must be T");
 
 public:
-    using value_type = T;
-    using upstream_type = Upstream;
-    using domain_type = Domain;
-    using pointer = typename traits::pointer;
-    using const_pointer = typename traits::const_pointer;
-    using void_pointer = typename traits::void_pointer;
-    using const_void_pointer = typename traits::const_void_pointer;
-    using size_type = typename traits::size_type;
-    using difference_type = typename traits::difference_type;
+    using value_type = T;               ///< the element type allocated
+    using upstream_type = Upstream;     ///< the allocator memory comes from
+    using domain_type = Domain;         ///< the tag naming the domain counted into
+    using pointer = typename traits::pointer;                        ///< The upstream's type.
+    using const_pointer = typename traits::const_pointer;            ///< The upstream's type.
+    using void_pointer = typename traits::void_pointer;              ///< The upstream's type.
+    using const_void_pointer = typename traits::const_void_pointer;  ///< The upstream's type.
+    using size_type = typename traits::size_type;                    ///< The upstream's type.
+    using difference_type = typename traits::difference_type;        ///< The upstream's type.
+    /// As the upstream's.
     using propagate_on_container_copy_assignment =
         typename traits::propagate_on_container_copy_assignment;
+    /// As the upstream's.
     using propagate_on_container_move_assignment =
         typename traits::propagate_on_container_move_assignment;
-    using propagate_on_container_swap = typename traits::propagate_on_container_swap;
-    using is_always_equal = typename traits::is_always_equal;
+    using propagate_on_container_swap = typename traits::propagate_on_container_swap;  ///< As the upstream's.
+    using is_always_equal = typename traits::is_always_equal;  ///< As the upstream's.
 
+    /// The same allocator for `U`, over the upstream rebound to `U`, counting into the same domain.
     template <class U>
     struct rebind {
+        /// The rebound allocator type.
         using other = tracking_allocator<U, Domain, typename traits::template rebind_alloc<U>>;
     };
 
     tracking_allocator() = default;
+    /// Counts into `Domain` and takes memory from a copy of `upstream`.
     explicit tracking_allocator(const Upstream& upstream) : holder(upstream) {}
+    /// The rebinding copy that containers make for their nodes: same domain, the upstream
+    /// converted from `other`'s.
     template <class U, class OtherUpstream>
     tracking_allocator(const tracking_allocator<U, Domain, OtherUpstream>& other) noexcept
         : holder(Upstream(other.upstream())) {}
 
+    /// Room for `n` objects from the upstream, then counted as `n * sizeof(T)` bytes (and as `n`
+    /// instances when T is a counted type). Throws what the upstream throws, and then counts
+    /// nothing.
     pointer allocate(size_type n) {
         pointer p;
         {
@@ -111,6 +121,8 @@ public:
         return p;
     }
 
+    /// Uncounts `n * sizeof(T)` bytes, then gives the block back to the upstream. `n` must be
+    /// the count `p` was allocated with, as the standard requires.
     void deallocate(pointer p, size_type n) noexcept {
         detail::type_freed<T>(n);
         detail::on_free(detail::address_of(p), n * sizeof(T), domain().id());
@@ -118,6 +130,7 @@ public:
         traits::deallocate(this->get(), p, n);
     }
 
+    /// What a copied container gets: the upstream's choice, counting into the same domain.
     tracking_allocator select_on_container_copy_construction() const {
         return tracking_allocator(traits::select_on_container_copy_construction(this->get()));
     }

@@ -7,6 +7,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+
+#include <dlfcn.h>
+#include <link.h>
 
 #include "../core/counters.hpp"
 #include "../core/events.hpp"
@@ -31,8 +35,54 @@ inline std::uint32_t heap_check(std::uint64_t size, std::uint32_t offset) noexce
     return (heap_magic ^ mixed ^ (offset << 7)) & ~block_flags;
 }
 
+// Whether this copy's hooks are the process's operator new. A copy in a shared object linked
+// with -Bsymbolic, or loaded RTLD_LOCAL, has hooks that only its own code calls, while the
+// program frees what that code allocates with another operator delete: such a copy must hand
+// out plain malloc blocks, without a header that the other delete cannot undo.
+enum class hooks_role : std::uint8_t {
+    undecided,  // a shared object's copy before its unit's initializer ran: plain blocks
+    process,    // the process's operator new: headers, counting
+    bystander,  // not the process's operator new: plain blocks, uncounted
+};
+
+inline std::atomic<hooks_role> heap_role{hooks_role::undecided};
+// Plain blocks handed out while undecided; their frees are expected to come back header-less.
+inline std::atomic<std::uint64_t> undecided_blocks{0};
+
+// The main program's operator new always wins the process's symbol lookup, so its copy decides
+// at once, without a lock or an allocation; a shared object's copy needs dlsym, which must not
+// run inside a hook, and decides in its unit's initializer (sources/new.hpp).
+inline hooks_role role_of_code_at(const void* code) noexcept {
+    ::dl_find_object found{};
+    if (::_dl_find_object(const_cast<void*>(code), &found) != 0 || !found.dlfo_link_map) {
+        return hooks_role::undecided;
+    }
+    const char* name = found.dlfo_link_map->l_name;
+    return name && name[0] == '\0' ? hooks_role::process : hooks_role::undecided;
+}
+
+MEMLENS_NOINLINE inline void* plain_allocate(std::size_t size, std::size_t alignment) noexcept {
+    hooks_role role = heap_role.load(std::memory_order_acquire);
+    if (role == hooks_role::undecided) {
+        // The return address lies in the operator new that called, in this copy's object.
+        role = role_of_code_at(__builtin_return_address(0));
+        if (role == hooks_role::process) {
+            heap_role.store(role, std::memory_order_release);
+            return nullptr;
+        }
+        undecided_blocks.fetch_add(1, relaxed);
+    }
+    void* p = nullptr;
+    if (alignment <= alignof(std::max_align_t)) return std::malloc(size ? size : 1);
+    return ::posix_memalign(&p, alignment, size ? size : 1) == 0 ? p : nullptr;
+}
+
 // Null when the system is out of memory; the operators decide whether that throws.
 MEMLENS_ALWAYS_INLINE void* heap_allocate(std::size_t size, std::size_t alignment) noexcept {
+    if (MEMLENS_UNLIKELY(heap_role.load(relaxed) != hooks_role::process)) {
+        if (void* p = plain_allocate(size, alignment)) return p;
+        if (heap_role.load(relaxed) != hooks_role::process) return nullptr;
+    }
     const std::size_t offset = alignment <= sizeof(heap_header) ? sizeof(heap_header) : alignment;
     if (size > SIZE_MAX - offset || offset > UINT32_MAX) return nullptr;
     void* base = nullptr;
@@ -69,31 +119,62 @@ inline heap_header read_header(const void* p) noexcept {
 
 inline std::atomic<std::uint64_t> foreign_frees{0};
 
-MEMLENS_COLD inline void free_foreign(void* p) noexcept {
+// Written over a block's check word as it is freed, so that a second delete can tell. glibc's
+// thread cache overwrites that word with a key of its own, and then only a guess is left.
+constexpr std::uint32_t heap_freed_tag = 0x46524545u;
+
+MEMLENS_COLD inline void free_foreign(void* p, bool had_place_for_header) noexcept {
+    // A bystander's blocks and those handed out before the role was known have no header.
+    if (heap_role.load(relaxed) != hooks_role::process) {
+        std::free(p);
+        return;
+    }
+    std::uint64_t early = undecided_blocks.load(relaxed);
+    while (early != 0 && !undecided_blocks.compare_exchange_weak(early, early - 1, relaxed)) {
+    }
+    if (early != 0) {
+        std::free(p);
+        return;
+    }
     // Reported a few times, then counted quietly: a host that does this once does it often.
     if (foreign_frees.fetch_add(1, relaxed) < 4) {
-        report_error("operator delete got a pointer that memlens's operator new did not return; "
-                     "it is passed to free() and not counted");
+        report_error(had_place_for_header
+                         ? "operator delete got a pointer without memlens's header: most likely "
+                           "it was freed twice (if free() aborts next, it was), or it came from "
+                           "malloc or another allocator; it is passed to free() and not counted"
+                         : "operator delete got a pointer that memlens's operator new did not "
+                           "return; it is passed to free() and not counted");
     }
     std::free(p);
+}
+
+MEMLENS_COLD inline void free_twice() noexcept {
+    if (foreign_frees.fetch_add(1, relaxed) >= 4) return;
+    report_error("operator delete got a block that was already freed: it was freed twice; it is "
+                 "not freed again");
 }
 
 MEMLENS_ALWAYS_INLINE void heap_free(void* p) noexcept {
     if (!p) return;
     // Every block the hooks return is 16-byte aligned; anything else is not ours to read.
     if (MEMLENS_UNLIKELY(reinterpret_cast<std::uintptr_t>(p) % sizeof(heap_header) != 0)) {
-        free_foreign(p);
+        free_foreign(p, false);
         return;
     }
     const heap_header h = read_header(p);
     if (MEMLENS_UNLIKELY((h.tag & ~block_flags) != heap_check(h.size, h.offset) ||
                          h.offset < sizeof(heap_header))) {
-        free_foreign(p);
+        if (h.tag == heap_freed_tag) {
+            free_twice();
+        } else {
+            free_foreign(p, true);
+        }
         return;
     }
     // A counted block is uncounted whatever the thread is doing now, so the figures stay exact.
     if (h.tag & block_counted) count_free(static_cast<std::size_t>(h.size), heap_slot);
     if (MEMLENS_UNLIKELY(h.tag & block_recorded)) forget_allocation(p);
+    reinterpret_cast<heap_header*>(p)[-1].tag = heap_freed_tag;
     std::free(static_cast<unsigned char*>(p) - h.offset);
 }
 
@@ -105,5 +186,32 @@ MEMLENS_NAMESPACE_BEGIN
 /// Frees of pointers that the global operator delete hook did not recognise (and passed to
 /// free() uncounted) since the program started. Thread safe.
 inline std::uint64_t foreign_frees() noexcept { return detail::foreign_frees.load(detail::relaxed); }
+
+namespace detail {
+
+// -1 until asked; then 1 when the program's operator new is memlens's, 0 when it is not.
+inline std::atomic<int> hooks_answer{-1};
+
+}  // namespace detail
+
+/// Whether the program's global operator new is memlens's (sources/new.hpp or hooks.hpp in one
+/// of its units). Without it nothing counts heap allocations, and heap checks cannot fail. The
+/// first call allocates one block through operator new, uncounted; later calls only read.
+inline bool hooks_installed() noexcept {
+    using namespace detail;
+    int answer = hooks_answer.load(std::memory_order_acquire);
+    if (answer != -1) return answer == 1;
+    guard quiet;
+    // Called through a volatile pointer, so that the compiler cannot drop the pair.
+    void* (*volatile allocate)(std::size_t, const std::nothrow_t&) noexcept = &::operator new;
+    void* p = allocate(sizeof(heap_header), std::nothrow);
+    if (!p) return false;
+    const heap_header h = read_header(p);
+    answer = h.size == sizeof(heap_header) && h.offset == sizeof(heap_header) &&
+             (h.tag & ~block_flags) == heap_check(h.size, h.offset);
+    ::operator delete(p);
+    hooks_answer.store(answer, std::memory_order_release);
+    return answer == 1;
+}
 
 MEMLENS_NAMESPACE_END

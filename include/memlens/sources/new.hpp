@@ -36,6 +36,52 @@ inline void* heap_new_nothrow(std::size_t size, std::size_t alignment) noexcept 
 
 constexpr std::size_t default_new_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 
+// Internal linkage, and this header is in one unit of its object: its address marks the object
+// that holds these hooks, whatever the symbol bindings.
+static void hooks_object_marker() noexcept {}
+
+inline const char* object_name(const ::dl_find_object& found) noexcept {
+    const char* name = found.dlfo_link_map ? found.dlfo_link_map->l_name : nullptr;
+    return name && *name ? name : "the program";
+}
+
+// Runs as the object holding the hooks is loaded, outside any hook, where dlsym may take the
+// loader's lock: are these hooks the operator new that the process's symbol lookup finds?
+static bool decide_heap_role() noexcept {
+    static_assert(sizeof(std::size_t) == sizeof(unsigned long), "operator new(size_t) is _Znwm here");
+    if (heap_role.load(std::memory_order_acquire) != hooks_role::undecided) return true;
+    auto* marker = reinterpret_cast<void*>(&hooks_object_marker);
+    hooks_role role = role_of_code_at(marker);
+    if (role == hooks_role::undecided) {
+        // Looked up from the program's side: RTLD_DEFAULT from an object linked with -Bsymbolic
+        // searches that object first. dlopen and dlsym may allocate, through these hooks,
+        // which hand out plain blocks until decided.
+        void* program = ::dlopen(nullptr, RTLD_NOW | RTLD_NOLOAD);
+        void* global_new = program ? ::dlsym(program, "_Znwm") : nullptr;
+        if (program) ::dlclose(program);
+        ::dl_find_object mine{};
+        ::dl_find_object theirs{};
+        const bool found_mine = ::_dl_find_object(marker, &mine) == 0;
+        const bool same = found_mine && global_new && ::_dl_find_object(global_new, &theirs) == 0 &&
+                          mine.dlfo_link_map == theirs.dlfo_link_map;
+        role = same ? hooks_role::process : hooks_role::bystander;
+        if (!same) {
+            fixed_message m;
+            m << "the operator new hooks in " << (found_mine ? object_name(mine) : "a shared object")
+              << " are not the process's operator new ("
+              << (global_new ? "that one is in " : "the program and the libraries it started with export none")
+              << (global_new ? object_name(theirs) : "")
+              << "): they pass allocations to malloc uncounted, so that any operator delete can "
+                 "free them";
+            report_error(m.c_str());
+        }
+    }
+    heap_role.store(role, std::memory_order_release);
+    return true;
+}
+
+[[maybe_unused]] static const bool heap_role_decided = decide_heap_role();
+
 }  // namespace detail
 MEMLENS_NAMESPACE_END
 

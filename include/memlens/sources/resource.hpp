@@ -17,6 +17,8 @@ MEMLENS_NAMESPACE_BEGIN
 /// (say under a pool) counts what the pool takes, in its own domain.
 class tracking_resource : public std::pmr::memory_resource {
 public:
+    /// Counts into `d` and forwards to `upstream` (by default the default resource when
+    /// constructed), which is not owned.
     explicit tracking_resource(domain d,
                                std::pmr::memory_resource* upstream = std::pmr::get_default_resource()) noexcept
         : domain_(d), upstream_(upstream) {}

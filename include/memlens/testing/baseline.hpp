@@ -31,6 +31,7 @@ struct baseline_options {
     /// A group (or the total) fails when it grew by more than this fraction of its baseline
     /// bytes and by more than `absolute_bytes`: small groups may move by a page, large ones by 10%.
     double relative = 0.10;
+    /// The growth in bytes a group (or the total) may show whatever its size; see `relative`.
     std::uint64_t absolute_bytes = 4096;
     /// Applied to both snapshots before grouping, e.g. to leave out the test framework.
     std::vector<snapshot_filter> filters;

@@ -28,6 +28,9 @@ public:
         inner_ = nullptr;
     }
 
+    ///@{
+    /// Catch2's IResultCapture interface, called by Catch2, not by tests: each call goes to the
+    /// test's own result capture, inside an `Around` unless it only reads.
     bool sectionStarted(Catch::SectionInfo const& info, Catch::Counts& assertions) override {
         Around around;
         return inner_->sectionStarted(info, assertions);
@@ -120,6 +123,7 @@ public:
     }
     const Catch::AssertionResult* getLastResult() const override { return inner_->getLastResult(); }
     void exceptionEarlyReported() override { inner_->exceptionEarlyReported(); }
+    ///@}
 
 private:
     Catch::IResultCapture* inner_;
@@ -144,14 +148,39 @@ MEMLENS_NAMESPACE_END
 
 /// REQUIRE / CHECK that a block (a callable, then optional memlens::check_options) leaks
 /// nothing.
+///@{
 #define MEMLENS_REQUIRE_NO_LEAKS(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_leaks(__VA_ARGS__))
 #define MEMLENS_CHECK_NO_LEAKS(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_leaks(__VA_ARGS__))
+///@}
 /// REQUIRE / CHECK that a block's peak stays below a limit: (limit_bytes, block[, options]).
+///@{
 #define MEMLENS_REQUIRE_PEAK_BELOW(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_peak_below(__VA_ARGS__))
 #define MEMLENS_CHECK_PEAK_BELOW(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_peak_below(__VA_ARGS__))
+///@}
 /// REQUIRE / CHECK that a block makes exactly N allocations: (count, block[, options]).
+///@{
 #define MEMLENS_REQUIRE_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_allocs(__VA_ARGS__))
 #define MEMLENS_CHECK_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_allocs(__VA_ARGS__))
+///@}
+/// REQUIRE / CHECK that a block's peak is at most a limit, inclusive: (limit_bytes, block[, options]).
+///@{
+#define MEMLENS_REQUIRE_PEAK_AT_MOST(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_peak_at_most(__VA_ARGS__))
+#define MEMLENS_CHECK_PEAK_AT_MOST(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_peak_at_most(__VA_ARGS__))
+///@}
+/// REQUIRE / CHECK that a block allocates at most N bytes in total: (limit_bytes, block[, options]).
+///@{
+#define MEMLENS_REQUIRE_ALLOCATED_AT_MOST(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_allocated_at_most(__VA_ARGS__))
+#define MEMLENS_CHECK_ALLOCATED_AT_MOST(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_allocated_at_most(__VA_ARGS__))
+///@}
+/// REQUIRE / CHECK that a block makes at most N allocations: (count, block[, options]).
+///@{
+#define MEMLENS_REQUIRE_ALLOCS_AT_MOST(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_allocs_at_most(__VA_ARGS__))
+#define MEMLENS_CHECK_ALLOCS_AT_MOST(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_allocs_at_most(__VA_ARGS__))
+///@}
 /// REQUIRE / CHECK that a block neither allocates nor frees: (block[, options]).
+///@{
 #define MEMLENS_REQUIRE_NO_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_allocs(__VA_ARGS__))
 #define MEMLENS_CHECK_NO_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_allocs(__VA_ARGS__))
+///@}

@@ -1,5 +1,6 @@
 // memlens/testing/checks.hpp: framework-neutral memory checks for unit tests: a block leaks
-// nothing, stays under a peak, makes exactly N allocations, or allocates nothing.
+// nothing, stays under a peak, makes exactly or at most N allocations, allocates at most N
+// bytes, or allocates nothing.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include "../detail/format.hpp"
 #include "../observe/scope.hpp"
 #include "../observe/sites.hpp"
+#include "../sources/heap.hpp"
 #include "../view/snapshot.hpp"
 
 MEMLENS_NAMESPACE_BEGIN
@@ -32,10 +34,11 @@ struct check_options {
 /// The outcome of a check: whether it passed, what was measured, and a message that shows the
 /// measured figures beside the limit.
 struct check_result {
-    bool passed = false;
-    block_usage usage;
-    std::string message;
+    bool passed = false;  ///< whether the measured figures kept to the limit
+    block_usage usage;    ///< what the block did, as measured (the last run, after any warm-up)
+    std::string message;  ///< the measured figures beside the limit, whether passed or not
 
+    /// `passed`, so that `if (auto r = check_...(...))` reads naturally.
     explicit operator bool() const noexcept { return passed; }
 };
 
@@ -62,7 +65,32 @@ inline check_result make_result(bool passed, const block_usage& u, const std::st
     r.usage = u;
     r.message = std::string(passed ? "memlens: as expected, " : "memlens: expected ") +
                 expectation + "; measured: " + describe_usage(u);
+    // A block that counted nothing passes every check; without the hooks it could not have.
+    if (u.allocs == 0 && u.frees == 0 && !hooks_installed()) {
+        r.passed = false;
+        r.message = "memlens: nothing could count this block's heap allocations: the program has no "
+                    "memlens operator new; include <memlens/hooks.hpp> in exactly one source file "
+                    "of the test program (expected " +
+                    expectation + ")";
+    }
     return r;
+}
+
+// A limit's check: passes when `measured` is at most `limit`, and says by how much it is over.
+inline check_result at_most(std::uint64_t measured, std::uint64_t limit, const block_usage& u,
+                            const std::string& expectation, bool bytes) {
+    const auto amount = [bytes](std::uint64_t n) {
+        return bytes ? describe_bytes(n) : std::to_string(n);
+    };
+    check_result r = make_result(measured <= limit, u, expectation);
+    if (measured > limit && r.message.rfind("memlens: expected ", 0) == 0) {
+        r.message += "; " + amount(measured - limit) + " over the limit";
+    }
+    return r;
+}
+
+inline std::string count_of(std::uint64_t n, const char* one, const char* many) {
+    return std::to_string(n) + " " + plural(n, one, many);
 }
 
 }  // namespace detail
@@ -92,13 +120,42 @@ check_result check_peak_below(std::uint64_t limit_bytes, F&& block, check_option
                                "peak below " + detail::describe_bytes(limit_bytes));
 }
 
+/// Passes when the block's peak is at most `limit_bytes` (inclusive); a failure says by how much.
+template <class F>
+check_result check_peak_at_most(std::uint64_t limit_bytes, F&& block, check_options options = {}) {
+    const block_usage u = detail::run_measured(block, options);
+    return detail::at_most(u.peak, limit_bytes, u, "peak at most " + detail::describe_bytes(limit_bytes), true);
+}
+
+/// Passes when the block allocates at most `limit_bytes` in total, whatever it frees.
+template <class F>
+check_result check_allocated_at_most(std::uint64_t limit_bytes, F&& block, check_options options = {}) {
+    const block_usage u = detail::run_measured(block, options);
+    return detail::at_most(u.allocated, limit_bytes, u,
+                           "at most " + detail::describe_bytes(limit_bytes) + " allocated in total", true);
+}
+
 /// Passes when the block makes exactly `count` allocations.
 template <class F>
 check_result check_allocs(std::uint64_t count, F&& block, check_options options = {}) {
     const block_usage u = detail::run_measured(block, options);
     return detail::make_result(u.allocs == count, u,
-                               "exactly " + std::to_string(count) +
-                                   (count == 1 ? " allocation" : " allocations"));
+                               "exactly " + detail::count_of(count, "allocation", "allocations"));
+}
+
+/// Passes when the block makes at most `count` allocations; a failure says how many too many.
+template <class F>
+check_result check_allocs_at_most(std::uint64_t count, F&& block, check_options options = {}) {
+    const block_usage u = detail::run_measured(block, options);
+    return detail::at_most(u.allocs, count, u,
+                           "at most " + detail::count_of(count, "allocation", "allocations"), false);
+}
+
+/// Keeps `value` observable, so that the compiler cannot drop a new / delete pair around it (GCC
+/// and Clang delete allocations whose pointers never escape; a check then measures nothing).
+template <class T>
+inline void keep_observable(const T& value) noexcept {
+    asm volatile("" : : "r"(&value) : "memory");
 }
 
 /// Passes when the block neither allocates nor frees: for hot paths and real-time code.

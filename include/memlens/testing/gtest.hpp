@@ -31,9 +31,11 @@ private:
 /// While alive, this thread's GoogleTest failures go to `held`, recorded outside every scope.
 class failure_interceptor final : public ::testing::ScopedFakeTestPartResultReporter {
 public:
+    /// Starts intercepting this thread's failures into `held`, which must outlive it.
     explicit failure_interceptor(held_failures& held)
         : ScopedFakeTestPartResultReporter(INTERCEPT_ONLY_CURRENT_THREAD, &held.results_) {}
 
+    /// Called by GoogleTest for each failure while intercepting: records it, outside the scopes.
     void ReportTestPartResult(const ::testing::TestPartResult& result) override {
         unscoped u;
         ScopedFakeTestPartResultReporter::ReportTestPartResult(result);
@@ -56,14 +58,39 @@ MEMLENS_NAMESPACE_END
     } while (false)
 
 /// ASSERT / EXPECT that a block (a callable, then optional memlens::check_options) leaks nothing.
+///@{
 #define MEMLENS_ASSERT_NO_LEAKS(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_no_leaks(__VA_ARGS__))
 #define MEMLENS_EXPECT_NO_LEAKS(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_no_leaks(__VA_ARGS__))
+///@}
 /// ASSERT / EXPECT that a block's peak stays below a limit: (limit_bytes, block[, options]).
+///@{
 #define MEMLENS_ASSERT_PEAK_BELOW(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_peak_below(__VA_ARGS__))
 #define MEMLENS_EXPECT_PEAK_BELOW(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_peak_below(__VA_ARGS__))
+///@}
 /// ASSERT / EXPECT that a block makes exactly N allocations: (count, block[, options]).
+///@{
 #define MEMLENS_ASSERT_ALLOCS(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_allocs(__VA_ARGS__))
 #define MEMLENS_EXPECT_ALLOCS(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_allocs(__VA_ARGS__))
+///@}
+/// ASSERT / EXPECT that a block's peak is at most a limit, inclusive: (limit_bytes, block[, options]).
+///@{
+#define MEMLENS_ASSERT_PEAK_AT_MOST(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_peak_at_most(__VA_ARGS__))
+#define MEMLENS_EXPECT_PEAK_AT_MOST(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_peak_at_most(__VA_ARGS__))
+///@}
+/// ASSERT / EXPECT that a block allocates at most N bytes in total: (limit_bytes, block[, options]).
+///@{
+#define MEMLENS_ASSERT_ALLOCATED_AT_MOST(...) \
+    MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_allocated_at_most(__VA_ARGS__))
+#define MEMLENS_EXPECT_ALLOCATED_AT_MOST(...) \
+    MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_allocated_at_most(__VA_ARGS__))
+///@}
+/// ASSERT / EXPECT that a block makes at most N allocations: (count, block[, options]).
+///@{
+#define MEMLENS_ASSERT_ALLOCS_AT_MOST(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_allocs_at_most(__VA_ARGS__))
+#define MEMLENS_EXPECT_ALLOCS_AT_MOST(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_allocs_at_most(__VA_ARGS__))
+///@}
 /// ASSERT / EXPECT that a block neither allocates nor frees: (block[, options]).
+///@{
 #define MEMLENS_ASSERT_NO_ALLOCS(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_no_allocs(__VA_ARGS__))
 #define MEMLENS_EXPECT_NO_ALLOCS(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_no_allocs(__VA_ARGS__))
+///@}

@@ -5,14 +5,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <map>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "../detail/format.hpp"
+#include "../detail/index.hpp"
+#include "../detail/rank.hpp"
 #include "snapshot.hpp"
 
 MEMLENS_NAMESPACE_BEGIN
@@ -35,6 +34,7 @@ enum class advice_rule {
 
 /// One piece of advice, and the measurement that triggered it.
 struct recommendation {
+    /// The rule that fired.
     advice_rule rule = advice_rule::sampled_estimates;
     /// The measurement that triggered the advice, with its figures (exact, or marked "about"
     /// when they are estimates), e.g. `domain "heap": 10,000,000 bytes ... 10.0 times its peak`.
@@ -72,23 +72,16 @@ inline bool listed_before(const site_weight& a, const site_weight& b) noexcept {
     return a.first && b.first ? a.first->address < b.first->address : a.first != nullptr;
 }
 
-inline std::string percent(double part, double whole) {
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%.1f%%", whole > 0 ? 100.0 * part / whole : 0.0);
-    return buffer;
-}
-
-inline std::string times(double ratio) {
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%.1f", ratio);
-    return buffer;
+inline bool site_listed_before(const void* rows, std::uint32_t a, std::uint32_t b) {
+    const site_weight* const sites = static_cast<const site_weight*>(rows);
+    return listed_before(sites[a], sites[b]);
 }
 
 inline void recommend_sampled_estimates(const snapshot& s, std::vector<recommendation>& out) {
     if (!s.estimated()) return;
     out.push_back({advice_rule::sampled_estimates,
-                   "sampled: one allocation per " + describe_bytes(s.sample_bytes) +
-                       " on average was recorded",
+                   concat({"sampled: one allocation per ", described(s.sample_bytes),
+                           " on average was recorded"}),
                    "live figures are unbiased estimates, not exact counts; use sites mode for exact "
                    "figures"});
 }
@@ -100,63 +93,74 @@ inline void recommend_dominant_site(const snapshot& s, const site_weight* top, d
     const weighted& w = top->second;
     const std::uint64_t count = rounded(w.count);
     out.push_back({advice_rule::dominant_site,
-                   describe_frame(top->first) + " holds " + percent(w.bytes, live_bytes) +
-                       " of the live bytes (" + (s.estimated() ? "about " : "") +
-                       describe_bytes(rounded(w.bytes)) + " in " + group_digits(count) +
-                       (count == 1 ? " allocation)" : " allocations)"),
+                   concat({describe_frame(top->first), " holds ", share(w.bytes, live_bytes),
+                           " of the live bytes (", s.estimated() ? "about " : "", described(rounded(w.bytes)),
+                           " in ", digits(count), count == 1 ? " allocation)" : " allocations)"}),
                    "this one site decides the footprint: shrink what it keeps (exact-size containers, "
                    "shrink_to_fit, smaller element types) or bound it"});
+}
+
+// Sites (rows of snapshot::sites) with the most temporaries first, then by stack.
+inline bool temporaries_before(const void* rows, std::uint32_t a, std::uint32_t b) {
+    const site_record& x = static_cast<const site_record*>(rows)[a];
+    const site_record& y = static_cast<const site_record*>(rows)[b];
+    return x.temporaries != y.temporaries ? x.temporaries > y.temporaries : x.stack < y.stack;
 }
 
 // Large blocks that die young are usually buffers sized to their input: churn of small ones is
 // what a pool or a reused buffer removes.
 inline void recommend_short_lived_blocks(const snapshot& s, const resolved_stacks& resolved,
                                          std::vector<recommendation>& out) {
-    std::vector<const site_record*> churning;
-    for (const site_record& r : s.sites) {
+    std::vector<std::uint32_t> churning;
+    for (std::size_t i = 0; i < s.sites.size(); ++i) {
+        const site_record& r = s.sites[i];
         if (r.temporaries < 1000 || r.allocs == 0) continue;
         if (static_cast<double>(r.temporaries) < 0.5 * static_cast<double>(r.allocs)) continue;
         if (r.bytes / r.allocs > 256) continue;
-        churning.push_back(&r);
+        churning.push_back(static_cast<std::uint32_t>(i));
     }
-    std::sort(churning.begin(), churning.end(), [](const site_record* a, const site_record* b) {
-        return a->temporaries != b->temporaries ? a->temporaries > b->temporaries : a->stack < b->stack;
-    });
+    sort_numbers(churning, {s.sites.data(), temporaries_before});
     for (std::size_t i = 0; i < churning.size() && i < 3; ++i) {
-        const site_record& r = *churning[i];
+        const site_record& r = s.sites[churning[i]];
         out.push_back({advice_rule::short_lived_blocks,
-                       describe_frame(resolved.site(r.stack)) + ": " + group_digits(r.temporaries) + " of " +
-                           group_digits(r.allocs) + " allocations freed within " +
-                           group_digits(s.temporary_window) +
-                           (s.temporary_window == 1 ? " further allocation, " : " further allocations, ") +
-                           group_digits(r.bytes / r.allocs) + " bytes each on average",
+                       concat({describe_frame(resolved.site(r.stack)), ": ", digits(r.temporaries), " of ",
+                               digits(r.allocs), plural(r.allocs, " allocation", " allocations"),
+                               " freed within ", digits(s.temporary_window),
+                               plural(s.temporary_window, " further allocation, ", " further allocations, "),
+                               digits(r.bytes / r.allocs), " bytes each on average"}),
                        "many short-lived small blocks from one place: reserve the capacity once, reuse one "
                        "buffer across calls, or take the blocks from a memlens::slot_pool"});
     }
 }
 
+inline bool scope_ranked_before(const void* rows, std::uint32_t a, std::uint32_t b) {
+    const rank_entry& x = static_cast<const rank_entry*>(rows)[a];
+    const rank_entry& y = static_cast<const rank_entry*>(rows)[b];
+    return x.first != y.first ? x.first > y.first : x.name < y.name;
+}
+
 // A peak far above what a pass keeps is made of intermediate buffers, which chunking or reuse
 // removes; the 64 KiB margin keeps scopes that keep almost nothing from firing on small peaks.
 inline void recommend_scope_peaks(const snapshot& s, std::vector<recommendation>& out) {
-    std::vector<std::pair<double, const named_scope_stats*>> peaky;
+    std::vector<rank_entry> ranks;
     for (const named_scope_stats& scope : s.scopes) {
         if (scope.calls == 0) continue;
         const double net_per_pass =
             std::max(0.0, static_cast<double>(scope.net) / static_cast<double>(scope.calls));
         const double peak = static_cast<double>(scope.max_peak);
         if (peak >= 256 * 1024 && peak >= 4 * net_per_pass + 64 * 1024) {
-            peaky.emplace_back(peak - net_per_pass, &scope);
+            ranks.push_back({rank_of_real(peak - net_per_pass), 0, 0, scope.name,
+                             static_cast<std::uint64_t>(&scope - s.scopes.data())});
         }
     }
-    std::sort(peaky.begin(), peaky.end(), [](const auto& a, const auto& b) {
-        return a.first != b.first ? a.first > b.first : a.second->name < b.second->name;
-    });
-    for (std::size_t i = 0; i < peaky.size() && i < 3; ++i) {
-        const named_scope_stats& scope = *peaky[i].second;
+    // Scopes of one name tie as std::sort leaves them.
+    const std::vector<std::uint32_t> order = sorted_rows(ranks.size(), {ranks.data(), scope_ranked_before});
+    for (std::size_t i = 0; i < order.size() && i < 3; ++i) {
+        const named_scope_stats& scope = s.scopes[ranks[order[i]].last];
         out.push_back({advice_rule::scope_peak,
-                       "scope \"" + scope.name + "\": max peak " + describe_bytes(scope.max_peak) +
-                           " in one pass, net " + describe_signed_bytes(scope.net) + " over " +
-                           group_digits(scope.calls) + (scope.calls == 1 ? " pass" : " passes"),
+                       concat({"scope \"", scope.name, "\": max peak ", described(scope.max_peak),
+                               " in one pass, net ", describe_signed_bytes(scope.net), " over ",
+                               digits(scope.calls), scope.calls == 1 ? " pass" : " passes"}),
                        "most of what the scope allocates is gone when it ends: intermediate buffers set its "
                        "peak; process in smaller chunks, stream, or reuse the buffers between passes"});
     }
@@ -167,10 +171,10 @@ inline void recommend_domain_churn(const snapshot& s, std::vector<recommendation
         const memory_stats& f = d.figures;
         if (f.peak == 0 || f.allocs < 1000 || f.total < 10 * f.peak) continue;
         out.push_back({advice_rule::domain_churn,
-                       "domain \"" + d.name + "\": " + describe_bytes(f.total) + " allocated in " +
-                           group_digits(f.allocs) + " allocations, " +
-                           times(static_cast<double>(f.total) / static_cast<double>(f.peak)) +
-                           " times its peak of " + describe_bytes(f.peak),
+                       concat({"domain \"", d.name, "\": ", described(f.total), " allocated in ",
+                               digits(f.allocs), plural(f.allocs, " allocation, ", " allocations, "),
+                               tenths(static_cast<double>(f.total) / static_cast<double>(f.peak)),
+                               " times its peak of ", described(f.peak)}),
                        "its blocks are allocated and freed over and over (churn): keep and reuse them "
                        "(memlens::slot_pool, pool_allocator, reserve) instead"});
     }
@@ -198,26 +202,30 @@ inline std::vector<recommendation> recommend(const snapshot& s, const resolved_s
 inline std::vector<recommendation> recommend(const snapshot& s) {
     detail::guard quiet;
     const detail::resolved_stacks resolved(s);
-    std::unordered_map<std::uint32_t, detail::weighted> by_stack;
+    detail::key_index stacks;
+    std::vector<detail::live_sum> by_stack;
     double live_bytes = 0;
     for (const live_allocation& a : s.allocations) {
-        const double w = s.weight(a);
-        detail::weighted& g = by_stack[a.stack];
-        g.bytes += w * static_cast<double>(a.size);
-        g.count += w;
-        live_bytes += w * static_cast<double>(a.size);
+        const auto [row, added] = stacks.insert(a.stack);
+        if (added) by_stack.emplace_back();
+        by_stack[row].add(s, a);
+        live_bytes += s.weight(a) * static_cast<double>(a.size);
     }
-    std::map<std::string, detail::site_weight> by_site;
-    for (const auto& [stack, g] : by_stack) {
-        const frame_info* site = resolved.site(stack);
-        detail::site_weight& sum =
-            by_site.emplace(detail::describe_frame(site), detail::site_weight{site, {}}).first->second;
-        sum.second.bytes += g.bytes;
-        sum.second.count += g.count;
+    // Sites are summed in the hash table's order of stacks, as they always were: sums of
+    // sampled weights depend on the order of their terms.
+    detail::string_index sites;
+    std::vector<detail::site_weight> by_site;
+    for (const auto& [stack, row] : stacks) {
+        const frame_info* site = resolved.site(static_cast<std::uint32_t>(stack));
+        const auto [at, added] = sites.insert(detail::describe_frame(site));
+        if (added) by_site.push_back({site, {}});
+        detail::site_weight& sum = by_site[at];
+        sum.second.bytes += by_stack[row].bytes;
+        sum.second.count += by_stack[row].count;
     }
     const detail::site_weight* top = nullptr;
-    for (const auto& entry : by_site) {
-        if (!top || detail::listed_before(entry.second, *top)) top = &entry.second;
+    for (const detail::site_weight& entry : by_site) {
+        if (!top || detail::listed_before(entry, *top)) top = &entry;
     }
     return detail::recommend(s, resolved, top, live_bytes);
 }

@@ -18,10 +18,11 @@ inline bool recording_mode() {
 
 // Text for a person: what is still alive, by site when sites were recorded.
 inline std::string exit_text(const snapshot& s, bool sites_recorded) {
-    if (sites_recorded) return leaks(s).describe(20, 16) + "\n" + format_summary(s);
-    return "memlens: " + group_digits(s.totals.allocs - s.totals.frees) + " allocations, " +
-           describe_bytes(s.totals.current) +
-           " still alive at exit; set MEMLENS_MODE=sites to see where they were allocated\n";
+    if (sites_recorded) return concat({leaks(s).describe(20, 16), "\n", format_summary(s)});
+    const std::uint64_t alive = s.totals.allocs - s.totals.frees;
+    return concat({"memlens: ", digits(alive), plural(alive, " allocation, ", " allocations, "),
+                   described(s.totals.current),
+                   " still alive at exit; set MEMLENS_MODE=sites to see where they were allocated\n"});
 }
 
 inline void write_exit_report() noexcept {
@@ -42,9 +43,9 @@ inline void write_exit_report() noexcept {
         const report_format format = report_format_for(path);
         const std::string text = format == report_format::text
                                      ? exit_text(s, sites_recorded)
-                                     : format_report(s, format, "memlens: alive at exit");
+                                     : report_text(s, format, "memlens: alive at exit");
         std::string error;
-        if (!write_file_atomically(path, text, error)) {
+        if (!write_output_file(path, text, error)) {
             report_error(("the exit report is lost: " + error).c_str());
         }
     } catch (const std::exception& e) {

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -12,7 +11,10 @@
 MEMLENS_NAMESPACE_BEGIN
 
 /// What a folded stack's value counts.
-enum class folded_weight { bytes, count };
+enum class folded_weight {
+    bytes,  ///< bytes
+    count,  ///< allocations
+};
 
 /// Which allocations the folded stacks cover.
 enum class folded_source {
@@ -25,7 +27,9 @@ enum class folded_source {
 
 /// What folded_stacks() writes.
 struct folded_options {
+    /// Live allocations, or everything ever allocated at each stack.
     folded_source source = folded_source::live;
+    /// What each line's value counts.
     folded_weight weight = folded_weight::bytes;
 };
 
@@ -40,6 +44,11 @@ inline std::string folded_frame_name(const frame_info& f) {
         else if (c == '\n' || c == '\r') c = ' ';
     }
     return name;
+}
+
+inline bool path_before(const void* rows, std::uint32_t a, std::uint32_t b) {
+    const std::string* const paths = static_cast<const std::string*>(rows);
+    return paths[a] < paths[b];
 }
 
 inline std::string folded_path(const resolved_stacks& resolved, std::uint32_t stack) {
@@ -62,23 +71,36 @@ inline std::string folded_stacks(const snapshot& s, const folded_options& option
     detail::guard quiet;
     const detail::resolved_stacks resolved(s);
     const bool bytes = options.weight == folded_weight::bytes;
-    std::map<std::string, double> values;
+    detail::string_index index;
+    std::vector<std::string> paths;
+    std::vector<detail::live_sum> values;  // the value in `bytes`, whatever it counts
+    auto add = [&](std::uint32_t stack, double value) {
+        std::string path = detail::folded_path(resolved, stack);
+        const auto [row, added] = index.insert(path);
+        if (added) {
+            paths.push_back(std::move(path));
+            values.emplace_back();
+        }
+        values[row].bytes += value;
+    };
     if (options.source == folded_source::live) {
         for (const live_allocation& a : s.allocations) {
             const double w = s.weight(a);
-            values[detail::folded_path(resolved, a.stack)] +=
-                bytes ? w * static_cast<double>(a.size) : w;
+            add(a.stack, bytes ? w * static_cast<double>(a.size) : w);
         }
     } else {
         for (const site_record& site : s.sites) {
-            values[detail::folded_path(resolved, site.stack)] +=
-                static_cast<double>(bytes ? site.bytes : site.allocs);
+            add(site.stack, static_cast<double>(bytes ? site.bytes : site.allocs));
         }
     }
     std::string out;
-    for (const auto& [path, value] : values) {
-        const std::uint64_t v = detail::rounded(value);
-        if (v != 0) out += path + " " + std::to_string(v) + "\n";
+    for (const std::uint32_t row : detail::sorted_rows(paths.size(), {paths.data(), detail::path_before})) {
+        const std::uint64_t v = detail::rounded(values[row].bytes);
+        if (v == 0) continue;
+        out += paths[row];
+        out += ' ';
+        detail::append_number(out, v);
+        out += '\n';
     }
     return out;
 }

@@ -11,13 +11,14 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "../detail/files.hpp"
 #include "../detail/format.hpp"
+#include "../detail/index.hpp"
 #include "../detail/json_text.hpp"
+#include "../detail/rank.hpp"
 #include "analysis.hpp"
 #include "html_assets.hpp"
 #include "snapshot.hpp"
@@ -79,8 +80,8 @@ public:
     }
 
     std::uint32_t id(const frame_info& f) {
-        const auto known = by_address_.find(f.address);
-        if (known != by_address_.end()) return known->second;
+        const auto [row, added] = by_address_.insert(f.address);
+        if (!added) return address_label_[row];
         const std::size_t before = labels_.size();
         const std::uint32_t named = id_of_label(frame_label(f));
         if (labels_.size() != before) {
@@ -88,18 +89,18 @@ public:
             where_[2 * named] = place.empty() ? -1 : file_id(place);
             where_[2 * named + 1] = f.file.empty() ? 0 : static_cast<std::int64_t>(f.line);
         }
-        by_address_.emplace(f.address, named);
+        address_label_.push_back(named);
         return named;
     }
 
     std::uint32_t id_of_label(std::string label) {
-        const auto [known, added] = by_label_.emplace(label, static_cast<std::uint32_t>(labels_.size()));
+        const auto [known, added] = by_label_.insert(label);
         if (added) {
             labels_.push_back(std::move(label));
             where_.push_back(-1);
             where_.push_back(0);
         }
-        return known->second;
+        return known;
     }
 
     // Writes `id` as the page numbers names: in the order they are first written, so that the
@@ -154,23 +155,24 @@ public:
         out += "],\"files\":[";
         for (std::size_t i = 0; i < files_.size(); ++i) {
             if (i) out += ',';
-            append_script_string(out, *files_[i]);
+            append_script_string(out, files_[i]);
         }
         out += "]}";
     }
 
 private:
     std::int64_t file_id(const std::string& file) {
-        const auto [known, added] = by_file_.emplace(file, static_cast<std::int64_t>(files_.size()));
-        if (added) files_.push_back(&known->first);
-        return known->second;
+        const auto [known, added] = by_file_.insert(file);
+        if (added) files_.push_back(file);
+        return known;
     }
 
-    std::unordered_map<std::uintptr_t, std::uint32_t> by_address_;
-    std::unordered_map<std::string, std::uint32_t> by_label_;
-    std::unordered_map<std::string, std::int64_t> by_file_;
+    key_index by_address_;
+    std::vector<std::uint32_t> address_label_;  // per row of by_address_
+    string_index by_label_;
+    string_index by_file_;
     std::vector<std::string> labels_;
-    std::vector<const std::string*> files_;  // keys of by_file_, which never move
+    std::vector<std::string> files_;
     std::vector<std::int64_t> where_;         // file id (-1 for none) and line, per label
     std::vector<std::int64_t> written_;       // per label, its number in the page; -1 until written
     std::vector<std::uint32_t> order_;        // labels in the order they were written
@@ -184,6 +186,21 @@ inline void append_json_frames(std::string& out, frame_names& names, frame_range
     }
     out += ']';
 }
+
+// Stacks as name ids back to back, each ending where `ends` says.
+struct flame_ids {
+    const std::uint32_t* ids;
+    const std::size_t* ends;
+
+    std::size_t begin(std::uint32_t n) const noexcept { return n == 0 ? 0 : ends[n - 1]; }
+
+    // Stack `a` before stack `b` in the order of their ids.
+    static bool before(const void* rows, std::uint32_t a, std::uint32_t b) {
+        const flame_ids& s = *static_cast<const flame_ids*>(rows);
+        return std::lexicographical_compare(s.ids + s.begin(a), s.ids + s.ends[a], s.ids + s.begin(b),
+                                            s.ids + s.ends[b]);
+    }
+};
 
 // A memory_stats' figures as the members of an object, without its braces.
 inline void append_json_figures(std::string& out, const memory_stats& m) {
@@ -219,24 +236,26 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
     frame_names names(s.symbols.size());
     const std::uint32_t no_stack = names.id_of_label("(no stack)");
 
-    // Live allocations by stack and domain: the flamegraph sums them over domains.
-    std::unordered_map<std::uint64_t, weighted> by_stack_domain;
-    by_stack_domain.reserve(s.stacks.size());
-    weighted live;
+    // Live allocations by stack and domain: the flamegraph sums them over domains. Stacks are
+    // taken in the hash tables' order (names are numbered in the order they are first seen),
+    // and sums of sampled weights depend on the order of their terms: both as they always were.
+    key_index stack_domains;
+    stack_domains.reserve(s.stacks.size());
+    std::vector<live_sum> by_stack_domain;
+    live_sum live;
     for (const live_allocation& a : s.allocations) {
-        const double w = s.weight(a);
-        weighted& g = by_stack_domain[(std::uint64_t{a.stack} << 32) | a.domain];
-        g.bytes += w * static_cast<double>(a.size);
-        g.count += w;
-        live.bytes += w * static_cast<double>(a.size);
-        live.count += w;
+        const auto [row, added] = stack_domains.insert((std::uint64_t{a.stack} << 32) | a.domain);
+        if (added) by_stack_domain.push_back({a.stack, a.domain, 0, 0, false});
+        by_stack_domain[row].add(s, a);
+        live.add(s, a);
     }
-    std::unordered_map<std::uint32_t, weighted> by_stack;
-    by_stack.reserve(s.stacks.size());
-    for (const auto& entry : by_stack_domain) {
-        weighted& g = by_stack[static_cast<std::uint32_t>(entry.first >> 32)];
-        g.bytes += entry.second.bytes;
-        g.count += entry.second.count;
+    key_index stack_rows;
+    stack_rows.reserve(s.stacks.size());
+    std::vector<live_sum> by_stack;
+    for (const auto& [key, row] : stack_domains) {
+        const auto [stack, added] = stack_rows.insert(key >> 32);
+        if (added) by_stack.push_back({by_stack_domain[row].stack, 0, 0, 0, false});
+        by_stack[stack].add(by_stack_domain[row]);
     }
 
     out.reserve(out.size() + 24 * by_stack.size() + 8 * resolved.frame_count() + 65536);
@@ -271,60 +290,58 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
     // rebuilds the tree in one pass without a lookup, and shared prefixes are written once.
     // Columns rather than one object per stack: for 100,000 stacks the field names would
     // outweigh the figures.
-    struct flame_stack {
-        double bytes, count;
-        std::size_t begin, end;  // into ids
-        std::size_t shared;      // leading ids equal to the stack before's
-    };
     std::vector<std::uint32_t> ids;
     ids.reserve(resolved.frame_count() + by_stack.size());
-    std::vector<flame_stack> flame;
-    flame.reserve(by_stack.size());
-    for (const auto& [stack, g] : by_stack) {
-        const std::size_t begin = ids.size();
-        const auto [first, last] = resolved.frames(stack);
+    // Per stack, in the index's order: where its ids end, and its row of by_stack.
+    std::vector<std::size_t> ends;
+    std::vector<std::uint32_t> weight_rows;
+    ends.reserve(by_stack.size());
+    weight_rows.reserve(by_stack.size());
+    for (const auto& [stack, row] : stack_rows) {
+        const auto [first, last] = resolved.frames(static_cast<std::uint32_t>(stack));
         if (first == last) ids.push_back(no_stack);
         for (auto f = last; f != first;) ids.push_back(names.id(**--f));
-        flame.push_back({g.bytes, g.count, begin, ids.size(), 0});
+        ends.push_back(ids.size());
+        weight_rows.push_back(row);
     }
-    std::sort(flame.begin(), flame.end(), [&ids](const flame_stack& a, const flame_stack& b) {
-        return std::lexicographical_compare(ids.begin() + static_cast<std::ptrdiff_t>(a.begin),
-                                            ids.begin() + static_cast<std::ptrdiff_t>(a.end),
-                                            ids.begin() + static_cast<std::ptrdiff_t>(b.begin),
-                                            ids.begin() + static_cast<std::ptrdiff_t>(b.end));
-    });
+    const flame_ids flame_context{ids.data(), ends.data()};
+    const std::vector<std::uint32_t> flame = sorted_rows(ends.size(), {&flame_context, flame_ids::before});
+    // Per stack in flame order: its leading ids equal to the stack before's.
+    std::vector<std::size_t> shared(flame.size());
     for (std::size_t k = 1; k < flame.size(); ++k) {
-        flame_stack& f = flame[k];
-        const flame_stack& previous = flame[k - 1];
-        while (f.shared < f.end - f.begin && f.shared < previous.end - previous.begin &&
-               ids[f.begin + f.shared] == ids[previous.begin + f.shared]) {
-            ++f.shared;
+        const std::size_t begin = flame_context.begin(flame[k]);
+        const std::size_t length = ends[flame[k]] - begin;
+        const std::size_t previous = flame_context.begin(flame[k - 1]);
+        const std::size_t previous_length = ends[flame[k - 1]] - previous;
+        while (shared[k] < length && shared[k] < previous_length &&
+               ids[begin + shared[k]] == ids[previous + shared[k]]) {
+            ++shared[k];
         }
     }
     out += "},\"stacks\":{\"bytes\":[";
     for (std::size_t k = 0; k < flame.size(); ++k) {
         if (k) out += ',';
-        append_json_uint(out, rounded(flame[k].bytes));
+        append_json_uint(out, rounded(by_stack[weight_rows[flame[k]]].bytes));
     }
     out += "],\"count\":[";
     for (std::size_t k = 0; k < flame.size(); ++k) {
         if (k) out += ',';
-        append_json_uint(out, rounded(flame[k].count));
+        append_json_uint(out, rounded(by_stack[weight_rows[flame[k]]].count));
     }
     out += "],\"shared\":[";
     for (std::size_t k = 0; k < flame.size(); ++k) {
         if (k) out += ',';
-        append_json_uint(out, flame[k].shared);
+        append_json_uint(out, shared[k]);
     }
     out += "],\"added\":[";
     for (std::size_t k = 0; k < flame.size(); ++k) {
         if (k) out += ',';
-        append_json_uint(out, flame[k].end - flame[k].begin - flame[k].shared);
+        append_json_uint(out, ends[flame[k]] - flame_context.begin(flame[k]) - shared[k]);
     }
     out += "],\"frames\":[";
     bool first_frame = true;
-    for (const flame_stack& f : flame) {
-        for (std::size_t i = f.begin + f.shared; i < f.end; ++i) {
+    for (std::size_t k = 0; k < flame.size(); ++k) {
+        for (std::size_t i = flame_context.begin(flame[k]) + shared[k]; i < ends[flame[k]]; ++i) {
             if (!first_frame) out += ',';
             first_frame = false;
             names.append_id(out, ids[i], true);
@@ -333,79 +350,73 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
 
     // Sites are merged by function and line (two calls on one line are one site) through
     // numeric keys; only the listed ones are described.
-    std::unordered_map<std::uint64_t, site_weight> site_sums;
-    site_sums.reserve(by_stack.size());
-    for (const auto& [stack, g] : by_stack) {
-        const frame_info* site = resolved.site(stack);
-        const std::uint64_t key = site ? (std::uint64_t{names.id(*site)} << 32) | site->line : no_stack;
-        auto& sum = site_sums.emplace(key, site_weight{site, {}}).first->second.second;
-        sum.bytes += g.bytes;
-        sum.count += g.count;
-    }
+    key_index site_keys;
+    site_keys.reserve(by_stack.size());
     std::vector<site_weight> top_sites;
-    top_sites.reserve(site_sums.size());
-    for (const auto& entry : site_sums) top_sites.push_back(entry.second);
+    for (const auto& [stack, row] : stack_rows) {
+        const frame_info* site = resolved.site(static_cast<std::uint32_t>(stack));
+        const std::uint64_t key = site ? (std::uint64_t{names.id(*site)} << 32) | site->line : no_stack;
+        const auto [at, added] = site_keys.insert(key);
+        if (added) top_sites.push_back({site, {}});
+        top_sites[at].second.bytes += by_stack[row].bytes;
+        top_sites[at].second.count += by_stack[row].count;
+    }
     const std::size_t rows = options.table_rows;
     const std::size_t sites_shown = std::min(rows, top_sites.size());
     // The largest one is sorted into place even when no row is listed: the advice needs it.
+    // listed_before is a total order, so the sorted ones do not depend on the rows' order.
     const std::size_t sites_sorted = std::min(std::max<std::size_t>(rows, 1), top_sites.size());
-    std::partial_sort(top_sites.begin(), top_sites.begin() + static_cast<std::ptrdiff_t>(sites_sorted),
-                      top_sites.end(), listed_before);
+    std::vector<std::uint32_t> site_order = row_numbers(top_sites.size());
+    partial_sort_numbers(site_order, sites_sorted, {top_sites.data(), site_listed_before});
     out += "]},\"sites\":[";
     for (std::size_t i = 0; i < sites_shown; ++i) {
+        const site_weight& site = top_sites[site_order[i]];
         if (i) out += ',';
         out += "{\"name\":";
-        append_script_string(out, describe_frame(top_sites[i].first));
+        append_script_string(out, describe_frame(site.first));
         out += ",\"bytes\":";
-        append_json_uint(out, rounded(top_sites[i].second.bytes));
+        append_json_uint(out, rounded(site.second.bytes));
         out += ",\"count\":";
-        append_json_uint(out, rounded(top_sites[i].second.count));
+        append_json_uint(out, rounded(site.second.count));
         out += '}';
     }
     out += "],\"site_count\":";
     append_json_uint(out, top_sites.size());
 
-    // Live allocations by whole stack and domain, as leaks() groups them.
-    std::vector<std::pair<std::uint64_t, weighted>> live_stacks(by_stack_domain.begin(),
-                                                                 by_stack_domain.end());
-    const std::size_t live_shown = std::min(rows, live_stacks.size());
-    std::partial_sort(live_stacks.begin(), live_stacks.begin() + static_cast<std::ptrdiff_t>(live_shown),
-                      live_stacks.end(), [](const auto& a, const auto& b) {
-                          return a.second.bytes != b.second.bytes ? a.second.bytes > b.second.bytes
-                                                                  : a.first < b.first;
-                      });
+    // Live allocations by whole stack and domain, as leaks() groups them: most bytes first, then
+    // by stack and domain, a total order.
+    const std::size_t live_shown = std::min(rows, by_stack_domain.size());
+    std::vector<std::uint32_t> live_order = row_numbers(by_stack_domain.size());
+    partial_sort_numbers(live_order, live_shown, {by_stack_domain.data(), bytes_before});
     out += ",\"live_stacks\":[";
     for (std::size_t i = 0; i < live_shown; ++i) {
         if (i) out += ',';
-        const auto stack = static_cast<std::uint32_t>(live_stacks[i].first >> 32);
+        const live_sum& g = by_stack_domain[live_order[i]];
+        const std::uint32_t stack = g.stack;
         out += "{\"site\":";
         append_script_string(out, describe_frame(resolved.site(stack)));
         out += ",\"domain\":";
-        append_script_string(out, s.domain_name(static_cast<std::uint32_t>(live_stacks[i].first)));
+        append_script_string(out, s.domain_name(g.domain));
         out += ",\"bytes\":";
-        append_json_uint(out, rounded(live_stacks[i].second.bytes));
+        append_json_uint(out, rounded(g.bytes));
         out += ",\"count\":";
-        append_json_uint(out, rounded(live_stacks[i].second.count));
+        append_json_uint(out, rounded(g.count));
         out += ",\"frames\":";
         append_json_frames(out, names, resolved.frames(stack));
         out += '}';
     }
     out += "],\"live_stack_count\":";
-    append_json_uint(out, live_stacks.size());
+    append_json_uint(out, by_stack_domain.size());
 
-    std::vector<const site_record*> temporary;
-    for (const site_record& r : s.sites) {
-        if (r.temporaries != 0) temporary.push_back(&r);
+    std::vector<std::uint32_t> temporary;
+    for (std::size_t i = 0; i < s.sites.size(); ++i) {
+        if (s.sites[i].temporaries != 0) temporary.push_back(static_cast<std::uint32_t>(i));
     }
     const std::size_t temporary_shown = std::min(rows, temporary.size());
-    std::partial_sort(temporary.begin(), temporary.begin() + static_cast<std::ptrdiff_t>(temporary_shown),
-                      temporary.end(), [](const site_record* a, const site_record* b) {
-                          return a->temporaries != b->temporaries ? a->temporaries > b->temporaries
-                                                                  : a->stack < b->stack;
-                      });
+    partial_sort_numbers(temporary, temporary_shown, {s.sites.data(), temporaries_before});
     out += ",\"temporaries\":[";
     for (std::size_t i = 0; i < temporary_shown; ++i) {
-        const site_record& r = *temporary[i];
+        const site_record& r = s.sites[temporary[i]];
         if (i) out += ',';
         out += "{\"site\":";
         append_script_string(out, describe_frame(resolved.site(r.stack)));
@@ -430,7 +441,7 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
         append_script_string(out, n.name);
         out += ",\"place\":";
         append_script_string(out, n.file.empty() ? std::string()
-                                                 : file_name(n.file) + ":" + std::to_string(n.line));
+                                                 : concat({file_name(n.file), ":", number(n.line)}));
         out += ",\"calls\":";
         append_json_uint(out, n.calls);
         out += ",\"allocated\":";
@@ -487,7 +498,7 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
     }
     out += "],\"recommendations\":[";
     const std::vector<recommendation> advice =
-        recommend(s, resolved, top_sites.empty() ? nullptr : &top_sites.front(), live.bytes);
+        recommend(s, resolved, top_sites.empty() ? nullptr : &top_sites[site_order.front()], live.bytes);
     for (std::size_t i = 0; i < advice.size(); ++i) {
         if (i) out += ',';
         out += "{\"rule\":";
@@ -572,15 +583,15 @@ inline std::string to_html(snapshot s, const html_options& options = {}) {
     return detail::html_document(s, options);
 }
 
-/// Writes to_html(s, options) to `path` through a temporary file and a rename, so that `path`
-/// holds the whole report or what it held before. Throws std::runtime_error naming the file
-/// when it cannot be written.
+/// Writes to_html(s, options) to `path` by the rule of detail/files.hpp: `path` holds the whole
+/// report or what it held before, and is never replaced by something of another kind. Throws
+/// std::runtime_error naming the path and the reason when it cannot be written.
 inline void write_html(const snapshot& s, const std::string& path, const html_options& options = {}) {
     detail::guard quiet;
     const std::string text = detail::html_document(s, options);
     std::string error;
-    if (!detail::write_file_atomically(path, text, error)) {
-        throw std::runtime_error("memlens: cannot write the HTML report: " + error);
+    if (!detail::write_output_file(path, text, error)) {
+        throw std::runtime_error("memlens: " + error);
     }
 }
 

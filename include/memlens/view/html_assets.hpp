@@ -78,6 +78,8 @@ R"memlens_asset(// tools/html/report.js: the script of memlens's HTML report, in
     return (n < 0 ? "-" : "") + out;
   }
   const share = (part, whole) => (whole > 0 ? (100 * part / whole).toFixed(1) : "0.0") + "%";
+  // "1 frame", "2 frames".
+  const counted = (n, one, many) => count(n) + " " + (Math.round(n) === 1 ? one : many);
   function element(tag, text, cls) {
     const e = document.createElement(tag);
     if (text !== undefined) e.textContent = text;
@@ -138,11 +140,11 @@ R"memlens_asset(// tools/html/report.js: the script of memlens's HTML report, in
   }
   function place(n) {
     const file = names.file[n], line = names.line[n];
-    return file < 0 ? "" : names.files[file] + (line ? ":" + line : "");
+)memlens_asset",
+R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + line : "");
   }
   // The qualified name without return type and parameters, for narrow boxes; computed only for
-)memlens_asset",
-R"memlens_asset(  // the names that are drawn.
+  // the names that are drawn.
   const briefs = new Map();
   function briefName(n) {
     let b = briefs.get(n);
@@ -236,13 +238,13 @@ R"memlens_asset(  // the names that are drawn.
     for (let row = 0; row < path.length - 1; ++row) out.push([path[row], 0, width, row]);
     // Only frames at least half a pixel wide are laid out, largest first: the work follows
     // what is visible, whatever the size of the tree.
-    const stack = [[zoom, 0, width, path.length - 1]];
+)memlens_asset",
+R"memlens_asset(    const stack = [[zoom, 0, width, path.length - 1]];
     const visible = [];
     while (stack.length) {
       const [v, x, w, row] = stack.pop();
       out.push([v, x, w, row]);
-)memlens_asset",
-R"memlens_asset(      const scale = weight[v] > 0 ? w / weight[v] : 0;
+      const scale = weight[v] > 0 ? w / weight[v] : 0;
       visible.length = 0;
       for (let i = firstChild[v], end = firstChild[v + 1]; i < end; ++i) {
         if (weight[children[i]] * scale >= minWidth) visible.push(children[i]);
@@ -337,8 +339,8 @@ R"memlens_asset(      const scale = weight[v] > 0 ? w / weight[v] : 0;
     tip.textContent = "";
     tip.append(element("div", label(v)));
     if (spot) tip.append(element("div", spot));
-    tip.append(element("div", (data.estimated ? "\u2248 " : "") + bytes(weight[v]) + " in " + count(blocks[v]) +
-      " allocations \u00b7 " + share(weight[v], weight[0]) + " of live bytes" +
+    tip.append(element("div", (data.estimated ? "\u2248 " : "") + bytes(weight[v]) + " in " +
+      counted(blocks[v], "allocation", "allocations") + " \u00b7 " + share(weight[v], weight[0]) + " of live bytes" +
       (zoom > 0 ? " \u00b7 " + share(weight[v], weight[zoom]) + " of the zoomed frame" : "")));
     tip.style.display = "block";
     const left = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
@@ -356,11 +358,11 @@ R"memlens_asset(      const scale = weight[v] > 0 ? w / weight[v] : 0;
     const v = at(event);
     if (v >= 0) zoomTo(v);
   });
-  $("reset").addEventListener("click", () => zoomTo(0));
+)memlens_asset",
+R"memlens_asset(  $("reset").addEventListener("click", () => zoomTo(0));
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && zoom !== 0) zoomTo(parent[zoom] < 0 ? 0 : parent[zoom]);
-)memlens_asset",
-R"memlens_asset(  });
+  });
 
   function search() {
     const query = $("search").value.trim().toLowerCase();
@@ -446,14 +448,14 @@ R"memlens_asset(  });
     add("text", { x: L, y: H - 2 }, "\u2014 current (live bytes)");
     add("text", { x: L + 170, y: H - 2, fill: "#e07a2f" }, "- - peak");
     $("timeline").append(svg);
-  }
+)memlens_asset",
+R"memlens_asset(  }
 
   // ---- tables ----
   // The frames are listed when the row is opened, not before: most rows never are.
   function stackList(frames) {
     const d = element("details");
-)memlens_asset",
-R"memlens_asset(    d.append(element("summary", frames.length + " frames"));
+    d.append(element("summary", counted(frames.length, "frame", "frames")));
     d.addEventListener("toggle", () => {
       if (!d.open || d.childElementCount > 1) return;
       const list = element("ol");
@@ -540,10 +542,10 @@ R"memlens_asset(    d.append(element("summary", frames.length + " frames"));
   data.sites.slice(), data.site_count);
   table("live", [column("site", "site", "name"), column("domain", "domain", "text"), column("live bytes", "bytes", "bytes"),
     column("allocations", "count", "count"), column("share", "bytes", "share"), column("stack", "frames", "stack")],
-  data.live_stacks.slice(), data.live_stack_count);
-  table("temporaries", [column("site", "site", "name"), column("temporary", "temporaries", "count"),
 )memlens_asset",
-R"memlens_asset(    column("allocations", "allocs", "count"), column("bytes allocated", "bytes", "bytes"), column("stack", "frames", "stack")],
+R"memlens_asset(  data.live_stacks.slice(), data.live_stack_count);
+  table("temporaries", [column("site", "site", "name"), column("temporary", "temporaries", "count"),
+    column("allocations", "allocs", "count"), column("bytes allocated", "bytes", "bytes"), column("stack", "frames", "stack")],
   data.temporaries.slice(), data.temporary_count);
   table("scopes", [column("scope", "name", "name"), column("site", "place", "text"), column("calls", "calls", "count"),
     column("allocated", "allocated", "bytes"), column("allocations", "allocs", "count"), column("max peak", "max_peak", "bytes"),

@@ -119,6 +119,7 @@
 #include <unistd.h>
 
 #include "../detail/files.hpp"
+#include "../detail/index.hpp"
 #include "../detail/json_text.hpp"
 #include "snapshot.hpp"
 
@@ -128,13 +129,16 @@ MEMLENS_NAMESPACE_BEGIN
 /// and what was expected there.
 class json_error : public std::runtime_error {
 public:
+    /// A refusal with its message and where it happened; thrown by the reader.
     json_error(const std::string& message, std::size_t line, std::size_t column, std::size_t offset)
         : std::runtime_error(message), line_(line), column_(column), offset_(offset) {}
 
     /// Where the input went wrong: 1-based line and column (in bytes), 0-based byte offset.
+    ///@{
     std::size_t line() const noexcept { return line_; }
     std::size_t column() const noexcept { return column_; }
     std::size_t offset() const noexcept { return offset_; }
+    ///@}
 
 private:
     std::size_t line_, column_, offset_;
@@ -259,7 +263,12 @@ void snapshot_members(Visit& v, Snapshot& s) {
 // do not nest, so one level of state is enough.
 class snapshot_writer {
 public:
-    explicit snapshot_writer(std::string& out) noexcept : out_(out) {}
+    using frame_table = std::unordered_map<std::uintptr_t, frame_info>;
+
+    // `extra` holds the frames of addresses that the snapshot's own table lacks, when the
+    // snapshot is written as if symbolized without being copied.
+    explicit snapshot_writer(std::string& out, const frame_table* extra = nullptr) noexcept
+        : out_(out), extra_(extra) {}
 
     void format_and_version() {
         out_ += "{\"format\":\"memlens.snapshot\",\"version\":1";
@@ -280,7 +289,7 @@ public:
 
     void module(const char* name, const std::string& path) {
         member(name, true);
-        append_json_uint(out_, module_index_.find(path)->second);
+        append_json_uint(out_, module_index_.find(path));
     }
 
     template <class R>
@@ -305,20 +314,24 @@ public:
         values(name, list);
     }
 
-    void symbol_table(const std::unordered_map<std::uintptr_t, frame_info>& symbols) {
+    void symbol_table(const frame_table& symbols) {
         // Sorted, so that the same snapshot always gives the same text.
         std::vector<std::uintptr_t> addresses;
-        addresses.reserve(symbols.size());
+        addresses.reserve(symbols.size() + (extra_ ? extra_->size() : 0));
         for (const auto& entry : symbols) addresses.push_back(entry.first);
+        if (extra_) {
+            for (const auto& entry : *extra_) addresses.push_back(entry.first);
+        }
         std::sort(addresses.begin(), addresses.end());
         std::vector<const frame_info*> frames;
         frames.reserve(addresses.size());
         member("modules", false);
         out_ += '[';
         for (const std::uintptr_t address : addresses) {
-            frames.push_back(&symbols.find(address)->second);
+            const auto known = symbols.find(address);
+            frames.push_back(known != symbols.end() ? &known->second : &extra_->find(address)->second);
             const std::string& module = frames.back()->module;
-            if (module_index_.emplace(module, module_index_.size()).second) {
+            if (module_index_.insert(module).second) {
                 out_ += module_index_.size() == 1 ? "\n" : ",\n";
                 append_json_string(out_, module);
             }
@@ -399,20 +412,32 @@ private:
     }
 
     std::string& out_;
+    const frame_table* extra_;
     bool in_record_ = false, row_ = false, first_ = false;
     bool scalar_line_ = false;  // the last top-level member was a scalar
-    std::unordered_map<std::string_view, std::uint64_t> module_index_;
+    string_index module_index_;
 };
 
-// The text of a snapshot whose symbol table already covers its stacks.
-inline std::string snapshot_json_text(const snapshot& s) {
+// The text of a snapshot whose symbol table, with `extra`, covers its stacks.
+inline std::string snapshot_json_text(const snapshot& s, const snapshot_writer::frame_table* extra = nullptr) {
     std::string out;
     // Rows are about 40 to 60 bytes: one reservation instead of a dozen doublings of a large text.
     out.reserve(4096 + 64 * s.allocations.size() + 48 * s.sites.size() + 96 * s.symbols.size());
-    snapshot_writer writer(out);
+    snapshot_writer writer(out, extra);
     snapshot_members(writer, s);
     out += "}\n";
     return out;
+}
+
+// to_json(s) without copying `s`: the frames its symbol table lacks are resolved beside it.
+inline std::string symbolized_json_text(const snapshot& s) {
+    guard quiet;
+    snapshot_writer::frame_table extra;
+    for (frame_info& f : symbolize(unresolved_addresses(s))) {
+        const std::uintptr_t address = f.address;
+        extra.emplace(address, std::move(f));
+    }
+    return snapshot_json_text(s, &extra);
 }
 
 // A strict reader of exactly the version 1 schema, walking snapshot_members as the writer does.
@@ -714,7 +739,13 @@ private:
             found = "the end of the input";
         } else {
             const unsigned char c = static_cast<unsigned char>(text_[at_]);
-            if (c >= 0x20 && c < 0x7f) {
+            const std::size_t close = c == '"' ? text_.find('"', at_ + 1) : std::string_view::npos;
+            if (close != std::string_view::npos && close - at_ <= 41) {
+                // A string, most often a member the schema does not have: named by its name.
+                const bool named = close + 1 < text_.size() && text_[close + 1] == ':';
+                found = std::string(named ? "member " : "the string ") +
+                        std::string(text_.substr(at_, close + 1 - at_));
+            } else if (c >= 0x20 && c < 0x7f) {
                 found = std::string("'") + static_cast<char>(c) + "'";
             } else {
                 static const char hex[] = "0123456789abcdef";
@@ -947,13 +978,13 @@ inline std::string to_json(snapshot s) {
     return detail::snapshot_json_text(s);
 }
 
-/// Writes to_json(s) to `path` through a temporary file and a rename, so that readers never see
-/// half a file. Throws std::runtime_error naming the path and the system's reason when it
-/// cannot be written.
+/// Writes to_json(s) to `path` by the rule of detail/files.hpp: a regular file is replaced whole
+/// through a temporary file and a rename, a device or FIFO is written in place, nothing else is
+/// replaced. Throws std::runtime_error naming the path and the reason when it cannot be written.
 inline void write_json(const snapshot& s, const std::string& path) {
     std::string error;
-    if (!detail::write_file_atomically(path, to_json(s), error)) {
-        throw std::runtime_error("memlens: cannot write the snapshot to " + path + ": " + error);
+    if (!detail::write_output_file(path, detail::symbolized_json_text(s), error)) {
+        throw std::runtime_error("memlens: " + error);
     }
 }
 

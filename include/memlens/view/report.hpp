@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../detail/files.hpp"
+#include "../detail/output_names.hpp"
 #include "folded.hpp"
 #include "html.hpp"
 #include "json.hpp"
@@ -22,45 +23,57 @@ enum class report_format {
     folded,  ///< folded stacks of the live bytes, for flamegraph.pl, inferno and speedscope
 };
 
-/// The format a file name asks for: ".json", ".html" or ".htm", ".folded"; anything else is text.
+/// The format a file name asks for: ".json", ".html" or ".htm", ".folded"; ".txt", ".text",
+/// ".log" or no extension at all (a device, a FIFO) for text. Throws std::invalid_argument,
+/// with the accepted list, for any other extension.
 inline report_format report_format_for(const std::string& path) {
-    auto ends_with = [&](const char* suffix) {
-        const std::string s(suffix);
-        return path.size() >= s.size() && path.compare(path.size() - s.size(), s.size(), s) == 0;
-    };
-    if (ends_with(".json")) return report_format::json;
-    if (ends_with(".html") || ends_with(".htm")) return report_format::html;
-    if (ends_with(".folded")) return report_format::folded;
-    return report_format::text;
+    const int format = detail::output_format_of(path.c_str());
+    if (format < 0) {
+        throw std::invalid_argument("memlens: " + path + " asks for a report format memlens does not write; "
+                                    "accepted extensions: " + detail::output_extensions_accepted);
+    }
+    return static_cast<report_format>(format);
 }
 
-/// The report of `s` in format `f`, as text. Symbolizes `s` (a copy) where the format needs
-/// frames.
-inline std::string format_report(snapshot s, report_format f, const std::string& title = "memlens report") {
+namespace detail {
+
+// format_report without a copy of the snapshot: the formats that need frames resolve the ones
+// that s.symbols lacks on the way, and write what they would have written from a copy
+// symbolized first.
+inline std::string report_text(const snapshot& s, report_format f, const std::string& title) {
     switch (f) {
     case report_format::json:
-        return to_json(std::move(s));
+        return symbolized_json_text(s);
     case report_format::html: {
         html_options options;
         options.title = title;
-        return to_html(std::move(s), options);
+        return html_document(s, options);
     }
     case report_format::folded:
         return folded_stacks(s);
     case report_format::text:
         break;
     }
-    return format_summary(s) + "\n" + format_site_table(s) + "\n" + format_tree(s);
+    return concat({format_summary(s), "\n", format_site_table(s), "\n", format_tree(s)});
 }
 
-/// Writes the report of `s` to `path` in the format its name asks for (report_format_for),
-/// through a temporary file and a rename, so that a crash never leaves half a report. Throws
-/// std::runtime_error naming the path and the system's reason when it cannot be written.
+}  // namespace detail
+
+/// The report of `s` in format `f`, as text, with every frame resolved where the format needs
+/// frames.
+inline std::string format_report(snapshot s, report_format f, const std::string& title = "memlens report") {
+    return detail::report_text(s, f, title);
+}
+
+/// Writes the report of `s` to `path` in the format its name asks for (report_format_for), by
+/// the rule of detail/files.hpp: a regular file is replaced whole through a temporary file and
+/// a rename, a device or FIFO is written in place, nothing else is replaced. Throws
+/// std::runtime_error naming the path and the reason when it cannot be written.
 inline void write_report(const snapshot& s, const std::string& path,
                          const std::string& title = "memlens report") {
-    const std::string text = format_report(s, report_format_for(path), title);
+    const std::string text = detail::report_text(s, report_format_for(path), title);
     std::string error;
-    if (!detail::write_file_atomically(path, text, error)) throw std::runtime_error(error);
+    if (!detail::write_output_file(path, text, error)) throw std::runtime_error("memlens: " + error);
 }
 
 MEMLENS_NAMESPACE_END

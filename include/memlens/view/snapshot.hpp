@@ -6,11 +6,11 @@
 #pragma once
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <iterator>
-#include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -19,6 +19,7 @@
 
 #include "../core/state.hpp"
 #include "../detail/format.hpp"
+#include "../detail/index.hpp"
 #include "../detail/rank.hpp"
 #include "../model/snapshot.hpp"
 #include "../observe/sites.hpp"
@@ -28,14 +29,25 @@ MEMLENS_NAMESPACE_BEGIN
 
 /// How statistics group allocations, as tracemalloc's key types do. The site of a stack is its
 /// first frame outside memlens, operator new and the standard library: the line that asked.
-enum class group_by { site, function, file, line, domain, traceback };
+enum class group_by {
+    site,       ///< the site frame as one line: function, file:line, module
+    function,   ///< the site's function (its whole signature)
+    file,       ///< the site's source file, else its module
+    line,       ///< the site's file:line
+    domain,     ///< the domain the allocations were counted in
+    traceback,  ///< the whole stack
+};
 
 /// Keeps or drops allocations by where they come from, as tracemalloc.Filter does. Empty
 /// patterns match anything; patterns are shell wildcards (fnmatch).
 struct snapshot_filter {
+    /// Keep the allocations that match (true) or drop them (false).
     bool include = true;
+    /// Pattern for the source file of the site (or of any frame, with all_frames).
     std::string file;
+    /// Pattern for the function of the site (or of any frame, with all_frames).
     std::string function;
+    /// Pattern for the name of the domain the allocation was counted in.
     std::string domain;
     /// Match any frame of the stack rather than the site alone.
     bool all_frames = false;
@@ -43,38 +55,59 @@ struct snapshot_filter {
 
 /// One group of allocations.
 struct statistic {
+    /// The group's name, as group_by forms it ("(no stack)" for allocations without frames).
     std::string key;
-    std::vector<frame_info> traceback;  // the site frame, or the whole stack for traceback groups
+    /// The site frame, the whole stack for group_by::traceback, empty for group_by::domain.
+    std::vector<frame_info> traceback;
+    /// Live bytes in the group.
     std::uint64_t bytes = 0;
+    /// Live allocations in the group.
     std::uint64_t count = 0;
+    /// The figures are estimates from sampled mode.
     bool estimated = false;
 };
 
 /// One group compared between an older and a newer snapshot.
 struct statistic_diff {
+    /// The group's name, as in statistic::key.
     std::string key;
+    /// As in statistic::traceback: the newer snapshot's, or the older one's for a group now gone.
     std::vector<frame_info> traceback;
-    std::uint64_t bytes = 0;  // in the newer snapshot
+    /// Live bytes in the newer snapshot.
+    std::uint64_t bytes = 0;
+    /// Newer bytes minus older bytes: negative when the group shrank.
     std::int64_t bytes_diff = 0;
+    /// Live allocations in the newer snapshot.
     std::uint64_t count = 0;
+    /// Newer count minus older count.
     std::int64_t count_diff = 0;
+    /// Either snapshot's figures are estimates from sampled mode.
     bool estimated = false;
 };
 
 /// Live allocations from one stack and domain: a leak site when the snapshot holds leaks.
 struct leak_site {
+    /// The whole stack, innermost frame first.
     std::vector<frame_info> traceback;
+    /// The name of the domain the allocations were counted in.
     std::string domain;
+    /// Live allocations from this stack and domain.
     std::uint64_t count = 0;
+    /// Their live bytes.
     std::uint64_t bytes = 0;
+    /// The figures are estimates from sampled mode.
     bool estimated = false;
 };
 
 /// Allocations still alive, grouped by site, largest first.
 struct leak_report {
+    /// Live allocations in all sites.
     std::uint64_t count = 0;
+    /// Their live bytes.
     std::uint64_t bytes = 0;
+    /// The figures are estimates from sampled mode.
     bool estimated = false;
+    /// Each stack and domain, largest bytes first.
     std::vector<leak_site> sites;
 
     /// Text for people: totals, then the `top` largest sites with up to `depth` frames each.
@@ -83,8 +116,12 @@ struct leak_report {
 
 /// A site with short-lived allocations.
 struct temporary_site {
+    /// The whole stack, innermost frame first.
     std::vector<frame_info> traceback;
+    /// Allocations from this stack freed before snapshot::temporary_window further allocations
+    /// of their thread, as heaptrack counts temporaries.
     std::uint64_t temporaries = 0;
+    /// Every allocation recorded from this stack, temporary or not.
     std::uint64_t allocs = 0;
 };
 
@@ -95,16 +132,43 @@ inline bool starts_with(const std::string& s, const char* prefix) {
 }
 
 // "void ns::f<int>(int) const" -> "ns::f<int>": the qualified name without return type or
-// parameters, found at template depth 0.
+// parameters. Template arguments, lambdas ("{lambda(int)#1}") and "(anonymous namespace)" are
+// parts of the name, as are an operator's symbols ("operator()", "operator<<", "operator new").
 inline std::string qualified_name(const std::string& function) {
+    static constexpr char anonymous[] = "(anonymous namespace)";
+    const std::size_t size = function.size();
+    auto word_boundary = [&](std::size_t i) {
+        return i == 0 || !(std::isalnum(static_cast<unsigned char>(function[i - 1])) || function[i - 1] == '_');
+    };
     int depth = 0;
-    std::size_t end = function.size();
     std::size_t start = 0;
-    for (std::size_t i = 0; i < function.size(); ++i) {
+    std::size_t end = size;
+    for (std::size_t i = 0; i < size; ++i) {
         const char c = function[i];
-        if (c == '<') ++depth;
-        else if (c == '>') --depth;
-        else if (depth == 0 && c == '(' && i > 0) {
+        if (function.compare(i, sizeof anonymous - 1, anonymous) == 0) {
+            i += sizeof anonymous - 2;
+        } else if (depth == 0 && function.compare(i, 8, "operator") == 0 && word_boundary(i) &&
+                   i + 8 < size && !std::isalnum(static_cast<unsigned char>(function[i + 8])) &&
+                   function[i + 8] != '_') {
+            std::size_t j = i + 8;
+            if (function.compare(j, 2, "()") == 0 || function.compare(j, 2, "[]") == 0) {
+                j += 2;
+            } else if (function[j] == ' ') {
+                // "operator new", "operator delete[]", "operator bool": the word is the name's.
+                ++j;
+                while (j < size && (std::isalnum(static_cast<unsigned char>(function[j])) || function[j] == '_')) ++j;
+                if (function.compare(j, 2, "[]") == 0) j += 2;
+            } else {
+                while (j < size && std::strchr("<>=!+-*/%^&|~,", function[j]) && function[j] != '\0') ++j;
+                // "operator<< <char>": the template arguments follow a space.
+                if (function.compare(j, 2, " <") == 0) ++j;
+            }
+            i = j - 1;
+        } else if (c == '<' || c == '{' || (c == '(' && depth > 0)) {
+            ++depth;
+        } else if (c == '>' || c == '}' || (c == ')' && depth > 0)) {
+            --depth;
+        } else if (depth == 0 && c == '(' && i > 0) {
             end = i;
             break;
         } else if (depth == 0 && c == ' ') {
@@ -189,8 +253,8 @@ public:
             extra_.emplace(address, std::move(f));
         }
         stacks_.reserve(s.stacks.size());
+        ends_.reserve(s.stacks.size());
         for (const auto& entry : s.stacks) {
-            const std::size_t begin = frames_.size();
             bool top = true;
             for (const std::uintptr_t a : entry.second) {
                 const frame_info& f = find(a);
@@ -198,7 +262,8 @@ public:
                 top = false;
                 frames_.push_back(&f);
             }
-            stacks_.emplace(entry.first, std::make_pair(begin, frames_.size()));
+            stacks_.insert(entry.first);
+            ends_.push_back(frames_.size());
         }
     }
 
@@ -206,9 +271,9 @@ public:
     std::size_t frame_count() const noexcept { return frames_.size(); }
 
     frame_range frames(std::uint32_t stack) const noexcept {
-        const auto found = stacks_.find(stack);
-        if (found == stacks_.end()) return {};
-        return {frames_.data() + found->second.first, frames_.data() + found->second.second};
+        const std::uint32_t row = stacks_.find(stack);
+        if (row == key_index::none) return {};
+        return {frames_.data() + (row == 0 ? 0 : ends_[row - 1]), frames_.data() + ends_[row]};
     }
 
     // The first frame outside the standard library, else the first frame at all.
@@ -224,15 +289,18 @@ private:
     const frame_info& find(std::uintptr_t address) {
         const auto known = symbols_.find(address);
         if (known != symbols_.end()) return known->second;
-        frame_info& f = extra_[address];
-        f.address = address;
-        return f;
+        const auto extra = extra_.find(address);
+        if (extra != extra_.end()) return extra->second;
+        frame_info unknown;
+        unknown.address = address;
+        return extra_.emplace(address, std::move(unknown)).first->second;
     }
 
     const std::unordered_map<std::uintptr_t, frame_info>& symbols_;
     std::unordered_map<std::uintptr_t, frame_info> extra_;  // what the snapshot's table lacks
     std::vector<const frame_info*> frames_;
-    std::unordered_map<std::uint32_t, std::pair<std::size_t, std::size_t>> stacks_;
+    key_index stacks_;              // a row per stack of the snapshot, in its order
+    std::vector<std::size_t> ends_;  // per row, where its frames end in frames_
 };
 
 inline bool wildcard(const std::string& pattern, const std::string& text) {
@@ -295,7 +363,7 @@ inline std::string group_key(group_by by, const snapshot& s, const resolved_stac
         return site && !site->module.empty() ? site->module : describe_frame(site);
     case group_by::line:
         if (site && !site->file.empty() && site->line != 0) {
-            return site->file + ":" + std::to_string(site->line);
+            return concat({site->file, ":", number(site->line)});
         }
         return describe_frame(site);
     case group_by::domain:
@@ -304,39 +372,98 @@ inline std::string group_key(group_by by, const snapshot& s, const resolved_stac
     case group_by::traceback: {
         traceback = resolved.frames(a.stack).copy();
         std::string key;
-        for (const frame_info& f : traceback) key += f.describe() + "\n";
+        for (const frame_info& f : traceback) append_all(key, {f.describe(), "\n"});
         return traceback.empty() ? std::string("(no stack)") : key;
     }
     }
     return {};
 }
 
-struct group_sum {
-    std::vector<frame_info> traceback;
+inline std::uint64_t rounded(double x) { return static_cast<std::uint64_t>(std::llround(x)); }
+
+// Live bytes and allocations summed over a stack, a stack and domain, or a group; weighted, so
+// that a sampled allocation counts for those it stands for.
+struct live_sum {
+    std::uint32_t stack = 0;
+    std::uint32_t domain = 0;
     double bytes = 0;
     double count = 0;
     bool estimated = false;
+
+    void add(const snapshot& s, const live_allocation& a) {
+        const double w = s.weight(a);
+        bytes += w * static_cast<double>(a.size);
+        count += w;
+        estimated = estimated || a.sampled;
+    }
+
+    void add(const live_sum& w) {
+        bytes += w.bytes;
+        count += w.count;
+        estimated = estimated || w.estimated;
+    }
 };
 
-inline std::map<std::string, group_sum> group(const snapshot& s, group_by by,
-                                              const std::vector<snapshot_filter>& filters) {
+inline bool stack_before(const void* rows, std::uint32_t a, std::uint32_t b) {
+    const live_sum* const w = static_cast<const live_sum*>(rows);
+    return w[a].stack != w[b].stack ? w[a].stack < w[b].stack : w[a].domain < w[b].domain;
+}
+
+// Most bytes first, then by stack and domain: a total order.
+inline bool bytes_before(const void* rows, std::uint32_t a, std::uint32_t b) {
+    const live_sum* const w = static_cast<const live_sum*>(rows);
+    return w[a].bytes != w[b].bytes ? w[a].bytes > w[b].bytes : stack_before(rows, a, b);
+}
+
+// The live allocations of `s` summed by stack, or by stack and domain, ascending: views look up
+// each stack's frames once, not once per allocation. Each sum adds its allocations in the order
+// of s.allocations.
+inline std::vector<live_sum> live_by_stack(const snapshot& s, bool by_domain) {
+    key_index index;
+    std::vector<live_sum> out;
+    for (const live_allocation& a : s.allocations) {
+        const std::uint32_t domain = by_domain ? a.domain : 0;
+        const auto [row, added] = index.insert((std::uint64_t{a.stack} << 32) | domain);
+        if (added) out.push_back({a.stack, domain, 0, 0, false});
+        out[row].add(s, a);
+    }
+    reorder(out, sorted_rows(out.size(), {out.data(), stack_before}));
+    return out;
+}
+
+inline bool key_before(const void* rows, std::uint32_t a, std::uint32_t b) {
+    const statistic* const g = static_cast<const statistic*>(rows);
+    return g[a].key < g[b].key;
+}
+
+// The groups of `s`'s allocations that pass `filters`, ordered by key, their figures rounded.
+inline std::vector<statistic> group(const snapshot& s, group_by by,
+                                    const std::vector<snapshot_filter>& filters) {
     guard quiet;
     const resolved_stacks resolved(s);
-    std::map<std::string, group_sum> groups;
+    string_index keys;
+    std::vector<statistic> groups;
+    std::vector<live_sum> sums;
     for (const live_allocation& a : s.allocations) {
         if (!passes(filters, s, resolved, a)) continue;
         std::vector<frame_info> traceback;
-        group_sum& g = groups[group_key(by, s, resolved, a, traceback)];
-        if (g.traceback.empty()) g.traceback = std::move(traceback);
-        const double w = s.weight(a);
-        g.bytes += w * static_cast<double>(a.size);
-        g.count += w;
-        g.estimated = g.estimated || a.sampled;
+        std::string key = group_key(by, s, resolved, a, traceback);
+        const auto [row, added] = keys.insert(key);
+        if (added) {
+            groups.push_back({std::move(key), {}, 0, 0, false});
+            sums.emplace_back();
+        }
+        if (groups[row].traceback.empty()) groups[row].traceback = std::move(traceback);
+        sums[row].add(s, a);
     }
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+        groups[i].bytes = rounded(sums[i].bytes);
+        groups[i].count = rounded(sums[i].count);
+        groups[i].estimated = sums[i].estimated;
+    }
+    reorder(groups, sorted_rows(groups.size(), {groups.data(), key_before}));
     return groups;
 }
-
-inline std::uint64_t rounded(double x) { return static_cast<std::uint64_t>(std::llround(x)); }
 
 }  // namespace detail
 
@@ -354,11 +481,7 @@ inline void symbolize(snapshot& s, const symbolize_options& options = {}) {
 /// `filters`. Figures of sampled snapshots are estimates and say so.
 inline std::vector<statistic> statistics(const snapshot& s, group_by by,
                                          const std::vector<snapshot_filter>& filters = {}) {
-    std::vector<statistic> out;
-    for (auto& [key, g] : detail::group(s, by, filters)) {
-        out.push_back({key, std::move(g.traceback), detail::rounded(g.bytes),
-                       detail::rounded(g.count), g.estimated});
-    }
+    std::vector<statistic> out = detail::group(s, by, filters);
     detail::rank_rows(out, [](const statistic& a) {
         return std::make_pair(detail::rank_of(a.bytes), detail::rank_of(a.count));
     });
@@ -381,33 +504,38 @@ inline snapshot filtered(const snapshot& s, const std::vector<snapshot_filter>& 
 /// snapshots of different runs compare), largest growth first, as Snapshot.compare_to does.
 inline std::vector<statistic_diff> compare(const snapshot& older, const snapshot& newer, group_by by,
                                            const std::vector<snapshot_filter>& filters = {}) {
-    auto before = detail::group(older, by, filters);
-    auto after = detail::group(newer, by, filters);
+    std::vector<statistic> before = detail::group(older, by, filters);
+    std::vector<statistic> after = detail::group(newer, by, filters);
+    // Both ordered by key: one walk matches them. Groups only in `older` follow, in key order.
+    std::vector<std::uint32_t> matched(before.size());
+    std::size_t b = 0;
     std::vector<statistic_diff> out;
-    for (auto& [key, g] : after) {
+    for (statistic& g : after) {
         statistic_diff d;
-        d.key = key;
-        d.bytes = detail::rounded(g.bytes);
-        d.count = detail::rounded(g.count);
+        d.bytes = g.bytes;
+        d.count = g.count;
         d.estimated = g.estimated;
-        auto old = before.find(key);
+        while (b < before.size() && before[b].key < g.key) ++b;
         std::uint64_t old_bytes = 0, old_count = 0;
-        if (old != before.end()) {
-            old_bytes = detail::rounded(old->second.bytes);
-            old_count = detail::rounded(old->second.count);
-            d.estimated = d.estimated || old->second.estimated;
-            before.erase(old);
+        if (b < before.size() && before[b].key == g.key) {
+            old_bytes = before[b].bytes;
+            old_count = before[b].count;
+            d.estimated = d.estimated || before[b].estimated;
+            matched[b] = 1;
         }
+        d.key = std::move(g.key);
         d.bytes_diff = static_cast<std::int64_t>(d.bytes) - static_cast<std::int64_t>(old_bytes);
         d.count_diff = static_cast<std::int64_t>(d.count) - static_cast<std::int64_t>(old_count);
         d.traceback = std::move(g.traceback);
         out.push_back(std::move(d));
     }
-    for (auto& [key, g] : before) {
+    for (std::size_t i = 0; i < before.size(); ++i) {
+        if (matched[i] != 0) continue;
+        statistic& g = before[i];
         statistic_diff d;
-        d.key = key;
-        d.bytes_diff = -static_cast<std::int64_t>(detail::rounded(g.bytes));
-        d.count_diff = -static_cast<std::int64_t>(detail::rounded(g.count));
+        d.key = std::move(g.key);
+        d.bytes_diff = -static_cast<std::int64_t>(g.bytes);
+        d.count_diff = -static_cast<std::int64_t>(g.count);
         d.estimated = g.estimated;
         d.traceback = std::move(g.traceback);
         out.push_back(std::move(d));
@@ -421,30 +549,22 @@ inline std::vector<statistic_diff> compare(const snapshot& older, const snapshot
 inline leak_report leaks(const snapshot& s) {
     detail::guard quiet;
     const detail::resolved_stacks resolved(s);
-    struct sum {
-        double bytes = 0, count = 0;
-        bool estimated = false;
-    };
-    std::map<std::pair<std::uint32_t, std::uint32_t>, sum> by_site;
-    for (const live_allocation& a : s.allocations) {
-        sum& g = by_site[{a.stack, a.domain}];
-        const double w = s.weight(a);
-        g.bytes += w * static_cast<double>(a.size);
-        g.count += w;
-        g.estimated = g.estimated || a.sampled;
-    }
+    const std::vector<detail::live_sum> by_site = detail::live_by_stack(s, true);
     leak_report r;
-    for (const auto& [key, g] : by_site) {
-        leak_site site{resolved.frames(key.first).copy(), s.domain_name(key.second), detail::rounded(g.count),
+    std::vector<detail::rank_entry> ranks;
+    ranks.reserve(by_site.size());
+    for (const detail::live_sum& g : by_site) {
+        leak_site site{resolved.frames(g.stack).copy(), s.domain_name(g.domain), detail::rounded(g.count),
                        detail::rounded(g.bytes), g.estimated};
         r.count += site.count;
         r.bytes += site.bytes;
         r.estimated = r.estimated || g.estimated;
+        // Equal sites in the order of their stack, then domain.
+        ranks.push_back({detail::rank_of(site.bytes), detail::rank_of(site.count), 0, {},
+                         (std::uint64_t{g.stack} << 32) | g.domain});
         r.sites.push_back(std::move(site));
     }
-    detail::rank_rows(r.sites, [](const leak_site& a) {
-        return std::make_pair(detail::rank_of(a.bytes), detail::rank_of(a.count));
-    });
+    detail::reorder(r.sites, detail::ranked_rows(ranks));
     return r;
 }
 
@@ -475,31 +595,28 @@ leak_report find_leaks(F&& block, scope_kind kind = scope_kind::thread) {
 }
 
 inline std::string leak_report::describe(std::size_t top, std::size_t depth) const {
-    using detail::describe_bytes;
-    using detail::group_digits;
+    using namespace detail;
     const char* approx = estimated ? "about " : "";
-    std::string out = "memlens: " + std::string(approx) + group_digits(count) +
-                      (count == 1 ? " allocation" : " allocations") + " still alive, " + approx +
-                      describe_bytes(bytes) + ", from " + group_digits(sites.size()) +
-                      (sites.size() == 1 ? " site" : " sites") +
-                      (estimated ? " (estimates from sampling)" : "") + "\n";
+    std::string out;
+    append_all(out, {"memlens: ", approx, digits(count), count == 1 ? " allocation" : " allocations",
+                     " still alive, ", approx, described(bytes), ", from ", digits(sites.size()),
+                     sites.size() == 1 ? " site" : " sites",
+                     estimated ? " (estimates from sampling)\n" : "\n"});
     const std::size_t shown = std::min(top, sites.size());
     for (std::size_t i = 0; i < shown; ++i) {
         const leak_site& s = sites[i];
-        out += "  " + std::string(s.estimated ? "about " : "") + group_digits(s.count) +
-               (s.count == 1 ? " allocation, " : " allocations, ") + describe_bytes(s.bytes) +
-               " in \"" + s.domain + "\"" + (s.traceback.empty() ? ", no stack recorded" : ", from:") +
-               "\n";
+        append_all(out, {"  ", s.estimated ? "about " : "", digits(s.count),
+                         s.count == 1 ? " allocation, " : " allocations, ", described(s.bytes), " in \"",
+                         s.domain, s.traceback.empty() ? "\", no stack recorded\n" : "\", from:\n"});
         for (std::size_t f = 0; f < s.traceback.size() && f < depth; ++f) {
-            out += "    #" + std::to_string(f) + " " + s.traceback[f].describe() + "\n";
+            append_all(out, {"    #", number(f), " ", s.traceback[f].describe(), "\n"});
         }
         if (s.traceback.size() > depth) {
-            out += "    ... " + std::to_string(s.traceback.size() - depth) + " more frames\n";
+            const std::uint64_t more = s.traceback.size() - depth;
+            append_all(out, {"    ... ", number(more), plural(more, " more frame\n", " more frames\n")});
         }
     }
-    if (shown < sites.size()) {
-        out += "  ... and " + group_digits(sites.size() - shown) + " more sites\n";
-    }
+    if (shown < sites.size()) append_all(out, {"  ... and ", digits(sites.size() - shown), " more sites\n"});
     return out;
 }
 

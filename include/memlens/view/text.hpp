@@ -7,9 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include <unistd.h>
@@ -39,6 +37,7 @@ enum class site_order {
 
 /// What format_site_table() shows.
 struct table_options {
+    /// Which figure ranks the rows, largest first.
     site_order order = site_order::own_bytes;
     /// Rows below this many bytes in the sorted figure (own bytes when sorted by count) are left out.
     std::uint64_t min_bytes = 0;
@@ -65,27 +64,17 @@ struct tree_options {
 namespace detail {
 
 inline std::string text_signed_bytes(std::int64_t bytes) {
-    if (bytes < 0) return "-" + compact_bytes(static_cast<std::uint64_t>(-(bytes + 1)) + 1);
-    return "+" + compact_bytes(static_cast<std::uint64_t>(bytes));
+    if (bytes < 0) return concat({"-", compact(static_cast<std::uint64_t>(-(bytes + 1)) + 1)});
+    return concat({"+", compact(static_cast<std::uint64_t>(bytes))});
 }
 
-inline std::string text_share(double part, double whole) {
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%.1f%%", whole > 0 ? 100.0 * part / whole : 0.0);
-    return buffer;
-}
+// The ANSI escapes that start and end bold text, when in colour.
+inline const char* text_bold_on(bool colour) { return colour ? "\x1b[1m" : ""; }
+inline const char* text_style_off(bool colour) { return colour ? "\x1b[0m" : ""; }
 
-// Sampled figures are estimates, and say so in every cell.
-inline std::string text_about(bool estimated, const std::string& figure) {
-    return estimated ? "~" + figure : figure;
-}
-
-inline std::string text_bold(bool colour, const std::string& text) {
-    return colour ? "\x1b[1m" + text + "\x1b[0m" : text;
-}
-
-inline std::string text_dim(bool colour, const std::string& text) {
-    return colour ? "\x1b[2m" + text + "\x1b[0m" : text;
+// A tree line's connectors, dim when in colour.
+inline void text_connector(std::string& out, bool colour, const std::string& prefix, const char* branch) {
+    append_all(out, {colour ? "\x1b[2m" : "", prefix, branch, text_style_off(colour)});
 }
 
 // Colour for a terminal only, and never when NO_COLOR is set to anything (no-color.org).
@@ -102,34 +91,14 @@ inline std::string text_frame_name(const frame_info& f) {
 }
 
 inline std::string text_location(const frame_info& f) {
-    if (f.file.empty()) return {};
-    return f.line != 0 ? f.file + ":" + std::to_string(f.line) : f.file;
-}
-
-// Live bytes and allocations per stack: views look up each stack's frames once, not once per
-// allocation.
-struct text_weight {
-    double bytes = 0;
-    double count = 0;
-    bool estimated = false;
-};
-
-inline std::map<std::uint32_t, text_weight> text_weights_by_stack(const snapshot& s) {
-    std::map<std::uint32_t, text_weight> out;
-    for (const live_allocation& a : s.allocations) {
-        text_weight& w = out[a.stack];
-        const double weight = s.weight(a);
-        w.bytes += weight * static_cast<double>(a.size);
-        w.count += weight;
-        w.estimated = w.estimated || a.sampled;
-    }
-    return out;
+    if (f.file.empty() || f.line == 0) return f.file;
+    return concat({f.file, ":", number(f.line)});
 }
 
 struct text_row {
     std::string name;
-    text_weight own;
-    text_weight total;
+    live_sum own;
+    live_sum total;
     std::string location;  // shared by every frame of this function seen, as far as they agree
     bool location_set = false;
 };
@@ -140,21 +109,18 @@ inline void text_merge_location(text_row& row, const frame_info& f) {
         row.location = where;
         row.location_set = true;
     } else if (row.location != where) {
-        const bool same_file = !f.file.empty() && (row.location == f.file ||
-                                                   starts_with(row.location, (f.file + ":").c_str()));
+        const std::size_t n = f.file.size();
+        const bool same_file = n != 0 && (row.location == f.file ||
+                                          (row.location.size() > n && row.location[n] == ':' &&
+                                           row.location.compare(0, n, f.file) == 0));
         row.location = same_file ? f.file : std::string();
     }
 }
 
-inline void text_add(text_weight& to, const text_weight& w) {
-    to.bytes += w.bytes;
-    to.count += w.count;
-    to.estimated = to.estimated || w.estimated;
-}
 
 struct text_node {
     std::string name;
-    text_weight weight;
+    live_sum weight;
     std::vector<text_node> children;
 };
 
@@ -171,45 +137,47 @@ inline void text_tree_lines(const text_node& node, const std::string& prefix, st
     const char* branch = o.ascii ? "|-- " : "\u251c\u2500\u2500 ";
     const char* last_branch = o.ascii ? "`-- " : "\u2514\u2500\u2500 ";
     const char* through = o.ascii ? "|   " : "\u2502   ";
-    auto figures = [&](const text_weight& w) {
+    auto figures = [&](const live_sum& w) {
         const std::uint64_t count = rounded(w.count);
-        return text_about(w.estimated, compact_bytes(rounded(w.bytes))) + "  " +
-               text_share(w.bytes, root_bytes) + "  " +
-               text_about(w.estimated, group_digits(count)) +
-               (count == 1 ? " allocation" : " allocations");
+        const char* about = w.estimated ? "~" : "";
+        append_all(out, {about, compact(rounded(w.bytes)), "  ", share(w.bytes, root_bytes), "  ",
+                         about, digits(count), count == 1 ? " allocation" : " allocations"});
     };
     if (depth >= o.max_depth) {
         if (!node.children.empty()) {
-            out += text_dim(o.colour, prefix + last_branch) + "... deeper frames not shown\n";
+            text_connector(out, o.colour, prefix, last_branch);
+            out += "... deeper frames not shown\n";
         }
         return;
     }
-    std::vector<const text_node*> shown;
-    text_weight folded;
+    std::vector<rank_entry> ranks;
+    live_sum folded;
     std::size_t folded_count = 0;
-    for (const text_node& c : node.children) {
+    for (std::size_t i = 0; i < node.children.size(); ++i) {
+        const text_node& c = node.children[i];
         if (c.weight.bytes < o.min_share * root_bytes) {
-            text_add(folded, c.weight);
+            folded.add(c.weight);
             ++folded_count;
         } else {
-            shown.push_back(&c);
+            // Siblings have distinct names, so the order is total.
+            ranks.push_back({rank_of_real(c.weight.bytes), rank_of_real(c.weight.count), 0, c.name, i});
         }
     }
-    std::stable_sort(shown.begin(), shown.end(), [](const text_node* a, const text_node* b) {
-        if (a->weight.bytes != b->weight.bytes) return a->weight.bytes > b->weight.bytes;
-        if (a->weight.count != b->weight.count) return a->weight.count > b->weight.count;
-        return a->name < b->name;
-    });
-    for (std::size_t i = 0; i < shown.size(); ++i) {
-        const bool last = i + 1 == shown.size() && folded_count == 0;
-        out += text_dim(o.colour, prefix + (last ? last_branch : branch)) + figures(shown[i]->weight) +
-               "  " + shown[i]->name + "\n";
-        text_tree_lines(*shown[i], prefix + (last ? "    " : through), depth + 1, root_bytes, o, out);
+    const std::vector<std::uint32_t> order = ranked_rows(ranks);
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        const text_node& shown = node.children[ranks[order[i]].last];
+        const bool last = i + 1 == order.size() && folded_count == 0;
+        text_connector(out, o.colour, prefix, last ? last_branch : branch);
+        figures(shown.weight);
+        append_all(out, {"  ", shown.name, "\n"});
+        text_tree_lines(shown, concat({prefix, last ? "    " : through}), depth + 1, root_bytes, o, out);
     }
     if (folded_count != 0) {
-        out += text_dim(o.colour, prefix + last_branch) + group_digits(folded_count) +
-               (folded_count == 1 ? " smaller branch: " : " smaller branches: ") + figures(folded) +
-               "\n";
+        text_connector(out, o.colour, prefix, last_branch);
+        append_all(out, {digits(folded_count),
+                         folded_count == 1 ? " smaller branch: " : " smaller branches: "});
+        figures(folded);
+        out += '\n';
     }
 }
 
@@ -223,17 +191,17 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
     guard quiet;
     const bool colour = options.colour;
     std::string out;
-    auto section = [&](const std::string& title) {
-        if (!out.empty()) out += "\n";
-        out += text_bold(colour, title) + "\n";
+    auto section = [&](const char* title) {
+        if (!out.empty()) out += '\n';
+        append_all(out, {text_bold_on(colour), title, text_style_off(colour), "\n"});
     };
     const memory_stats& t = s.totals;
     if (t.allocs != 0 || t.current != 0 || t.total != 0) {
         section("Totals (every domain)");
-        out += "  current " + compact_bytes(t.current) + ", peak " + compact_bytes(t.peak) + ", total " +
-               compact_bytes(t.total) + " in " + group_digits(t.allocs) +
-               (t.allocs == 1 ? " allocation, " : " allocations, ") + group_digits(t.frees) +
-               (t.frees == 1 ? " free\n" : " frees\n");
+        append_all(out, {"  current ", compact(t.current), ", peak ", compact(t.peak), ", total ",
+                         compact(t.total), " in ", digits(t.allocs),
+                         t.allocs == 1 ? " allocation, " : " allocations, ", digits(t.frees),
+                         t.frees == 1 ? " free\n" : " frees\n"});
     }
     if (!s.allocations.empty()) {
         const bool estimated = s.estimated();
@@ -245,9 +213,9 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
         }
         const char* about = estimated ? "about " : "";
         section("Live allocations in this snapshot");
-        out += "  " + std::string(about) + group_digits(rounded(count)) +
-               (rounded(count) == 1 ? " allocation, " : " allocations, ") + about +
-               compact_bytes(rounded(bytes)) + (estimated ? " (estimated from sampling)" : "") + "\n";
+        append_all(out, {"  ", about, digits(rounded(count)),
+                         rounded(count) == 1 ? " allocation, " : " allocations, ", about,
+                         compact(rounded(bytes)), estimated ? " (estimated from sampling)\n" : "\n"});
         const std::vector<statistic> sites = statistics(s, group_by::site);
         if (options.top_sites != 0 && !sites.empty()) {
             section("Top sites by live bytes");
@@ -258,16 +226,16 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
                 if (!st.traceback.empty()) {
                     const frame_info& f = st.traceback.front();
                     site = text_frame_name(f);
-                    if (!f.file.empty()) site += " at " + text_location(f);
+                    if (!f.file.empty()) append_all(site, {" at ", text_location(f)});
                 }
-                cells.insert(cells.end(), {text_about(st.estimated, compact_bytes(st.bytes)),
-                                           text_share(static_cast<double>(st.bytes), bytes),
-                                           text_about(st.estimated, group_digits(st.count)), site});
+                append_cells(cells, {estimate(st.estimated, compact(st.bytes)),
+                                           share(static_cast<double>(st.bytes), bytes),
+                                           estimate(st.estimated, digits(st.count)), site});
             }
             out += format_table({{"bytes", true}, {"share", true}, {"allocations", true}, {"site"}},
                                 cells, "  ", colour);
             if (sites.size() > options.top_sites) {
-                out += "  ... " + group_digits(sites.size() - options.top_sites) + " more sites\n";
+                append_all(out, {"  ... ", digits(sites.size() - options.top_sites), " more sites\n"});
             }
         }
     }
@@ -275,8 +243,8 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
     for (const domain_figures& d : s.domains) {
         const memory_stats& f = d.figures;
         if (f.allocs == 0 && f.current == 0 && f.total == 0) continue;
-        cells.insert(cells.end(), {d.name, compact_bytes(f.current), compact_bytes(f.peak),
-                                   compact_bytes(f.total), group_digits(f.allocs), group_digits(f.frees)});
+        append_cells(cells, {d.name, compact(f.current), compact(f.peak),
+                                   compact(f.total), digits(f.allocs), digits(f.frees)});
     }
     if (!cells.empty()) {
         section("Domains");
@@ -287,9 +255,9 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
     cells.clear();
     for (const named_scope_stats& n : s.scopes) {
         std::string site = n.file;
-        if (!site.empty() && n.line != 0) site += ":" + std::to_string(n.line);
-        cells.insert(cells.end(), {n.name, group_digits(n.calls), compact_bytes(n.allocated),
-                                   group_digits(n.allocs), compact_bytes(n.max_peak),
+        if (!site.empty() && n.line != 0) append_all(site, {":", number(n.line)});
+        append_cells(cells, {n.name, digits(n.calls), compact(n.allocated),
+                                   digits(n.allocs), compact(n.max_peak),
                                    text_signed_bytes(n.net), site});
     }
     if (!cells.empty()) {
@@ -300,8 +268,8 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
     }
     cells.clear();
     for (const type_stats& ty : s.types) {
-        cells.insert(cells.end(), {ty.name, group_digits(ty.instances), compact_bytes(ty.bytes),
-                                   group_digits(ty.peak)});
+        append_cells(cells, {ty.name, digits(ty.instances), compact(ty.bytes),
+                                   digits(ty.peak)});
     }
     if (!cells.empty()) {
         section("Counted types");
@@ -320,28 +288,32 @@ inline std::string format_site_table(const snapshot& s, const table_options& opt
     using namespace detail;
     guard quiet;
     const resolved_stacks resolved(s);
-    std::unordered_map<std::string, text_row> by_name;
-    text_weight all;
-    for (const auto& [stack, w] : text_weights_by_stack(s)) {
-        text_add(all, w);
-        const frame_range frames = resolved.frames(stack);
+    string_index names;
+    std::vector<text_row> by_name;
+    auto row_named = [&](std::string name) -> text_row& {
+        const std::uint32_t row = names.insert(name).first;
+        if (row == by_name.size()) by_name.push_back({std::move(name), {}, {}, {}, false});
+        return by_name[row];
+    };
+    live_sum all;
+    for (const live_sum& w : live_by_stack(s, false)) {
+        all.add(w);
+        const frame_range frames = resolved.frames(w.stack);
         if (frames.empty()) {
-            text_row& row = by_name["(no stack)"];
-            row.name = "(no stack)";
-            text_add(row.own, w);
-            text_add(row.total, w);
+            text_row& row = row_named("(no stack)");
+            row.own.add(w);
+            row.total.add(w);
             continue;
         }
-        const frame_info* site = resolved.site(stack);
+        const frame_info* site = resolved.site(w.stack);
         std::vector<std::string> seen;
         for (const frame_info& f : frames) {
             std::string name = text_frame_name(f);
-            text_row& row = by_name[name];
-            row.name = name;
+            text_row& row = row_named(name);
             text_merge_location(row, f);
-            if (&f == site) text_add(row.own, w);
+            if (&f == site) row.own.add(w);
             if (std::find(seen.begin(), seen.end(), name) == seen.end()) {
-                text_add(row.total, w);
+                row.total.add(w);
                 seen.push_back(std::move(name));
             }
         }
@@ -349,45 +321,46 @@ inline std::string format_site_table(const snapshot& s, const table_options& opt
     auto figure = [&](const text_row& r) {
         return options.order == site_order::total_bytes ? r.total.bytes : r.own.bytes;
     };
-    std::vector<const text_row*> rows;
-    for (const auto& entry : by_name) {
-        const text_row& r = entry.second;
+    std::vector<rank_entry> ranks;
+    for (std::size_t i = 0; i < by_name.size(); ++i) {
+        const text_row& r = by_name[i];
         const double key = options.order == site_order::count ? r.own.count : figure(r);
         if (key <= 0 || figure(r) < static_cast<double>(options.min_bytes) ||
             figure(r) < options.min_share * all.bytes) {
             continue;
         }
-        rows.push_back(&r);
-    }
-    std::sort(rows.begin(), rows.end(), [&](const text_row* a, const text_row* b) {
-        if (options.order == site_order::count && a->own.count != b->own.count) {
-            return a->own.count > b->own.count;
+        // Names are distinct, so the order is total.
+        const std::int64_t by_figure = rank_of_real(figure(r));
+        const std::int64_t by_total = rank_of_real(r.total.bytes);
+        if (options.order == site_order::count) {
+            ranks.push_back({rank_of_real(r.own.count), by_figure, by_total, r.name, i});
+        } else {
+            ranks.push_back({by_figure, by_total, 0, r.name, i});
         }
-        if (figure(*a) != figure(*b)) return figure(*a) > figure(*b);
-        if (a->total.bytes != b->total.bytes) return a->total.bytes > b->total.bytes;
-        return a->name < b->name;
-    });
+    }
+    std::vector<std::uint32_t> rows = ranked_rows(ranks);
     const std::size_t total_rows = rows.size();
     if (options.limit != 0 && rows.size() > options.limit) rows.resize(options.limit);
     const char* order = options.order == site_order::own_bytes     ? "own bytes"
                         : options.order == site_order::total_bytes ? "total bytes"
                                                                    : "allocations";
     const std::uint64_t count = rounded(all.count);
-    std::string out = text_bold(options.colour, "Live allocations by function, by " + std::string(order)) +
-                      ": " + text_about(all.estimated, group_digits(count)) +
-                      (count == 1 ? " allocation, " : " allocations, ") +
-                      text_about(all.estimated, compact_bytes(rounded(all.bytes))) + "; " +
-                      group_digits(rows.size()) + " of " + group_digits(by_name.size()) +
-                      " functions shown";
-    if (total_rows > rows.size()) out += " (row limit " + group_digits(options.limit) + ")";
+    const char* about = all.estimated ? "~" : "";
+    std::string out;
+    append_all(out, {text_bold_on(options.colour), "Live allocations by function, by ", order,
+                     text_style_off(options.colour), ": ", about, digits(count),
+                     count == 1 ? " allocation, " : " allocations, ", about, compact(rounded(all.bytes)),
+                     "; ", digits(rows.size()), " of ", digits(by_name.size()), " functions shown"});
+    if (total_rows > rows.size()) append_all(out, {" (row limit ", digits(options.limit), ")"});
     out += all.estimated ? "; ~ marks estimates from sampling\n" : "\n";
     std::vector<std::string> cells;
-    for (const text_row* r : rows) {
-        cells.insert(cells.end(), {text_about(r->own.estimated, compact_bytes(rounded(r->own.bytes))),
-                                   text_share(r->own.bytes, all.bytes),
-                                   text_about(r->total.estimated, compact_bytes(rounded(r->total.bytes))),
-                                   text_share(r->total.bytes, all.bytes),
-                                   text_about(r->own.estimated, group_digits(rounded(r->own.count))),
+    for (const std::uint32_t n : rows) {
+        const text_row* r = &by_name[ranks[n].last];
+        append_cells(cells, {estimate(r->own.estimated, compact(rounded(r->own.bytes))),
+                                   share(r->own.bytes, all.bytes),
+                                   estimate(r->total.estimated, compact(rounded(r->total.bytes))),
+                                   share(r->total.bytes, all.bytes),
+                                   estimate(r->own.estimated, digits(rounded(r->own.count))),
                                    r->name, r->location});
     }
     out += format_table({{"own", true}, {"share", true}, {"total", true}, {"share", true},
@@ -405,26 +378,25 @@ inline std::string format_tree(const snapshot& s, const tree_options& options = 
     guard quiet;
     const resolved_stacks resolved(s);
     text_node root;
-    for (const auto& [stack, w] : text_weights_by_stack(s)) {
-        text_add(root.weight, w);
-        const frame_range frames = resolved.frames(stack);
+    for (const live_sum& w : live_by_stack(s, false)) {
+        root.weight.add(w);
+        const frame_range frames = resolved.frames(w.stack);
         text_node* at = &root;
         if (frames.empty()) {
             at = &text_child(*at, "(no stack)");
-            text_add(at->weight, w);
+            at->weight.add(w);
         }
         for (auto f = frames.rbegin(); f != frames.rend(); ++f) {
             at = &text_child(*at, text_frame_name(*f));
-            text_add(at->weight, w);
+            at->weight.add(w);
         }
     }
     const std::uint64_t count = rounded(root.weight.count);
-    std::string out =
-        text_bold(options.colour,
-                  "Live allocations by call path: " + text_about(root.weight.estimated, group_digits(count)) +
-                      (count == 1 ? " allocation, " : " allocations, ") +
-                      text_about(root.weight.estimated, compact_bytes(rounded(root.weight.bytes)))) +
-        "\n";
+    const char* about = root.weight.estimated ? "~" : "";
+    std::string out;
+    append_all(out, {text_bold_on(options.colour), "Live allocations by call path: ", about, digits(count),
+                     count == 1 ? " allocation, " : " allocations, ", about,
+                     compact(rounded(root.weight.bytes)), text_style_off(options.colour), "\n"});
     text_tree_lines(root, "", 0, root.weight.bytes, options, out);
     return out;
 }

@@ -1,0 +1,33 @@
+// A shared object that holds its own copy of memlens's operator new hooks, as a plugin or an
+// extension module built with the headers does. Built twice: linked with -Bsymbolic, its hooks
+// serve only its own code; linked plainly and ahead of libstdc++, they are the process's.
+#include <memlens/sources/new.hpp>
+#include <memlens/track.hpp>
+
+#include <cstdint>
+#include <string>
+
+extern "C" {
+
+__attribute__((visibility("default"))) char* plugin_make_block(std::size_t n) {
+    char* p = new char[n];
+    p[0] = 'p';
+    return p;
+}
+
+__attribute__((visibility("default"))) std::string* plugin_make_string() {
+    return new std::string(64, 'x');
+}
+
+__attribute__((visibility("default"))) void plugin_free_block(char* p) { delete[] p; }
+
+// 0 undecided, 1 the process's operator new, 2 a bystander; see sources/heap.hpp.
+__attribute__((visibility("default"))) int plugin_hooks_role() {
+    return static_cast<int>(memlens::detail::heap_role.load());
+}
+
+__attribute__((visibility("default"))) std::uint64_t plugin_heap_allocs() {
+    return memlens::stats(memlens::domain::heap()).allocs;
+}
+
+}  // extern "C"
