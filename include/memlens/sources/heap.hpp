@@ -51,14 +51,20 @@ inline std::atomic<std::uint64_t> undecided_blocks{0};
 
 // The main program's operator new always wins the process's symbol lookup, so its copy decides
 // at once, without a lock or an allocation; a shared object's copy needs dlsym, which must not
-// run inside a hook, and decides in its unit's initializer (sources/new.hpp).
-inline hooks_role role_of_code_at(const void* code) noexcept {
+// run inside a hook, and decides in its unit's initializer (sources/new.hpp). Before glibc 2.35
+// there is no lock-free way to name the object that holds some code: every copy then takes the
+// process's role, as all did before shared objects were told apart.
+inline hooks_role role_of_code_at([[maybe_unused]] const void* code) noexcept {
+#if __GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35)
     ::dl_find_object found{};
     if (::_dl_find_object(const_cast<void*>(code), &found) != 0 || !found.dlfo_link_map) {
         return hooks_role::undecided;
     }
     const char* name = found.dlfo_link_map->l_name;
     return name && name[0] == '\0' ? hooks_role::process : hooks_role::undecided;
+#else
+    return hooks_role::process;
+#endif
 }
 
 MEMLENS_NOINLINE inline void* plain_allocate(std::size_t size, std::size_t alignment) noexcept {

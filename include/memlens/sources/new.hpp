@@ -40,13 +40,12 @@ constexpr std::size_t default_new_alignment = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
 // that holds these hooks, whatever the symbol bindings.
 static void hooks_object_marker() noexcept {}
 
-inline const char* object_name(const ::dl_find_object& found) noexcept {
-    const char* name = found.dlfo_link_map ? found.dlfo_link_map->l_name : nullptr;
-    return name && *name ? name : "the program";
+inline const char* object_name(const ::Dl_info& found) noexcept {
+    return found.dli_fname && *found.dli_fname ? found.dli_fname : "the program";
 }
 
-// Runs as the object holding the hooks is loaded, outside any hook, where dlsym may take the
-// loader's lock: are these hooks the operator new that the process's symbol lookup finds?
+// Runs as the object holding the hooks is loaded, outside any hook, where dlsym and dladdr may
+// take the loader's lock: are these hooks the operator new that the process's lookup finds?
 static bool decide_heap_role() noexcept {
     static_assert(sizeof(std::size_t) == sizeof(unsigned long), "operator new(size_t) is _Znwm here");
     if (heap_role.load(std::memory_order_acquire) != hooks_role::undecided) return true;
@@ -59,11 +58,11 @@ static bool decide_heap_role() noexcept {
         void* program = ::dlopen(nullptr, RTLD_NOW | RTLD_NOLOAD);
         void* global_new = program ? ::dlsym(program, "_Znwm") : nullptr;
         if (program) ::dlclose(program);
-        ::dl_find_object mine{};
-        ::dl_find_object theirs{};
-        const bool found_mine = ::_dl_find_object(marker, &mine) == 0;
-        const bool same = found_mine && global_new && ::_dl_find_object(global_new, &theirs) == 0 &&
-                          mine.dlfo_link_map == theirs.dlfo_link_map;
+        ::Dl_info mine{};
+        ::Dl_info theirs{};
+        const bool found_mine = ::dladdr(marker, &mine) != 0;
+        const bool same = found_mine && global_new && ::dladdr(global_new, &theirs) != 0 &&
+                          mine.dli_fbase == theirs.dli_fbase;
         role = same ? hooks_role::process : hooks_role::bystander;
         if (!same) {
             fixed_message m;
