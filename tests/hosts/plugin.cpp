@@ -1,6 +1,7 @@
 // A shared object that holds its own copy of memlens's operator new hooks, as a plugin or an
-// extension module built with the headers does. Built twice: linked with -Bsymbolic, its hooks
-// serve only its own code; linked plainly and ahead of libstdc++, they are the process's.
+// extension module built with the headers does. Built three ways: linked with -Bsymbolic, its
+// hooks serve only its own code; with hidden visibility and opened RTLD_LOCAL, the process's
+// lookup never finds them; linked plainly and ahead of libstdc++, they are the process's.
 #include <memlens/sources/new.hpp>
 #include <memlens/track.hpp>
 
