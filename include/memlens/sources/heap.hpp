@@ -37,13 +37,29 @@ inline std::uint32_t heap_check(std::uint64_t size, std::uint32_t offset) noexce
 
 // Whether this copy's hooks are the process's operator new. A copy in a shared object linked
 // with -Bsymbolic, or loaded RTLD_LOCAL, has hooks that only its own code calls, while the
-// program frees what that code allocates with another operator delete: such a copy must hand
-// out plain malloc blocks, without a header that the other delete cannot undo.
+// program frees what that code allocates with another operator delete: such a copy passes each
+// call to the same operator of the process, without a header that the other delete cannot undo.
 enum class hooks_role : std::uint8_t {
     undecided,  // a shared object's copy before its unit's initializer ran: plain blocks
     process,    // the process's operator new: headers, counting
-    bystander,  // not the process's operator new: plain blocks, uncounted
+    bystander,  // not the process's operator new: passes calls on, uncounted
 };
+
+// Which operator new a block came from, or which operator delete it goes back to.
+enum class new_form : std::uint8_t { single, array };
+
+// The process's own operators, which a bystander passes its calls to: the nothrow forms of
+// operator new (a failure then reaches the caller's new-handler loop as a null) and the unsized
+// forms of operator delete, single and array. Null where the process exports none: plain
+// malloc and free then, which is what libstdc++'s operators do.
+struct passed_operators {
+    void* (*allocate[2])(std::size_t, const std::nothrow_t&) noexcept;
+    void* (*allocate_aligned[2])(std::size_t, std::align_val_t, const std::nothrow_t&) noexcept;
+    void (*release[2])(void*) noexcept;
+    void (*release_aligned[2])(void*, std::align_val_t) noexcept;
+};
+
+inline passed_operators process_operators{};
 
 inline std::atomic<hooks_role> heap_role{hooks_role::undecided};
 // Plain blocks handed out while undecided; their frees are expected to come back header-less.
@@ -67,7 +83,9 @@ inline hooks_role role_of_code_at([[maybe_unused]] const void* code) noexcept {
 #endif
 }
 
-MEMLENS_NOINLINE inline void* plain_allocate(std::size_t size, std::size_t alignment) noexcept {
+// `aligned`: the call came through an align_val_t form of operator new.
+MEMLENS_NOINLINE inline void* plain_allocate(std::size_t size, std::size_t alignment, new_form form,
+                                             bool aligned) noexcept {
     hooks_role role = heap_role.load(std::memory_order_acquire);
     if (role == hooks_role::undecided) {
         // The return address lies in the operator new that called, in this copy's object.
@@ -78,15 +96,25 @@ MEMLENS_NOINLINE inline void* plain_allocate(std::size_t size, std::size_t align
         }
         undecided_blocks.fetch_add(1, relaxed);
     }
+    const auto k = static_cast<std::size_t>(form);
+    if (role == hooks_role::bystander) {
+        if (aligned && process_operators.allocate_aligned[k]) {
+            return process_operators.allocate_aligned[k](size, std::align_val_t(alignment), std::nothrow);
+        }
+        if (!aligned && process_operators.allocate[k]) {
+            return process_operators.allocate[k](size, std::nothrow);
+        }
+    }
     void* p = nullptr;
     if (alignment <= alignof(std::max_align_t)) return std::malloc(size ? size : 1);
     return ::posix_memalign(&p, alignment, size ? size : 1) == 0 ? p : nullptr;
 }
 
 // Null when the system is out of memory; the operators decide whether that throws.
-MEMLENS_ALWAYS_INLINE void* heap_allocate(std::size_t size, std::size_t alignment) noexcept {
+MEMLENS_ALWAYS_INLINE void* heap_allocate(std::size_t size, std::size_t alignment,
+                                          new_form form = new_form::single, bool aligned = false) noexcept {
     if (MEMLENS_UNLIKELY(heap_role.load(relaxed) != hooks_role::process)) {
-        if (void* p = plain_allocate(size, alignment)) return p;
+        if (void* p = plain_allocate(size, alignment, form, aligned)) return p;
         if (heap_role.load(relaxed) != hooks_role::process) return nullptr;
     }
     const std::size_t offset = alignment <= sizeof(heap_header) ? sizeof(heap_header) : alignment;
@@ -129,10 +157,24 @@ inline std::atomic<std::uint64_t> foreign_frees{0};
 // thread cache overwrites that word with a key of its own, and then only a guess is left.
 constexpr std::uint32_t heap_freed_tag = 0x46524545u;
 
-MEMLENS_COLD inline void free_foreign(void* p, bool had_place_for_header) noexcept {
+// A bystander's delete: back to the process's operator of the same form.
+inline void pass_release(void* p, new_form form, std::size_t alignment) noexcept {
+    const auto k = static_cast<std::size_t>(form);
+    if (alignment != 0 && process_operators.release_aligned[k]) {
+        process_operators.release_aligned[k](p, std::align_val_t(alignment));
+    } else if (alignment == 0 && process_operators.release[k]) {
+        process_operators.release[k](p);
+    } else {
+        std::free(p);
+    }
+}
+
+// `alignment`: what an align_val_t form of operator delete was given, 0 for the other forms.
+MEMLENS_COLD inline void free_foreign(void* p, bool had_place_for_header, new_form form,
+                                      std::size_t alignment) noexcept {
     // A bystander's blocks and those handed out before the role was known have no header.
     if (heap_role.load(relaxed) != hooks_role::process) {
-        std::free(p);
+        pass_release(p, form, alignment);
         return;
     }
     std::uint64_t early = undecided_blocks.load(relaxed);
@@ -160,11 +202,12 @@ MEMLENS_COLD inline void free_twice() noexcept {
                  "not freed again");
 }
 
-MEMLENS_ALWAYS_INLINE void heap_free(void* p) noexcept {
+MEMLENS_ALWAYS_INLINE void heap_free(void* p, new_form form = new_form::single,
+                                    std::size_t alignment = 0) noexcept {
     if (!p) return;
     // Every block the hooks return is 16-byte aligned; anything else is not ours to read.
     if (MEMLENS_UNLIKELY(reinterpret_cast<std::uintptr_t>(p) % sizeof(heap_header) != 0)) {
-        free_foreign(p, false);
+        free_foreign(p, false, form, alignment);
         return;
     }
     const heap_header h = read_header(p);
@@ -173,7 +216,7 @@ MEMLENS_ALWAYS_INLINE void heap_free(void* p) noexcept {
         if (h.tag == heap_freed_tag) {
             free_twice();
         } else {
-            free_foreign(p, true);
+            free_foreign(p, true, form, alignment);
         }
         return;
     }
