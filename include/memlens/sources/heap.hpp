@@ -205,6 +205,12 @@ MEMLENS_COLD inline void free_twice() noexcept {
 MEMLENS_ALWAYS_INLINE void heap_free(void* p, new_form form = new_form::single,
                                     std::size_t alignment = 0) noexcept {
     if (!p) return;
+    // A bystander's blocks are the process's: nothing to read before them (under TSan the
+    // bytes there may not even be mapped).
+    if (MEMLENS_UNLIKELY(heap_role.load(relaxed) == hooks_role::bystander)) {
+        pass_release(p, form, alignment);
+        return;
+    }
     // Every block the hooks return is 16-byte aligned; anything else is not ours to read.
     if (MEMLENS_UNLIKELY(reinterpret_cast<std::uintptr_t>(p) % sizeof(heap_header) != 0)) {
         free_foreign(p, false, form, alignment);
