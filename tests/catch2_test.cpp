@@ -53,7 +53,7 @@ TEST_CASE("a failing check_no_leaks lists the leaking site and its stack", "[che
         checks_test_leaky_helper(kept);
     });
     CHECK_FALSE(leak.passed);
-    CHECK(leak.message.find("1 allocation still alive, 700 bytes, from 1 site") != std::string::npos);
+    CHECK(leak.message.find("1 allocation still alive, 700 bytes, from 1 stack") != std::string::npos);
     CHECK(leak.message.find("checks_test_leaky_helper") != std::string::npos);
 }
 

@@ -1,6 +1,5 @@
 // A test program that forgot <memlens/hooks.hpp>: nothing counts its heap, so its heap checks
 // must fail and say how to install the hooks, rather than pass on code that leaks.
-#define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 
 #include <memlens/sources/record.hpp>

@@ -35,6 +35,7 @@
 
 #include "../core/state.hpp"
 #include "../detail/index.hpp"
+#include "../detail/names.hpp"
 #include "../detail/rank.hpp"
 #include "../model/frames.hpp"
 
@@ -44,8 +45,9 @@ MEMLENS_NAMESPACE_BEGIN
 
 /// How much symbolize() resolves.
 struct symbolize_options {
-    /// Also ask an external symbolizer for file:line: $MEMLENS_SYMBOLIZER when set (empty
-    /// turns it off), else llvm-symbolizer (or llvm-symbolizer-N) on PATH, else addr2line.
+    /// Also ask an external symbolizer for file:line and the calls inlined at each address:
+    /// $MEMLENS_SYMBOLIZER when set (empty turns it off), else llvm-symbolizer (or
+    /// llvm-symbolizer-N) on PATH, else addr2line. Both read the module's DWARF.
     bool file_lines = true;
     /// How long one symbolizer child may run before it is killed and its frames get no file:line.
     unsigned timeout_ms = 10000;
@@ -53,10 +55,12 @@ struct symbolize_options {
 
 /// Resolves return addresses (innermost first, as captured), each looked up at address - 1 so
 /// that it names the call. Function names come from each module's own .symtab and .dynsym,
-/// static and hidden functions included; file:line from one symbolizer child per module per
-/// call, for addresses not seen before. Results are cached for the life of the process in
-/// memory that memlens does not count. Thread safe; never throws for bad addresses (only
-/// std::bad_alloc); slow on first sight of a module or address, never on an allocation path.
+/// static and hidden functions included, compiler clones (".cold", ".isra") folded into their
+/// function; file:line and inlined calls (frame_info::inlined) from one symbolizer child per
+/// module per call, for addresses not seen before, with paths normalized. Results are cached
+/// for the life of the process in memory that memlens does not count. Thread safe; never throws
+/// for bad addresses (only std::bad_alloc); slow on first sight of a module or address, never
+/// on an allocation path.
 inline std::vector<frame_info> symbolize(const std::vector<std::uintptr_t>& return_addresses,
                                          const symbolize_options& options = {});
 
@@ -250,19 +254,21 @@ inline symbol_table read_elf_file(const char* path) {
     return table;
 }
 
+// The readable name of a symbol, with a compiler's clone folded into its function.
 inline std::string demangle(const char* name) {
-    if (name[0] != '_' || name[1] != 'Z') return name;
+    if (name[0] != '_' || name[1] != 'Z') return without_clone_suffix(name);
     int status = 0;
     char* readable = abi::__cxa_demangle(name, nullptr, nullptr, &status);
     std::string out = status == 0 && readable ? readable : name;
     std::free(readable);
-    return out;
+    return without_clone_suffix(std::move(out));
 }
 
 struct cached_frame {
     std::string function;
     std::string file;
     unsigned line = 0;
+    std::vector<frame_info> inlined;  // function, file and line of each, innermost first
     bool lines_asked = false;  // a symbolizer ran for it, whatever it answered
 };
 
@@ -571,14 +577,23 @@ inline std::string run_child(const std::vector<std::string>& args, unsigned time
     return out;
 }
 
-struct line_answer {
-    std::uintptr_t pc = 0;
+// One place in the source: a function and the file:line in it.
+struct source_place {
+    std::string function;
     std::string file;
     unsigned line = 0;
 };
 
-// Reads "0x<pc>\n<file>:<line>[ (discriminator n)]\n" records, which both addr2line -a and
-// llvm-symbolizer --output-style=GNU -a print.
+// What the symbolizer said about one address: the calls at it, innermost (inlined) first, the
+// function whose code it is last.
+struct line_answer {
+    std::uintptr_t pc = 0;
+    std::vector<source_place> calls;
+};
+
+// Reads "0x<pc>\n" then "<function>\n<file>:<line>[ (discriminator n)]\n" per call, innermost
+// first, as both addr2line -a -f -i and llvm-symbolizer --output-style=GNU -a -f -i print. "??"
+// stands for what it does not know.
 inline std::vector<line_answer> parse_line_answers(const std::string& text) {
     std::vector<line_answer> out;
     bool expect_location = false;
@@ -587,22 +602,27 @@ inline std::vector<line_answer> parse_line_answers(const std::string& text) {
         if (end == std::string::npos) end = text.size();
         std::string row = text.substr(from, end - from);
         from = end + 1;
-        if (row.compare(0, 2, "0x") == 0) {
+        if (!expect_location && row.compare(0, 2, "0x") == 0) {
             const unsigned long long pc = std::strtoull(row.c_str() + 2, nullptr, 16);
-            out.push_back({static_cast<std::uintptr_t>(pc), {}, 0});
+            out.push_back({static_cast<std::uintptr_t>(pc), {}});
+            continue;
+        }
+        if (out.empty()) continue;
+        std::vector<source_place>& calls = out.back().calls;
+        if (!expect_location) {
+            calls.push_back({row == "??" ? std::string() : without_clone_suffix(std::move(row)), {}, 0});
             expect_location = true;
             continue;
         }
-        if (!expect_location) continue;
         expect_location = false;
         const std::size_t note = row.find(" (");
         if (note != std::string::npos) row.resize(note);
         const std::size_t colon = row.rfind(':');
         if (colon == std::string::npos) continue;
-        std::string file = row.substr(0, colon);
+        const std::string file = row.substr(0, colon);
         if (file.empty() || file == "??") continue;
-        out.back().file = std::move(file);
-        out.back().line = static_cast<unsigned>(std::strtoul(row.c_str() + colon + 1, nullptr, 10));
+        calls.back().file = normalized_path(file);
+        calls.back().line = static_cast<unsigned>(std::strtoul(row.c_str() + colon + 1, nullptr, 10));
     }
     return out;
 }
@@ -615,17 +635,31 @@ inline std::vector<line_answer> ask_symbolizer(const std::string& tool, const st
                       std::string::npos;
     std::vector<std::string> args{tool};
     if (llvm) {
-        args.insert(args.end(), {"--obj=" + object, "--output-style=GNU", "--functions=none",
-                                 "--no-inlines", "-a"});
+        args.insert(args.end(), {"--obj=" + object, "--output-style=GNU", "--functions=linkage",
+                                 "--inlines", "--demangle", "-a"});
     } else {
-        args.insert(args.end(), {"-e", object, "-a"});
+        args.insert(args.end(), {"-e", object, "-a", "-f", "-i", "-C"});
     }
     for (std::uintptr_t pc : pcs) {
         char hex[2 + 2 * sizeof pc + 1];
         std::snprintf(hex, sizeof hex, "0x%" PRIxPTR, pc);
         args.emplace_back(hex);
     }
-    return parse_line_answers(run_child(args, timeout_ms));
+    std::vector<line_answer> answers = parse_line_answers(run_child(args, timeout_ms));
+    if (!llvm) {
+        // addr2line names the innermost inlined call after the function it was inlined into when
+        // the callee has no linkage name (internal linkage): that name is not the callee's.
+        for (line_answer& a : answers) {
+            if (a.calls.size() < 2) continue;
+            const std::string inner = qualified_name(a.calls.front().function);
+            const std::string outer = qualified_name(a.calls.back().function);
+            if (!outer.empty() && inner.size() >= outer.size() &&
+                inner.compare(inner.size() - outer.size(), outer.size(), outer) == 0) {
+                a.calls.front().function.clear();
+            }
+        }
+    }
+    return answers;
 }
 
 }  // namespace detail
@@ -705,9 +739,23 @@ inline std::vector<frame_info> symbolize(const std::vector<std::uintptr_t>& retu
             for (std::uintptr_t pc : requests[k].pcs) m.frame_at(pc + 1).lines_asked = true;
             for (detail::line_answer& a : answers[k]) {
                 const std::uint32_t row = m.frame_rows.find(a.pc + 1);
-                if (row == detail::key_index::none) continue;
-                m.frames[row].file = std::move(a.file);
-                m.frames[row].line = a.line;
+                if (row == detail::key_index::none || a.calls.empty()) continue;
+                detail::cached_frame& c = m.frames[row];
+                // The last call is the function whose code this is: the symbol table names it,
+                // unless the module has none.
+                detail::source_place& own = a.calls.back();
+                if (c.function.empty()) c.function = std::move(own.function);
+                c.file = std::move(own.file);
+                c.line = own.line;
+                a.calls.pop_back();
+                for (detail::source_place& call : a.calls) {
+                    frame_info inlined;
+                    inlined.function = std::move(call.function);
+                    inlined.file = std::move(call.file);
+                    inlined.line = call.line;
+                    inlined.inline_call = true;
+                    c.inlined.push_back(std::move(inlined));
+                }
             }
         }
     }
@@ -722,6 +770,12 @@ inline std::vector<frame_info> symbolize(const std::vector<std::uintptr_t>& retu
         f.function = c.function;
         f.file = c.file;
         f.line = c.line;
+        f.inlined = c.inlined;
+        for (frame_info& call : f.inlined) {
+            call.address = f.address;
+            call.module = f.module;
+            call.offset = f.offset;
+        }
     }
     return out;
 }

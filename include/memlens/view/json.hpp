@@ -2,7 +2,7 @@
 // process can read it without a symbolizer) and a strict reader, for diffs across runs and CI
 // baselines. This comment is the description of the file format; other documents point here.
 //
-// Schema "memlens.snapshot", version 1
+// Schema "memlens.snapshot", version 2
 // ------------------------------------
 // One JSON object (RFC 8259) whose members come in exactly the order below. A reader may rely
 // on the order; this one refuses any other order, any member it does not know, and anything but
@@ -23,7 +23,7 @@
 // element of a table on a line of its own; readers must not rely on white space.
 //
 //   "format"            string: "memlens.snapshot"
-//   "version"           u64: 1
+//   "version"           u64: 2 (version 1 is version 2 without "inlined"; readers take both)
 //   "run"               object: which run the snapshot comes from
 //       "unix_time_ms"    i64: when it was taken, in milliseconds since 1970-01-01 UTC
 //       "pid"             i64: the process id
@@ -76,6 +76,13 @@
 //       line              u32: the line in it; 0 when unknown
 //       module            u64: an index into "modules"
 //       offset            u64: the address minus the module's load address
+//   "inlined"           array of rows [address, function, file, line]: the calls the compiler
+//                       inlined at a symbol's address, innermost first, grouped by address,
+//                       addresses ascending
+//       address           u64: the symbol's address, which this call shares
+//       function          string: the inlined function, demangled; "" when unknown
+//       file              string: the source file of the line it was at
+//       line              u32: that line; 0 when unknown
 //   "stacks"            array of rows [id, [address, ...]], ids ascending
 //       id                u32: the stack's id, above 0
 //       addresses         u64 each: return addresses, innermost frame first, each in "symbols"
@@ -215,6 +222,14 @@ void symbol_members(Visit& v, Frame& f) {
     v.field("offset", f.offset);
 }
 
+template <class Visit, class Frame>
+void inlined_members(Visit& v, Frame& f) {
+    v.field("address", f.address);
+    v.field("function", f.function);
+    v.field("file", f.file);
+    v.field("line", f.line);
+}
+
 template <class Visit, class Stack>
 void stack_members(Visit& v, Stack& entry) {
     v.stack_id("id", entry.first);
@@ -252,7 +267,7 @@ void snapshot_members(Visit& v, Snapshot& s) {
     v.objects("scopes", "a scope", s.scopes, scope_members);
     v.objects("types", "a type", s.types, type_members);
     v.objects("timeline", "a timeline point", s.timeline, point_members);
-    v.symbol_table(s.symbols);  // "modules", then "symbols" of symbol_members rows
+    v.symbol_table(s.symbols);  // "modules", "symbols" of symbol_members, "inlined" of inlined_members
     v.rows("stacks", "a stack", s.stacks, stack_members);
     v.rows("sites", "a site", s.sites, site_members);
     v.rows("allocations", "an allocation", s.allocations, allocation_members);
@@ -271,7 +286,7 @@ public:
         : out_(out), extra_(extra) {}
 
     void format_and_version() {
-        out_ += "{\"format\":\"memlens.snapshot\",\"version\":1";
+        out_ += "{\"format\":\"memlens.snapshot\",\"version\":2";
         scalar_line_ = true;
     }
 
@@ -342,6 +357,19 @@ public:
         for (std::size_t i = 0; i < frames.size(); ++i) {
             out_ += i ? ",\n" : "\n";
             record('[', *frames[i], symbol_members);
+        }
+        out_ += ']';
+        member("inlined", false);
+        out_ += '[';
+        bool first = true;
+        for (const frame_info* f : frames) {
+            for (frame_info call : f->inlined) {
+                out_ += first ? "\n" : ",\n";
+                first = false;
+                // The row names the symbol it belongs to, whatever the call's own copy says.
+                call.address = f->address;
+                record('[', call, inlined_members);
+            }
         }
         out_ += ']';
     }
@@ -440,7 +468,7 @@ inline std::string symbolized_json_text(const snapshot& s) {
     return snapshot_json_text(s, &extra);
 }
 
-// A strict reader of exactly the version 1 schema, walking snapshot_members as the writer does.
+// A strict reader of exactly the version 1 and 2 schemas, walking snapshot_members as the writer does.
 // It never recurses (the schema has a fixed depth), and everything it allocates holds what it
 // has read, so memory is bounded by the input.
 class snapshot_reader {
@@ -468,9 +496,11 @@ public:
         key("version");
         const std::size_t version_at = position();
         const std::uint64_t version = whole("version", std::numeric_limits<std::uint64_t>::max());
-        if (version != 1) {
-            fail_at(version_at, "expected version 1 (the version this reader knows), found " + std::to_string(version));
+        if (version != 1 && version != 2) {
+            fail_at(version_at, "expected version 1 or 2 (the versions this reader knows), found " +
+                                    std::to_string(version));
         }
+        version_ = static_cast<unsigned>(version);
     }
 
     template <class T>
@@ -608,6 +638,26 @@ public:
             const std::uintptr_t address = f.address;
             symbols.emplace(address, std::move(f));
         }
+        // Version 1 files, written before inlined calls were kept, have no "inlined".
+        if (version_ < 2) return;
+        member("inlined");
+        open_list("inlined");
+        std::uintptr_t previous = 0;
+        for (bool first = true; more("inlined", first); first = false) {
+            frame_info call;
+            const std::size_t row_at = position();
+            record("an inlined call", false, '[', call, inlined_members);
+            const auto outer = symbols.find(call.address);
+            if (outer == symbols.end() || call.address < previous) {
+                fail_at(skip_space(row_at + 1), "expected the address of a symbol, in ascending order, for an "
+                                                "inlined call; found " + std::to_string(call.address));
+            }
+            previous = call.address;
+            call.module = outer->second.module;
+            call.offset = outer->second.offset;
+            call.inline_call = true;
+            outer->second.inlined.push_back(std::move(call));
+        }
     }
 
 private:
@@ -674,7 +724,7 @@ private:
         const std::size_t n = std::strlen(name);
         if (text_.size() - at_ < n + 2 || text_[at_] != '"' || text_.compare(at_ + 1, n, name) != 0 ||
             text_[at_ + 1 + n] != '"') {
-            fail(std::string("member \"") + name + "\" (members come in the order of the version 1 schema)");
+            fail(std::string("member \"") + name + "\" (members come in the order of the schema)");
         }
         at_ += n + 2;
         expect(':', "':' after a member name");
@@ -959,6 +1009,7 @@ private:
     bool row_ = false;    // an array row, whose fields have no keys
     bool first_ = false;  // no member or field of it read yet
     std::size_t fields_ = 0;
+    unsigned version_ = 1;  // of the file being read
     std::vector<std::string> modules_;
     // Both ascending, as the writer puts them: lookups by binary search, far cheaper than the
     // snapshot's own map for a million allocations.
@@ -968,7 +1019,7 @@ private:
 
 }  // namespace detail
 
-/// The JSON text of `s` in the "memlens.snapshot" version 1 schema (see the top of this
+/// The JSON text of `s` in the "memlens.snapshot" version 2 schema (see the top of this
 /// header). Symbolizes `s` first (a copy: pass an rvalue to avoid it), so that the text carries
 /// every frame's function, file:line and module and any process can read it. Allocates the
 /// text, about 50 bytes per live allocation.
@@ -989,7 +1040,7 @@ inline void write_json(const snapshot& s, const std::string& path) {
 }
 
 /// The snapshot that `text` holds. Throws json_error, naming the line, column and byte offset
-/// and what was expected there, for anything but a complete "memlens.snapshot" version 1
+/// and what was expected there, for anything but a complete "memlens.snapshot" version 1 or 2
 /// document (truncated, corrupt, another format or version, numbers out of range, frames
 /// missing from "symbols"). Never recurses; memory is bounded by the size of `text`.
 inline snapshot from_json(std::string_view text) {

@@ -20,6 +20,7 @@
 #include "../core/state.hpp"
 #include "../detail/format.hpp"
 #include "../detail/index.hpp"
+#include "../detail/names.hpp"
 #include "../detail/rank.hpp"
 #include "../model/snapshot.hpp"
 #include "../observe/sites.hpp"
@@ -110,8 +111,9 @@ struct leak_report {
     /// Each stack and domain, largest bytes first.
     std::vector<leak_site> sites;
 
-    /// Text for people: totals, then the `top` largest sites with up to `depth` frames each.
-    std::string describe(std::size_t top = 10, std::size_t depth = 12) const;
+    /// Text for people: totals, then the `top` largest sites with up to `depth` frames each,
+    /// their functions named briefly unless `names` asks for them whole.
+    std::string describe(std::size_t top = 10, std::size_t depth = 12, name_form names = name_form::brief) const;
 };
 
 /// A site with short-lived allocations.
@@ -127,57 +129,6 @@ struct temporary_site {
 
 namespace detail {
 
-inline bool starts_with(const std::string& s, const char* prefix) {
-    return s.compare(0, std::strlen(prefix), prefix) == 0;
-}
-
-// "void ns::f<int>(int) const" -> "ns::f<int>": the qualified name without return type or
-// parameters. Template arguments, lambdas ("{lambda(int)#1}") and "(anonymous namespace)" are
-// parts of the name, as are an operator's symbols ("operator()", "operator<<", "operator new").
-inline std::string qualified_name(const std::string& function) {
-    static constexpr char anonymous[] = "(anonymous namespace)";
-    const std::size_t size = function.size();
-    auto word_boundary = [&](std::size_t i) {
-        return i == 0 || !(std::isalnum(static_cast<unsigned char>(function[i - 1])) || function[i - 1] == '_');
-    };
-    int depth = 0;
-    std::size_t start = 0;
-    std::size_t end = size;
-    for (std::size_t i = 0; i < size; ++i) {
-        const char c = function[i];
-        if (function.compare(i, sizeof anonymous - 1, anonymous) == 0) {
-            i += sizeof anonymous - 2;
-        } else if (depth == 0 && function.compare(i, 8, "operator") == 0 && word_boundary(i) &&
-                   i + 8 < size && !std::isalnum(static_cast<unsigned char>(function[i + 8])) &&
-                   function[i + 8] != '_') {
-            std::size_t j = i + 8;
-            if (function.compare(j, 2, "()") == 0 || function.compare(j, 2, "[]") == 0) {
-                j += 2;
-            } else if (function[j] == ' ') {
-                // "operator new", "operator delete[]", "operator bool": the word is the name's.
-                ++j;
-                while (j < size && (std::isalnum(static_cast<unsigned char>(function[j])) || function[j] == '_')) ++j;
-                if (function.compare(j, 2, "[]") == 0) j += 2;
-            } else {
-                while (j < size && std::strchr("<>=!+-*/%^&|~,", function[j]) && function[j] != '\0') ++j;
-                // "operator<< <char>": the template arguments follow a space.
-                if (function.compare(j, 2, " <") == 0) ++j;
-            }
-            i = j - 1;
-        } else if (c == '<' || c == '{' || (c == '(' && depth > 0)) {
-            ++depth;
-        } else if (c == '>' || c == '}' || (c == ')' && depth > 0)) {
-            --depth;
-        } else if (depth == 0 && c == '(' && i > 0) {
-            end = i;
-            break;
-        } else if (depth == 0 && c == ' ') {
-            start = i + 1;
-        }
-    }
-    return function.substr(start, end - start);
-}
-
 // Frames that are memlens or the allocation function itself: never where an allocation came from.
 inline bool memlens_frame(const frame_info& f) {
     const std::string name = qualified_name(f.function);
@@ -185,10 +136,10 @@ inline bool memlens_frame(const frame_info& f) {
            starts_with(f.function, "operator new");
 }
 
-inline bool library_frame(const frame_info& f) {
-    const std::string name = qualified_name(f.function);
-    return starts_with(name, "std::") || starts_with(name, "__gnu_cxx::") ||
-           starts_with(name, "__cxx");
+// Code of the C or C++ runtime, or of a system header inlined into the program: never the line
+// that asked for memory, although it made the call.
+inline bool runtime_frame(const frame_info& f) {
+    return runtime_function(qualified_name(f.function)) || system_file(f.file) || runtime_module(f.module);
 }
 
 // Every frame address of a snapshot's stacks that its symbol table lacks, sorted and unique.
@@ -242,9 +193,10 @@ struct frame_range {
 };
 
 // A snapshot's stacks resolved once: each frame from the snapshot's symbol table, the rest from
-// the symbolizer in one batch (so that it sees each module's addresses together), memlens's own
-// frames cut from the top. Frames are held as pointers: for 100,000 stacks, copying them costs
-// seconds where pointers cost milliseconds.
+// the symbolizer in one batch (so that it sees each module's addresses together), the calls
+// inlined at each address as frames of their own before it, memlens's own frames cut from the
+// top. Frames are held as pointers: for 100,000 stacks, copying them costs seconds where
+// pointers cost milliseconds.
 class resolved_stacks {
 public:
     explicit resolved_stacks(const snapshot& s) : symbols_(s.symbols) {
@@ -256,11 +208,15 @@ public:
         ends_.reserve(s.stacks.size());
         for (const auto& entry : s.stacks) {
             bool top = true;
-            for (const std::uintptr_t a : entry.second) {
-                const frame_info& f = find(a);
-                if (top && memlens_frame(f)) continue;
+            const auto add = [&](const frame_info& f) {
+                if (top && memlens_frame(f)) return;
                 top = false;
                 frames_.push_back(&f);
+            };
+            for (const std::uintptr_t a : entry.second) {
+                const frame_info& f = find(a);
+                for (const frame_info& call : f.inlined) add(call);
+                add(f);
             }
             stacks_.insert(entry.first);
             ends_.push_back(frames_.size());
@@ -276,11 +232,12 @@ public:
         return {frames_.data() + (row == 0 ? 0 : ends_[row - 1]), frames_.data() + ends_[row]};
     }
 
-    // The first frame outside the standard library, else the first frame at all.
+    // The stack's site: its first frame, inlined calls included, that is neither memlens nor
+    // the runtime nor a system header; else its first frame at all.
     const frame_info* site(std::uint32_t stack) const noexcept {
         const frame_range range = frames(stack);
         for (const frame_info& f : range) {
-            if (!library_frame(f)) return &f;
+            if (!memlens_frame(f) && !runtime_frame(f)) return &f;
         }
         return range.empty() ? nullptr : &range.front();
     }
@@ -594,13 +551,13 @@ leak_report find_leaks(F&& block, scope_kind kind = scope_kind::thread) {
     return leaks(check);
 }
 
-inline std::string leak_report::describe(std::size_t top, std::size_t depth) const {
+inline std::string leak_report::describe(std::size_t top, std::size_t depth, name_form names) const {
     using namespace detail;
     const char* approx = estimated ? "about " : "";
     std::string out;
     append_all(out, {"memlens: ", approx, digits(count), count == 1 ? " allocation" : " allocations",
                      " still alive, ", approx, described(bytes), ", from ", digits(sites.size()),
-                     sites.size() == 1 ? " site" : " sites",
+                     sites.size() == 1 ? " stack" : " stacks",
                      estimated ? " (estimates from sampling)\n" : "\n"});
     const std::size_t shown = std::min(top, sites.size());
     for (std::size_t i = 0; i < shown; ++i) {
@@ -609,14 +566,14 @@ inline std::string leak_report::describe(std::size_t top, std::size_t depth) con
                          s.count == 1 ? " allocation, " : " allocations, ", described(s.bytes), " in \"",
                          s.domain, s.traceback.empty() ? "\", no stack recorded\n" : "\", from:\n"});
         for (std::size_t f = 0; f < s.traceback.size() && f < depth; ++f) {
-            append_all(out, {"    #", number(f), " ", s.traceback[f].describe(), "\n"});
+            append_all(out, {"    #", number(f), " ", s.traceback[f].describe(names), "\n"});
         }
         if (s.traceback.size() > depth) {
             const std::uint64_t more = s.traceback.size() - depth;
             append_all(out, {"    ... ", number(more), plural(more, " more frame\n", " more frames\n")});
         }
     }
-    if (shown < sites.size()) append_all(out, {"  ... and ", digits(sites.size() - shown), " more sites\n"});
+    if (shown < sites.size()) append_all(out, {"  ... and ", digits(sites.size() - shown), " more stacks\n"});
     return out;
 }
 
