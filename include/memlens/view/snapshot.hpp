@@ -111,7 +111,7 @@ struct leak_report {
     /// Each stack and domain, largest bytes first.
     std::vector<leak_site> sites;
 
-    /// Text for people: totals, then the `top` largest sites with up to `depth` frames each,
+    /// Text for people: totals, then the `top` largest stacks with up to `depth` frames each,
     /// their functions named briefly unless `names` asks for them whole.
     std::string describe(std::size_t top = 10, std::size_t depth = 12, name_form names = name_form::brief) const;
 };
