@@ -1,6 +1,8 @@
 // bench/sites_bench.cpp: what recording allocation sites costs. Sites mode (every allocation
 // with a 16-frame stack in the live table) against the same pair in a program without memlens,
-// and sampled mode against counters mode, on single pairs and on a container workload.
+// and sampled mode against counters mode, on single pairs and on a container workload; and on a
+// JSON-like parse, whose strings grow inside libstdc++ (no frame pointers there), the hybrid
+// stack walk against the frame-pointer walk.
 #include <memlens/hooks.hpp>
 
 #include <memlens/observe/sites.hpp>
@@ -21,14 +23,18 @@ namespace {
 constexpr int call_depth = 20;
 constexpr std::size_t pair_size = 64;
 
-void set_mode(memlens::tracking_mode mode) {
+void set_mode(memlens::tracking_mode mode, memlens::stack_method method = memlens::stack_method::hybrid) {
     memlens::tracking_config c;
     c.mode = mode;
+    c.method = method;
     c.stack_depth = 16;
     if (!memlens::configure(c)) std::abort();
 }
 
 void sites_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::sites); }
+void sites_mode_frame_pointers(const benchmark::State&) {
+    set_mode(memlens::tracking_mode::sites, memlens::stack_method::frame_pointers);
+}
 void sampled_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::sampled); }
 void counters_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::counters); }
 
@@ -71,6 +77,77 @@ void map_workload(benchmark::State& state) {
         benchmark::Counter(512, benchmark::Counter::kAvgThreads);
 }
 
+// A JSON-like document of 200 records, each with a name, a text and a list of tags longer than
+// std::string's inline buffer.
+const std::string& json_text() {
+    static const std::string text = [] {
+        std::string t = "[";
+        for (int i = 0; i < 200; ++i) {
+            t += "{\"name\":\"record number " + std::to_string(i) + " of the document\",";
+            t += "\"text\":\"" + std::string(40 + i % 50, 'a' + i % 26) + "\",";
+            t += "\"tags\":[\"first tag of the record\",\"second tag of the record\",\"third one\"]},";
+        }
+        t.back() = ']';
+        return t;
+    }();
+    return text;
+}
+
+using json_record = std::map<std::string, std::vector<std::string>>;
+
+// Reads every string of the document character by character, as a tokenizer does: each string
+// grows in libstdc++'s out-of-line code, and each record is a map of vectors.
+__attribute__((noinline)) std::vector<json_record> parse_json_like(const std::string& text) {
+    std::vector<json_record> records;
+    std::string key, token;
+    bool in_string = false, have_key = false;
+    int depth = 0;  // 1 in the list of records, 2 in a record, 3 in a list of tags
+    for (char c : text) {
+        if (in_string) {
+            if (c != '"') {
+                token.push_back(c);
+                continue;
+            }
+            in_string = false;
+            if (depth == 2 && !have_key) {
+                key = token;
+                have_key = true;
+            } else {
+                records.back()[key].push_back(token);
+                have_key = depth == 3;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            token.clear();
+            token.shrink_to_fit();
+        } else if (c == '{') {
+            records.emplace_back();
+            ++depth;
+        } else if (c == '[') {
+            ++depth;
+        } else if (c == '}' || c == ']') {
+            --depth;
+            have_key = false;
+        }
+    }
+    return records;
+}
+
+void json_workload(benchmark::State& state) {
+    const std::string& text = json_text();
+    std::size_t allocations = 0;
+    {
+        const memlens::memory_stats before = memlens::stats();
+        benchmark::DoNotOptimize(parse_json_like(text));
+        allocations = memlens::stats().allocs - before.allocs;
+    }
+    for (auto _ : state) benchmark::DoNotOptimize(parse_json_like(text));
+    state.counters[memlens_bench::pairs_counter] =
+        benchmark::Counter(static_cast<double>(allocations), benchmark::Counter::kAvgThreads);
+}
+
 // What the live table costs per live allocation, as it grows through 100k to 1M blocks: the
 // table is kept between 75% and 90% full, so the figure moves with the fill.
 void BM_live_table_bytes(benchmark::State& state) {
@@ -103,6 +180,9 @@ void BM_sampled_new_delete(benchmark::State& state) { at_depth(call_depth, state
 void BM_counters_map(benchmark::State& state) { at_depth(call_depth, state, map_workload); }
 void BM_sampled_map(benchmark::State& state) { at_depth(call_depth, state, map_workload); }
 void BM_sites_map(benchmark::State& state) { at_depth(call_depth, state, map_workload); }
+void BM_counters_json(benchmark::State& state) { at_depth(call_depth, state, json_workload); }
+void BM_sites_json_frame_pointers(benchmark::State& state) { at_depth(call_depth, state, json_workload); }
+void BM_sites_json_hybrid(benchmark::State& state) { at_depth(call_depth, state, json_workload); }
 
 }  // namespace
 
@@ -113,6 +193,9 @@ BENCHMARK(BM_sampled_new_delete)->Setup(sampled_mode)->Teardown(counters_mode)->
 BENCHMARK(BM_counters_map)->Setup(counters_mode)->UseRealTime();
 BENCHMARK(BM_sampled_map)->Setup(sampled_mode)->Teardown(counters_mode)->UseRealTime();
 BENCHMARK(BM_sites_map)->Setup(sites_mode)->Teardown(counters_mode)->UseRealTime();
+BENCHMARK(BM_counters_json)->Setup(counters_mode)->UseRealTime();
+BENCHMARK(BM_sites_json_frame_pointers)->Setup(sites_mode_frame_pointers)->Teardown(counters_mode)->UseRealTime();
+BENCHMARK(BM_sites_json_hybrid)->Setup(sites_mode)->Teardown(counters_mode)->UseRealTime();
 // Once: the table keeps its size after its live blocks are freed, so a second run would start full.
 BENCHMARK(BM_live_table_bytes)->Setup(sites_mode)->Teardown(counters_mode)->Iterations(1)->Repetitions(1)->Unit(benchmark::kMillisecond);
 
@@ -122,5 +205,8 @@ int main(int argc, char** argv) {
                                {"BM_sites_new_delete", "BM_untracked_malloc_free"},
                                {"BM_sampled_new_delete", "BM_counters_new_delete"},
                                {"BM_sampled_map", "BM_counters_map"},
-                               {"BM_sites_map", "BM_counters_map"}});
+                               {"BM_sites_map", "BM_counters_map"},
+                               {"BM_sites_json_frame_pointers", "BM_counters_json"},
+                               // The hybrid walk's cost over the frame-pointer walk it replaced.
+                               {"BM_sites_json_hybrid", "BM_sites_json_frame_pointers"}});
 }
