@@ -176,15 +176,15 @@ TEST_CASE("the site table sorts by own bytes, total bytes or count", "[text]") {
     o.order = memlens::site_order::total_bytes;
     CHECK(memlens::format_site_table(s, o) ==
           "Live allocations by function, by total bytes: 8 allocations, 7.1 KiB; 8 of 8 functions shown\n"
-          "      own  share    total  share  allocations  function                                         where\n"
-          "      0 B   0.0%  7.1 KiB  99.8%            0  main                                             app/main.cpp:40\n"
-          "      0 B   0.0%  7.1 KiB  99.7%            0  run                                              app/main.cpp:30\n"
-          "  4.0 KiB  56.0%  6.9 KiB  96.9%            1  load_index                                       app/index.cpp\n"
-          "      0 B   0.0%  4.0 KiB  56.0%            0  std::vector<int, std::allocator<int> >::reserve  bits/vector.tcc:72\n"
-          "  2.9 KiB  41.0%  2.9 KiB  41.0%            3  parse_line                                       app/parse.cpp:8\n"
+          "      own  share    total  share  allocations  function                where\n"
+          "      0 B   0.0%  7.1 KiB  99.8%            0  main                    app/main.cpp:40\n"
+          "      0 B   0.0%  7.1 KiB  99.7%            0  run                     app/main.cpp:30\n"
+          "  4.0 KiB  56.0%  6.9 KiB  96.9%            1  load_index              app/index.cpp\n"
+          "      0 B   0.0%  4.0 KiB  56.0%            0  std::vector<>::reserve  bits/vector.tcc:72\n"
+          "  2.9 KiB  41.0%  2.9 KiB  41.0%            3  parse_line              app/parse.cpp:8\n"
           "    200 B   2.7%    200 B   2.7%            2  app+0x700\n"
           "     16 B   0.2%     16 B   0.2%            1  (no stack)\n"
-          "      8 B   0.1%      8 B   0.1%            1  tiny                                             app/main.cpp:50\n");
+          "      8 B   0.1%      8 B   0.1%            1  tiny                    app/main.cpp:50\n");
 
     o.order = memlens::site_order::count;
     CHECK(memlens::format_site_table(s, o) ==
@@ -234,7 +234,7 @@ TEST_CASE("the call tree runs from main down and folds small branches", "[text]"
           "├── 7.1 KiB  99.8%  7 allocations  main\n"
           "│   ├── 7.1 KiB  99.7%  6 allocations  run\n"
           "│   │   ├── 6.9 KiB  96.9%  4 allocations  load_index\n"
-          "│   │   │   ├── 4.0 KiB  56.0%  1 allocation  std::vector<int, std::allocator<int> >::reserve\n"
+          "│   │   │   ├── 4.0 KiB  56.0%  1 allocation  std::vector<>::reserve\n"
           "│   │   │   └── 2.9 KiB  41.0%  3 allocations  parse_line\n"
           "│   │   └── 200 B  2.7%  2 allocations  app+0x700\n"
           "│   └── 1 smaller branch: 8 B  0.1%  1 allocation\n"
@@ -408,4 +408,57 @@ TEST_CASE("function names keep lambdas, anonymous namespaces and operators whole
     CHECK(qualified_name("Foo::operator bool() const") == "Foo::operator bool");
     CHECK(qualified_name("void ns::f<int>(int) const") == "ns::f<int>");
     CHECK(qualified_name("main") == "main");
+}
+
+TEST_CASE("tables and trees name functions briefly, and whole when asked", "[text][names]") {
+    memlens::snapshot s;
+    const memlens::frame_info frames[] = {
+        frame(0x100, "main", "app/main.cpp", 40),
+        frame(0x200, "void fill<int>(std::vector<int, std::allocator<int> >&)", "app/fill.hpp", 7),
+        frame(0x300, "void fill<long>(std::vector<long, std::allocator<long> >&)", "app/fill.hpp", 7),
+    };
+    for (const memlens::frame_info& f : frames) s.symbols.emplace(f.address, f);
+    // An inlined call at 0x200: a frame of its own in every view.
+    memlens::frame_info inlined = frame(0x200, "grow_buffer(unsigned long)", "app/buffer.hpp", 3);
+    inlined.inline_call = true;
+    s.symbols[0x200].inlined.push_back(inlined);
+    s.stacks[1] = {0x200, 0x100};
+    s.stacks[2] = {0x300, 0x100};
+    allocate(s, 1, 100, 1);
+    allocate(s, 2, 50, 2);
+
+    memlens::table_options brief;
+    brief.limit = 0;
+    const std::string table = memlens::format_site_table(s, brief);
+    INFO(table);
+    // Both instantiations on one row, 100 + 2 x 50 bytes under it; the inlined call its own row.
+    CHECK(table.find("fill<>") != std::string::npos);
+    CHECK(table.find("fill<int>") == std::string::npos);
+    CHECK(table.find("grow_buffer") != std::string::npos);
+
+    memlens::table_options full = brief;
+    full.names = memlens::name_form::full;
+    const std::string whole = memlens::format_site_table(s, full);
+    INFO(whole);
+    // fill<int> owns nothing (the call inlined into it is the site) and is left out.
+    CHECK(whole.find("void fill<long>(std::vector<long, std::allocator<long> >&)") != std::string::npos);
+    CHECK(whole.find("grow_buffer(unsigned long)") != std::string::npos);
+    CHECK(whole.find("fill<>") == std::string::npos);
+
+    memlens::tree_options tree;
+    tree.min_share = 0;
+    const std::string lines = memlens::format_tree(s, tree);
+    INFO(lines);
+    CHECK(lines.find("fill<>") != std::string::npos);
+    CHECK(lines.find("grow_buffer") != std::string::npos);
+    tree.names = memlens::name_form::full;
+    CHECK(memlens::format_tree(s, tree).find("fill<long>(std::vector<long") != std::string::npos);
+
+    // The leak report names them briefly too, the inlined call first and marked.
+    const memlens::leak_report leaked = memlens::leaks(s);
+    const std::string report = leaked.describe();
+    INFO(report);
+    CHECK(report.find("#0 grow_buffer at app/buffer.hpp:3 (inlined)") != std::string::npos);
+    CHECK(report.find("#1 fill<> at app/fill.hpp:7") != std::string::npos);
+    CHECK(leaked.describe(10, 12, memlens::name_form::full).find("#1 void fill<int>(std::vector<int") != std::string::npos);
 }

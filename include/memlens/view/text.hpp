@@ -21,6 +21,8 @@ MEMLENS_NAMESPACE_BEGIN
 struct summary_options {
     /// The largest sites listed, by live bytes.
     std::size_t top_sites = 5;
+    /// Functions named briefly ("std::vector<>::push_back") or whole, parameters included.
+    name_form names = name_form::brief;
     /// ANSI bold headings; print_summary() decides this itself.
     bool colour = false;
 };
@@ -45,6 +47,9 @@ struct table_options {
     double min_share = 0;
     /// At most this many rows; 0 for all.
     std::size_t limit = 20;
+    /// Functions named briefly, instantiations of a template on one row, or whole, each
+    /// overload and instantiation on its own.
+    name_form names = name_form::brief;
     /// ANSI bold headings; print_site_table() decides this itself.
     bool colour = false;
 };
@@ -57,6 +62,8 @@ struct tree_options {
     std::size_t max_depth = 32;
     /// "|--" and "`--" instead of box-drawing characters.
     bool ascii = false;
+    /// Functions named briefly, instantiations of a template on one branch, or whole.
+    name_form names = name_form::brief;
     /// ANSI bold headings and dim connectors; print_tree() decides this itself.
     bool colour = false;
 };
@@ -84,10 +91,12 @@ inline bool text_colour_for(std::FILE* f) {
     return ::isatty(::fileno(f)) == 1;
 }
 
-// A frame's function without return type and parameters, which the terminal has no room for:
-// overloads share a row or a branch, as memray's views merge them.
-inline std::string text_frame_name(const frame_info& f) {
-    return f.function.empty() ? f.describe() : qualified_name(f.function);
+// A frame's function without return type, parameters and template arguments, which the terminal
+// has no room for: overloads and instantiations share a row or a branch, as memray's views merge
+// them; or the whole name, when asked.
+inline std::string text_frame_name(const frame_info& f, name_form names) {
+    if (f.function.empty()) return f.describe();
+    return names == name_form::brief ? short_name(f.function) : f.function;
 }
 
 inline std::string text_location(const frame_info& f) {
@@ -225,7 +234,7 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
                 std::string site = st.key;
                 if (!st.traceback.empty()) {
                     const frame_info& f = st.traceback.front();
-                    site = text_frame_name(f);
+                    site = text_frame_name(f, options.names);
                     if (!f.file.empty()) append_all(site, {" at ", text_location(f)});
                 }
                 append_cells(cells, {estimate(st.estimated, compact(st.bytes)),
@@ -308,7 +317,7 @@ inline std::string format_site_table(const snapshot& s, const table_options& opt
         const frame_info* site = resolved.site(w.stack);
         std::vector<std::string> seen;
         for (const frame_info& f : frames) {
-            std::string name = text_frame_name(f);
+            std::string name = text_frame_name(f, options.names);
             text_row& row = row_named(name);
             text_merge_location(row, f);
             if (&f == site) row.own.add(w);
@@ -387,7 +396,7 @@ inline std::string format_tree(const snapshot& s, const tree_options& options = 
             at->weight.add(w);
         }
         for (auto f = frames.rbegin(); f != frames.rend(); ++f) {
-            at = &text_child(*at, text_frame_name(*f));
+            at = &text_child(*at, text_frame_name(*f, options.names));
             at->weight.add(w);
         }
     }
