@@ -89,22 +89,61 @@
     const file = names.file[n], line = names.line[n];
     return file < 0 ? "" : names.files[file] + (line ? ":" + line : "");
   }
-  // The qualified name without return type and parameters, for narrow boxes; computed only for
-  // the names that are drawn.
+  // The qualified name without return type, parameters and template arguments
+  // ("std::vector<>::push_back"), for boxes and tables; the whole name is their title. Computed
+  // only for the names that are drawn.
   const briefs = new Map();
+  // Where an operator's name ends, for `i` at the word "operator": "()", "[]", a symbol run
+  // ("<<"), or a word ("new", "delete[]", "bool").
+  function operatorEnd(text, i) {
+    let j = i + 8;
+    if (text.startsWith("()", j) || text.startsWith("[]", j)) return j + 2;
+    if (text[j] === " ") {
+      ++j;
+      while (j < text.length && /\w/.test(text[j])) ++j;
+      return text.startsWith("[]", j) ? j + 2 : j;
+    }
+    while (j < text.length && "<>=!+-*/%^&|~,".includes(text[j])) ++j;
+    return j;
+  }
+  function isOperator(text, i) {
+    return text.startsWith("operator", i) && (i === 0 || !/\w/.test(text[i - 1])) && !/\w/.test(text[i + 8] || "");
+  }
   function briefName(n) {
     let b = briefs.get(n);
     if (b !== undefined) return b;
     const text = labels[n].split("(anonymous namespace)").join("{anonymous}");
+    // The qualified name: lambdas ("{lambda(int)#1}") and operators are parts of it.
     let depth = 0, start = 0, end = text.length;
     for (let i = 0; i < text.length; ++i) {
       const c = text[i];
-      if (c === "<") ++depth;
-      else if (c === ">") --depth;
+      if (depth === 0 && isOperator(text, i)) {
+        let j = operatorEnd(text, i);
+        if (text.startsWith(" <", j)) ++j;  // "operator<< <char>"
+        i = j - 1;
+      } else if (c === "<" || c === "{" || (c === "(" && depth > 0)) ++depth;
+      else if (c === ">" || c === "}" || (c === ")" && depth > 0)) --depth;
       else if (depth === 0 && c === "(" && i > 0) { end = i; break; }
       else if (depth === 0 && c === " ") start = i + 1;
     }
-    b = start < end ? text.slice(start, end) : text;
+    const name = start < end ? text.slice(start, end) : text;
+    // Then every template argument list collapsed.
+    b = "";
+    depth = 0;
+    for (let i = 0; i < name.length; ++i) {
+      const c = name[i];
+      if (isOperator(name, i)) {
+        const j = operatorEnd(name, i);
+        if (depth === 0) b += name.slice(i, j);
+        i = j - 1;
+      } else if (c === "<") {
+        if (depth++ === 0) b += "<>";
+      } else if (c === ">") {
+        --depth;
+      } else if (depth === 0) {
+        b += c;
+      }
+    }
     briefs.set(n, b);
     return b;
   }

@@ -143,22 +143,61 @@ R"memlens_asset(// tools/html/report.js: the script of memlens's HTML report, in
 )memlens_asset",
 R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + line : "");
   }
-  // The qualified name without return type and parameters, for narrow boxes; computed only for
-  // the names that are drawn.
+  // The qualified name without return type, parameters and template arguments
+  // ("std::vector<>::push_back"), for boxes and tables; the whole name is their title. Computed
+  // only for the names that are drawn.
   const briefs = new Map();
+  // Where an operator's name ends, for `i` at the word "operator": "()", "[]", a symbol run
+  // ("<<"), or a word ("new", "delete[]", "bool").
+  function operatorEnd(text, i) {
+    let j = i + 8;
+    if (text.startsWith("()", j) || text.startsWith("[]", j)) return j + 2;
+    if (text[j] === " ") {
+      ++j;
+      while (j < text.length && /\w/.test(text[j])) ++j;
+      return text.startsWith("[]", j) ? j + 2 : j;
+    }
+    while (j < text.length && "<>=!+-*/%^&|~,".includes(text[j])) ++j;
+    return j;
+  }
+  function isOperator(text, i) {
+    return text.startsWith("operator", i) && (i === 0 || !/\w/.test(text[i - 1])) && !/\w/.test(text[i + 8] || "");
+  }
   function briefName(n) {
     let b = briefs.get(n);
     if (b !== undefined) return b;
     const text = labels[n].split("(anonymous namespace)").join("{anonymous}");
+    // The qualified name: lambdas ("{lambda(int)#1}") and operators are parts of it.
     let depth = 0, start = 0, end = text.length;
     for (let i = 0; i < text.length; ++i) {
       const c = text[i];
-      if (c === "<") ++depth;
-      else if (c === ">") --depth;
+      if (depth === 0 && isOperator(text, i)) {
+        let j = operatorEnd(text, i);
+        if (text.startsWith(" <", j)) ++j;  // "operator<< <char>"
+        i = j - 1;
+      } else if (c === "<" || c === "{" || (c === "(" && depth > 0)) ++depth;
+      else if (c === ">" || c === "}" || (c === ")" && depth > 0)) --depth;
       else if (depth === 0 && c === "(" && i > 0) { end = i; break; }
       else if (depth === 0 && c === " ") start = i + 1;
     }
-    b = start < end ? text.slice(start, end) : text;
+    const name = start < end ? text.slice(start, end) : text;
+    // Then every template argument list collapsed.
+    b = "";
+    depth = 0;
+    for (let i = 0; i < name.length; ++i) {
+      const c = name[i];
+      if (isOperator(name, i)) {
+        const j = operatorEnd(name, i);
+        if (depth === 0) b += name.slice(i, j);
+        i = j - 1;
+      } else if (c === "<") {
+        if (depth++ === 0) b += "<>";
+      } else if (c === ">") {
+        --depth;
+      } else if (depth === 0) {
+        b += c;
+      }
+    }
     briefs.set(n, b);
     return b;
   }
@@ -201,7 +240,8 @@ R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + lin
   // Children as one array with offsets per node.
   const firstChild = new Int32Array(nodes + 1);
   for (let v = 1; v < nodes; ++v) firstChild[parent[v] + 1]++;
-  for (let v = 0; v < nodes; ++v) firstChild[v + 1] += firstChild[v];
+)memlens_asset",
+R"memlens_asset(  for (let v = 0; v < nodes; ++v) firstChild[v + 1] += firstChild[v];
   const children = new Int32Array(Math.max(nodes - 1, 1));
   {
     const fill = firstChild.slice(0, nodes);
@@ -238,8 +278,7 @@ R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + lin
     for (let row = 0; row < path.length - 1; ++row) out.push([path[row], 0, width, row]);
     // Only frames at least half a pixel wide are laid out, largest first: the work follows
     // what is visible, whatever the size of the tree.
-)memlens_asset",
-R"memlens_asset(    const stack = [[zoom, 0, width, path.length - 1]];
+    const stack = [[zoom, 0, width, path.length - 1]];
     const visible = [];
     while (stack.length) {
       const [v, x, w, row] = stack.pop();
@@ -306,7 +345,8 @@ R"memlens_asset(    const stack = [[zoom, 0, width, path.length - 1]];
     const box = $("crumbs");
     box.textContent = "";
     const path = [];
-    for (let v = zoom; v >= 0; v = parent[v]) path.push(v);
+)memlens_asset",
+R"memlens_asset(    for (let v = zoom; v >= 0; v = parent[v]) path.push(v);
     path.reverse();
     path.forEach((v, i) => {
       if (i) box.append(element("span", "\u203a", "sep"));
@@ -358,8 +398,7 @@ R"memlens_asset(    const stack = [[zoom, 0, width, path.length - 1]];
     const v = at(event);
     if (v >= 0) zoomTo(v);
   });
-)memlens_asset",
-R"memlens_asset(  $("reset").addEventListener("click", () => zoomTo(0));
+  $("reset").addEventListener("click", () => zoomTo(0));
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && zoom !== 0) zoomTo(parent[zoom] < 0 ? 0 : parent[zoom]);
   });
@@ -421,7 +460,8 @@ R"memlens_asset(  $("reset").addEventListener("click", () => zoomTo(0));
     }
     for (let i = 0; i <= 4; ++i) {
       const b = top * i / 4, yy = y(b);
-      add("line", { x1: L, x2: W - R, y1: yy, y2: yy, stroke: "#e6e9ef" });
+)memlens_asset",
+R"memlens_asset(      add("line", { x1: L, x2: W - R, y1: yy, y2: yy, stroke: "#e6e9ef" });
       add("text", { x: L - 6, y: yy + 4, "text-anchor": "end" }, bytes(b));
       const t = t0 + (t1 - t0) * i / 4;
       const decimals = Math.min(6, Math.max(0, Math.ceil(-Math.log10((t1 - t0) / 4))));
@@ -448,8 +488,7 @@ R"memlens_asset(  $("reset").addEventListener("click", () => zoomTo(0));
     add("text", { x: L, y: H - 2 }, "\u2014 current (live bytes)");
     add("text", { x: L + 170, y: H - 2, fill: "#e07a2f" }, "- - peak");
     $("timeline").append(svg);
-)memlens_asset",
-R"memlens_asset(  }
+  }
 
   // ---- tables ----
   // The frames are listed when the row is opened, not before: most rows never are.
@@ -507,7 +546,8 @@ R"memlens_asset(  }
             const td = element("td", bytes(v), "n");
             td.title = exactBytes(v);
             tr.append(td);
-          } else if (kind === "count") tr.append(element("td", count(v), "n"));
+)memlens_asset",
+R"memlens_asset(          } else if (kind === "count") tr.append(element("td", count(v), "n"));
           else if (kind === "share") tr.append(element("td", share(v, liveBytes), "n"));
           else if (kind === "signed") {
             const td = element("td", (v > 0 ? "+" : v < 0 ? "\u2212" : "") + bytes(Math.abs(v)), "n");
@@ -542,8 +582,7 @@ R"memlens_asset(  }
   data.sites.slice(), data.site_count);
   table("live", [column("site", "site", "name"), column("domain", "domain", "text"), column("live bytes", "bytes", "bytes"),
     column("allocations", "count", "count"), column("share", "bytes", "share"), column("stack", "frames", "stack")],
-)memlens_asset",
-R"memlens_asset(  data.live_stacks.slice(), data.live_stack_count);
+  data.live_stacks.slice(), data.live_stack_count);
   table("temporaries", [column("site", "site", "name"), column("temporary", "temporaries", "count"),
     column("allocations", "allocs", "count"), column("bytes allocated", "bytes", "bytes"), column("stack", "frames", "stack")],
   data.temporaries.slice(), data.temporary_count);
