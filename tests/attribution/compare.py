@@ -52,7 +52,9 @@ class Leak:
         self.frames = frames
 
     def describe(self, tool):
-        lines = ["  %s: %d bytes in %d allocations, site %s" % (tool, self.bytes, self.count, self.site)]
+        # memlens counts the live allocations of the stack, heaptrack every call it made.
+        counted = "allocations" if tool == "memlens" else "calls"
+        lines = ["  %s: %d bytes leaked by %d %s, site %s" % (tool, self.bytes, self.count, counted, self.site)]
         lines += ["    #%d %s" % (i, f) for i, f in enumerate(self.frames)]
         return "\n".join(lines)
 
@@ -130,8 +132,9 @@ def site_index(frames):
 
 
 def normalized(path):
-    """A source path as memlens prints it: heaptrack joins the compilation directory to a path
-    that is already absolute ("/build//src/a.cpp") and keeps "..": both undone here."""
+    """A source path as memlens prints it, where heaptrack's differs: heaptrack joins the
+    compilation directory to a path that is already absolute ("/build//src/a.cpp") and keeps
+    ".." (Clang, CMake); both are undone here."""
     if not path:
         return path
     if "//" in path:
@@ -140,7 +143,9 @@ def normalized(path):
 
 
 def same_file(a, b):
-    """Equal paths; or, when only one is absolute, the absolute one ends with the other."""
+    """Equal paths; or, when only one is absolute, it ends with the other. heaptrack prints a
+    relative path as the compiler recorded it, without the compilation directory that memlens
+    joins to it ("../src/a.cpp" from meson's build directory): its leading ".." are dropped."""
     a, b = normalized(a), normalized(b)
     if not a or not b:
         return False
@@ -148,6 +153,8 @@ def same_file(a, b):
         return True
     if os.path.isabs(a) != os.path.isabs(b):
         absolute, relative = (a, b) if os.path.isabs(a) else (b, a)
+        while relative.startswith("../"):
+            relative = relative[3:]
         return absolute.endswith("/" + relative)
     return False
 
@@ -190,11 +197,11 @@ INEXACT_HEADER = re.compile(r"^\S+ leaked over \d+ calls from$")
 def read_heaptrack(text):
     """The MEMORY LEAKS section of `heaptrack_print --print-leaks=1 --merge-backtraces=0`.
 
-    Each leak is "<n>B leaked over <k> calls from" (larger sizes in K, M, G, inexact), then one
-    frame per call, innermost first: "  <function or 0xaddress>", "    at <file>:<line>" when
-    known, "    in <module>" on the first frame of each return address only. The frames from one
-    address up to the next "in" are the calls inlined there, innermost first, and the function
-    they were inlined into, last.
+    Each leak is "<n>B leaked over <k> calls from" (larger sizes in K, M, G, inexact; <k> counts
+    every call from the stack, freed or not), then one frame per call, innermost first:
+    "  <function or 0xaddress>", "    at <file>:<line>" when known, "    in <module>" on the
+    first frame of each return address only. The frames from one address up to the next "in"
+    are the calls inlined there, innermost first, and the function they were inlined into, last.
     """
     leaks = []
     section = False
@@ -329,13 +336,14 @@ def main():
     # (i) every leak of memlens's is one of heaptrack's, with the same site; (iii) heaptrack's
     # inlined calls between the allocation and the site are memlens's frames too.
     matched = []
+    inlined_checked = {}
     for mine in ours:
         name = name_of(mine)
-        candidates = [leak for leak in theirs
-                      if leak.count == mine.count and leak.bytes == mine.bytes + HEADER_BYTES * mine.count]
+        expected_bytes = mine.bytes + HEADER_BYTES * mine.count
+        candidates = [leak for leak in theirs if leak.bytes == expected_bytes]
         if not candidates:
-            fail("%s: heaptrack has no leak of %d bytes (with memlens's headers) in %d allocations" %
-                 (name, mine.bytes + HEADER_BYTES * mine.count, mine.count), mine)
+            fail("%s: heaptrack has no leak of %d bytes (memlens's %d and its headers)" %
+                 (name, expected_bytes, mine.bytes), mine)
             continue
         other = next((leak for leak in candidates if same_place(leak.site, mine.site)), candidates[0])
         matched.append(other)
@@ -344,8 +352,10 @@ def main():
                  mine, other)
             continue
         stack = below_memlens(other.frames)
-        for f in stack[:site_index(stack) + 1]:
-            if f.inline and f.file and not any(same_place(g.place(), f.place()) for g in mine.frames):
+        inlined = [f for f in stack[:site_index(stack) + 1] if f.inline and f.file]
+        inlined_checked[id(mine)] = len(inlined)
+        for f in inlined:
+            if not any(same_place(g.place(), f.place()) for g in mine.frames):
                 fail("%s: heaptrack's inlined call %s is not in memlens's stack" % (name, f), mine, other)
 
     # Nothing the program leaked through memlens's operator new from its own lines is missing.
@@ -361,7 +371,8 @@ def main():
         print("\nheaptrack_print said:\n" + heaptrack_text)
         return 1
     for mine in ours:
-        print("%-8s %4d bytes  site %s  agrees with heaptrack" % (name_of(mine), mine.bytes, mine.site))
+        print("%-8s %4d bytes  site %s  agrees with heaptrack (%d inlined calls of its stack checked)" %
+              (name_of(mine), mine.bytes, mine.site, inlined_checked[id(mine)]))
     return 0
 
 
