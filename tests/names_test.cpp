@@ -152,13 +152,19 @@ MEMLENS_TEST_NOINLINE void names_test_grows_vector() {
     memlens_test::keep(names_test_vector->data());
 }
 
-memlens::leak_report leaks_in_sites_mode(void (*block)()) {
+// What `block` left alive, recorded in sites mode.
+memlens::snapshot leaked_in_sites_mode(void (*block)()) {
     memlens::tracking_config c;
     c.mode = memlens::tracking_mode::sites;
     REQUIRE(memlens::configure(c));
-    memlens::leak_report r = memlens::find_leaks(block);
+    memlens::snapshot leaked;
+    {
+        memlens::leak_check check;
+        block();
+        leaked = check.leaked();
+    }
     memlens::configure(memlens::tracking_config{});
-    return r;
+    return leaked;
 }
 
 std::string described(const std::vector<memlens::frame_info>& frames) {
@@ -174,9 +180,10 @@ TEST_CASE("an inlined call is a frame of its own, at its own line", "[names][sit
         WARN("no llvm-symbolizer or addr2line on PATH: inlined calls not checked");
         return;
     }
-    const memlens::leak_report r = leaks_in_sites_mode(&names_test_calls_inlined);
+    const memlens::snapshot leaked = leaked_in_sites_mode(&names_test_calls_inlined);
     delete[] names_test_kept;
     names_test_kept = nullptr;
+    const memlens::leak_report r = memlens::leaks(leaked);
     REQUIRE(r.sites.size() == 1);
     const std::vector<memlens::frame_info>& frames = r.sites[0].traceback;
     INFO(described(frames));
@@ -197,18 +204,6 @@ TEST_CASE("an inlined call is a frame of its own, at its own line", "[names][sit
     CHECK(frames[0].address == frames[1].address);
 
     // The site is the innermost line of the program: the inlined helper's own.
-    memlens::snapshot leaked;
-    {
-        memlens::tracking_config c;
-        c.mode = memlens::tracking_mode::sites;
-        REQUIRE(memlens::configure(c));
-        memlens::leak_check check;
-        names_test_calls_inlined();
-        leaked = check.leaked();
-        memlens::configure(memlens::tracking_config{});
-    }
-    delete[] names_test_kept;
-    names_test_kept = nullptr;
     const std::vector<memlens::statistic> lines = memlens::statistics(leaked, memlens::group_by::line);
     REQUIRE(lines.size() == 1);
     CHECK(lines[0].key.find("names_test.cpp:" + std::to_string(inlined_new_line)) != std::string::npos);
@@ -220,16 +215,7 @@ TEST_CASE("a vector's growth is sited at the line that pushed, whatever was inli
         WARN("no llvm-symbolizer or addr2line on PATH: sites not checked");
         return;
     }
-    memlens::snapshot leaked;
-    {
-        memlens::tracking_config c;
-        c.mode = memlens::tracking_mode::sites;
-        REQUIRE(memlens::configure(c));
-        memlens::leak_check check;
-        names_test_grows_vector();
-        leaked = check.leaked();
-        memlens::configure(memlens::tracking_config{});
-    }
+    memlens::snapshot leaked = leaked_in_sites_mode(&names_test_grows_vector);
     delete names_test_vector;
     names_test_vector = nullptr;
     memlens::symbolize(leaked);
@@ -264,7 +250,7 @@ TEST_CASE("both symbolizers name the same inlined calls", "[names][symbols]") {
         WARN("addr2line and llvm-symbolizer are not both installed: " << tools.size() << " found");
         return;
     }
-    const memlens::leak_report r = leaks_in_sites_mode(&names_test_calls_inlined);
+    const memlens::leak_report r = memlens::leaks(leaked_in_sites_mode(&names_test_calls_inlined));
     delete[] names_test_kept;
     names_test_kept = nullptr;
     REQUIRE(r.sites.size() == 1);
