@@ -194,14 +194,48 @@ LEAK_HEADER = re.compile(r"^(\d+)B leaked over (\d+) calls from$")
 INEXACT_HEADER = re.compile(r"^\S+ leaked over \d+ calls from$")
 
 
+def add_frame_row(frames, row):
+    """Reads one row of a heaptrack stack into `frames`, innermost first: "  <function or
+    0xaddress>" starts a frame, "    at <file>:<line>" when known and "    in <module>" (on the
+    first frame of each return address only) describe the last one. Other rows are ignored."""
+    if row.startswith("    at ") and frames:
+        file, _, line = row[len("    at "):].rpartition(":")
+        frames[-1].file = normalized(file)
+        frames[-1].line = int(line) if line.isdigit() else 0
+    elif row.startswith("    in ") and frames:
+        frames[-1].module = row[len("    in "):]
+    elif row.startswith("  ") and not row.startswith("   "):
+        frames.append(Frame(row.strip(), "", 0, False))
+
+
+def link_frames(frames):
+    """Marks inlined calls and gives every frame its module, once a stack is read: the frames
+    from one "in" line up to the next are the calls inlined at that address, innermost first,
+    and the function they were inlined into, last."""
+    # Outermost first: a frame is an inlined call unless the frame after it starts another
+    # address (or there is none).
+    outer_starts = True
+    for f in reversed(frames):
+        f.inline = not outer_starts
+        outer_starts = f.module != ""
+    module = ""
+    for f in frames:
+        module = f.module or module
+        f.module = module
+
+
+def heaptrack_site(frames):
+    """A heaptrack stack's site as memlens's rule names it, "(no stack)" for none."""
+    stack = below_memlens(frames)
+    at = site_index(stack)
+    return stack[at].place() if at is not None else "(no stack)"
+
+
 def read_heaptrack(text):
     """The MEMORY LEAKS section of `heaptrack_print --print-leaks=1 --merge-backtraces=0`.
 
     Each leak is "<n>B leaked over <k> calls from" (larger sizes in K, M, G, inexact; <k> counts
-    every call from the stack, freed or not), then one frame per call, innermost first:
-    "  <function or 0xaddress>", "    at <file>:<line>" when known, "    in <module>" on the
-    first frame of each return address only. The frames from one address up to the next "in"
-    are the calls inlined there, innermost first, and the function they were inlined into, last.
+    every call from the stack, freed or not), then its frames as add_frame_row reads them.
     """
     leaks = []
     section = False
@@ -222,28 +256,11 @@ def read_heaptrack(text):
             break  # the section has ended
         elif current is None or not row.strip():
             continue
-        elif row.startswith("    at "):
-            file, _, line = row[len("    at "):].rpartition(":")
-            current.frames[-1].file = normalized(file)
-            current.frames[-1].line = int(line) if line.isdigit() else 0
-        elif row.startswith("    in "):
-            current.frames[-1].module = row[len("    in "):]
-        elif row.startswith("  ") and not row.startswith("   "):
-            current.frames.append(Frame(row.strip(), "", 0, False))
+        else:
+            add_frame_row(current.frames, row)
     for leak in leaks:
-        # Outermost first: a frame is an inlined call unless the frame after it starts another
-        # address (or there is none).
-        outer_starts = True
-        for f in reversed(leak.frames):
-            f.inline = not outer_starts
-            outer_starts = f.module != ""
-        module = ""
-        for f in leak.frames:
-            module = f.module or module
-            f.module = module
-        stack = below_memlens(leak.frames)
-        at = site_index(stack)
-        leak.site = stack[at].place() if at is not None else "(no stack)"
+        link_frames(leak.frames)
+        leak.site = heaptrack_site(leak.frames)
     return leaks
 
 
@@ -262,7 +279,9 @@ def environment(mode):
     return env
 
 
-def heaptrack_leaks(heaptrack, heaptrack_print, workload):
+def heaptrack_report(heaptrack, heaptrack_print, workload, sections):
+    """Runs `workload` under heaptrack and returns what heaptrack_print says of it, with the
+    `sections` options (such as "--print-leaks=1") and every stack whole and apart."""
     with tempfile.TemporaryDirectory(prefix="memlens-attribution-") as directory:
         # memlens in off mode: its hooks pass each call straight to malloc, so heaptrack sees the
         # program's own calls, and memlens neither records nor starts a symbolizer, which would
@@ -272,9 +291,13 @@ def heaptrack_leaks(heaptrack, heaptrack_print, workload):
         data = [name for name in os.listdir(directory) if name.startswith("x.")]
         if len(data) != 1:
             sys.exit("heaptrack left %s in its output directory, not one x.* file" % sorted(os.listdir(directory)))
-        text = run([heaptrack_print, "--print-leaks=1", "--print-allocators=0", "--print-peaks=0",
-                    "--print-temporary=0", "--merge-backtraces=0", "--shorten-templates=0",
-                    "-f", os.path.join(directory, data[0])], environment("off"))
+        return run([heaptrack_print] + sections + ["--merge-backtraces=0", "--shorten-templates=0",
+                                                   "-f", os.path.join(directory, data[0])], environment("off"))
+
+
+def heaptrack_leaks(heaptrack, heaptrack_print, workload):
+    text = heaptrack_report(heaptrack, heaptrack_print, workload,
+                            ["--print-leaks=1", "--print-allocators=0", "--print-peaks=0", "--print-temporary=0"])
     return read_heaptrack(text), text
 
 
