@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <memlens/view/exit_report.hpp>
+#include <memlens/view/html.hpp>
 
 #include "support.hpp"
 
@@ -331,4 +332,20 @@ TEST_CASE("a program run with MEMLENS_OUTPUT=*.folded writes the peak's stacks",
     CAPTURE(text);
     CHECK(folded_value(text, "peak_report_site_a") == static_cast<long long>(3 * site_a_size));
     CHECK(folded_value(text, "peak_report_site_b") == b);
+}
+
+TEST_CASE("the HTML report carries one weight column per flamegraph kind over the same stacks", "[peak][html]") {
+    const std::string page = memlens::detail::html_document(hand_built(true), {});
+    CHECK(page.find("\"peak\":{\"kept\":true,\"current\":4064,\"bytes\":4064,\"count\":4}") != std::string::npos);
+    CHECK(page.find("\"weights\":{\"live\":{\"bytes\":[0,64],\"count\":[0,1]},"
+                    "\"peak\":{\"bytes\":[4000,64],\"count\":[3,1]},"
+                    "\"allocated\":{\"bytes\":[5000,64],\"count\":[5,1]},"
+                    "\"temporaries\":{\"count\":[2,0]}}") != std::string::npos);
+    CHECK(page.find("\"peak_stacks\":[{\"site\":\"load() (app+0x0)\",\"bytes\":4000,\"count\":3,") != std::string::npos);
+    CHECK(page.find("\"temporaries\":[{\"site\":\"load() (app+0x0)\",\"temporaries\":2,") != std::string::npos);
+
+    const std::string without = memlens::detail::html_document(hand_built(false), {});
+    CHECK(without.find("\"peak\":{\"kept\":false,\"current\":0,\"bytes\":0,\"count\":0}") != std::string::npos);
+    CHECK(without.find("\"peak\":null,") != std::string::npos);
+    CHECK(without.find("\"peak_stacks\":[],\"peak_stack_count\":0") != std::string::npos);
 }

@@ -33,6 +33,8 @@ ul.advice .figure{font-weight:600}
 .toolbar{display:flex;flex-wrap:wrap;align-items:center;gap:8px;margin:8px 0}
 .toolbar input{font:inherit;padding:3px 8px;border:1px solid var(--line);border-radius:4px;min-width:260px}
 .toolbar button{font:inherit;padding:3px 10px;border:1px solid var(--line);border-radius:4px;background:var(--band);cursor:pointer}
+.toolbar[hidden]{display:none}
+.kinds button[aria-pressed=true]{background:var(--accent);border-color:var(--accent);color:#fff}
 #crumbs a{color:var(--accent);cursor:pointer;text-decoration:none}
 #crumbs a:hover{text-decoration:underline}
 #crumbs .sep{color:var(--muted);margin:0 4px}
@@ -107,6 +109,10 @@ R"memlens_asset(// tools/html/report.js: the script of memlens's HTML report, in
     { figure: "live", value: about + bytes(liveBytes), exact: about + exactBytes(liveBytes),
       what: "in the " + count(data.live.count) + " live allocations recorded" },
   ];
+  if (data.peak.kept) {
+    cards.push({ figure: "at_peak", value: bytes(data.peak.bytes), exact: exactBytes(data.peak.bytes),
+      what: "in the " + count(data.peak.count) + " allocations recorded at the peak" });
+  }
   for (const card of cards) {
     const c = element("div", undefined, "card");
     c.dataset.figure = card.figure;
@@ -134,14 +140,14 @@ R"memlens_asset(// tools/html/report.js: the script of memlens's HTML report, in
   {
     let previous = "";
     for (let i = 0; i < labels.length; ++i) {
-      previous = previous.slice(0, names.shared_prefix[i]) + names.suffix[i];
+)memlens_asset",
+R"memlens_asset(      previous = previous.slice(0, names.shared_prefix[i]) + names.suffix[i];
       labels[i] = previous;
     }
   }
   function place(n) {
     const file = names.file[n], line = names.line[n];
-)memlens_asset",
-R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + line : "");
+    return file < 0 ? "" : names.files[file] + (line ? ":" + line : "");
   }
   // The qualified name without return type and parameters, for narrow boxes; computed only for
   // the names that are drawn.
@@ -163,9 +169,11 @@ R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + lin
     return b;
   }
 
-  // ---- flamegraph: a tree of the live bytes, outermost frame at the top ----
+  // ---- flamegraph: one tree over every stack, outermost frame at the top, weighed by kind ----
   // Stacks come sorted, each as the number of frames it shares with the one before and the new
-  // ones after: the tree grows along one path, with no lookup.
+  // ones after: the tree grows along one path, with no lookup. Each stack ends at a node; a
+  // kind's weights are put on those nodes and summed up the tree, so switching kinds rebuilds
+  // nothing.
   const stacks = data.stacks;
   let capacity = 1, longest = 1;
   for (let s = 0; s < stacks.added.length; ++s) {
@@ -174,6 +182,7 @@ R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + lin
   }
   const parent = new Int32Array(capacity), nameOf = new Int32Array(capacity), depth = new Int32Array(capacity);
   const weight = new Float64Array(capacity), blocks = new Float64Array(capacity);
+  const stackEnd = new Int32Array(stacks.added.length);
   parent[0] = -1;
   nameOf[0] = -1;
   let nodes = 1;
@@ -182,7 +191,7 @@ R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + lin
     const frames = stacks.frames;
     let fresh = 0;  // -1 in the frames is the next name not seen before
     for (let s = 0, i = 0; s < stacks.added.length; ++s) {
-      const b = stacks.bytes[s], c = stacks.count[s], added = stacks.added[s];
+      const added = stacks.added[s];
       let length = stacks.shared[s] + 1;
       for (let k = 0; k < added; ++k) {
         const child = nodes++, up = path[length - 1];
@@ -192,10 +201,38 @@ R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + lin
         path[length++] = child;
       }
       i += added;
-      for (let k = 0; k < length; ++k) {
-        weight[path[k]] += b;
-        blocks[path[k]] += c;
-      }
+      stackEnd[s] = path[length - 1];
+    }
+  }
+  // What each kind shows, in the order of the control. `noun` completes "share of ...".
+  const kinds = [
+    { key: "peak", button: "Peak", title: "Bytes at the peak by call stack", noun: "bytes at the peak",
+      note: "What was alive at the process's highest peak: the copy of the live table kept there" +
+        (data.peak.kept ? " (taken at " + bytes(data.peak.current) + " live, every domain)." : ".") },
+    { key: "live", button: "Leaks (live)", title: "Live bytes by call stack", noun: "live bytes",
+      note: "What is alive in this snapshot: at exit, what leaked." },
+    { key: "allocated", button: "Allocations", title: "Bytes allocated by call stack", noun: "bytes allocated",
+      note: "Every byte allocated at each stack up to the snapshot, freed or not." },
+    { key: "temporaries", button: "Temporaries", title: "Temporary allocations by call stack",
+      noun: "temporary allocations", counts: true,
+      note: "Allocations their own thread freed before making " + count(data.temporary_window) +
+        " more; width is their number (their bytes are not kept)." },
+  ].filter((k) => stacks.weights[k.key]);
+  let kind = kinds[0];
+  const estimatedKind = () => data.estimated && (kind.key === "live" || kind.key === "allocated");
+  function weigh() {
+    const w = stacks.weights[kind.key];
+    weight.fill(0);
+    blocks.fill(0);
+    for (let s = 0; s < stackEnd.length; ++s) {
+)memlens_asset",
+R"memlens_asset(      weight[stackEnd[s]] += w.bytes ? w.bytes[s] : w.count[s];
+      blocks[stackEnd[s]] += w.count[s];
+    }
+    // Children are numbered after their parents: one backward pass sums every subtree.
+    for (let v = nodes - 1; v > 0; --v) {
+      weight[parent[v]] += weight[v];
+      blocks[parent[v]] += blocks[v];
     }
   }
   // Children as one array with offsets per node.
@@ -238,8 +275,7 @@ R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + lin
     for (let row = 0; row < path.length - 1; ++row) out.push([path[row], 0, width, row]);
     // Only frames at least half a pixel wide are laid out, largest first: the work follows
     // what is visible, whatever the size of the tree.
-)memlens_asset",
-R"memlens_asset(    const stack = [[zoom, 0, width, path.length - 1]];
+    const stack = [[zoom, 0, width, path.length - 1]];
     const visible = [];
     while (stack.length) {
       const [v, x, w, row] = stack.pop();
@@ -287,7 +323,8 @@ R"memlens_asset(    const stack = [[zoom, 0, width, path.length - 1]];
         let text = brief(v);
         if (text.length > fit) text = text.slice(0, fit - 1) + "\u2026";
         context.fillStyle = "#1d2330";
-        context.fillText(text, x + 3, y + rowHeight / 2);
+)memlens_asset",
+R"memlens_asset(        context.fillText(text, x + 3, y + rowHeight / 2);
       }
     }
     crumbs();
@@ -339,9 +376,10 @@ R"memlens_asset(    const stack = [[zoom, 0, width, path.length - 1]];
     tip.textContent = "";
     tip.append(element("div", label(v)));
     if (spot) tip.append(element("div", spot));
-    tip.append(element("div", (data.estimated ? "\u2248 " : "") + bytes(weight[v]) + " in " +
-      counted(blocks[v], "allocation", "allocations") + " \u00b7 " + share(weight[v], weight[0]) + " of live bytes" +
-      (zoom > 0 ? " \u00b7 " + share(weight[v], weight[zoom]) + " of the zoomed frame" : "")));
+    const amount = kind.counts ? counted(blocks[v], "temporary allocation", "temporary allocations")
+      : bytes(weight[v]) + " in " + counted(blocks[v], "allocation", "allocations");
+    tip.append(element("div", (estimatedKind() ? "\u2248 " : "") + amount + " \u00b7 " + share(weight[v], weight[0]) +
+      " of " + kind.noun + (zoom > 0 ? " \u00b7 " + share(weight[v], weight[zoom]) + " of the zoomed frame" : "")));
     tip.style.display = "block";
     const left = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
     tip.style.left = Math.max(left, 4) + "px";
@@ -358,8 +396,7 @@ R"memlens_asset(    const stack = [[zoom, 0, width, path.length - 1]];
     const v = at(event);
     if (v >= 0) zoomTo(v);
   });
-)memlens_asset",
-R"memlens_asset(  $("reset").addEventListener("click", () => zoomTo(0));
+  $("reset").addEventListener("click", () => zoomTo(0));
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && zoom !== 0) zoomTo(parent[zoom] < 0 ? 0 : parent[zoom]);
   });
@@ -390,11 +427,35 @@ R"memlens_asset(  $("reset").addEventListener("click", () => zoomTo(0));
       for (let i = from; i < to; ++i) stack.push(children[i]);
     }
     $("matched").textContent = frames === 0 ? "no frame matches"
-      : "matched: " + share(matched, weight[0]) + " of live bytes (" + bytes(matched) + ")";
+      : "matched: " + share(matched, weight[0]) + " of " + kind.noun + " (" +
+        (kind.counts ? count(matched) : bytes(matched)) + ")";
     paint();
   }
   $("search").addEventListener("input", search);
   window.addEventListener("resize", paint);
+
+  // The control that switches kinds: one button per kind the snapshot has; the zoom is kept
+  // when the zoomed frame still holds something.
+  function show(next) {
+    kind = next;
+    weigh();
+    if (weight[zoom] <= 0) zoom = 0;
+    hover = -1;
+    $("flame-title").textContent = kind.title;
+    $("kind-note").textContent = kind.note;
+    for (const b of $("kinds").children) b.setAttribute("aria-pressed", String(b.dataset.kind === kind.key));
+)memlens_asset",
+R"memlens_asset(    if ($("search").value.trim()) search();
+    else paint();
+  }
+  for (const k of kinds) {
+    const b = element("button", k.button);
+    b.type = "button";
+    b.dataset.kind = k.key;
+    b.addEventListener("click", () => show(k));
+    $("kinds").append(b);
+  }
+  $("kinds").hidden = kinds.length < 2;
 
   // ---- memory over time ----
   function plot() {
@@ -448,8 +509,7 @@ R"memlens_asset(  $("reset").addEventListener("click", () => zoomTo(0));
     add("text", { x: L, y: H - 2 }, "\u2014 current (live bytes)");
     add("text", { x: L + 170, y: H - 2, fill: "#e07a2f" }, "- - peak");
     $("timeline").append(svg);
-)memlens_asset",
-R"memlens_asset(  }
+  }
 
   // ---- tables ----
   // The frames are listed when the row is opened, not before: most rows never are.
@@ -470,10 +530,12 @@ R"memlens_asset(  }
   }
   // columns: { heading, field, kind }: the row's `field` shown as `kind`, one of "name", "text",
   // "bytes", "count", "signed" (bytes with a sign), "share" (of the live bytes) or "stack".
-  function table(id, columns, rows, all) {
+  // `empty` says why a table has no rows.
+  function table(id, columns, rows, all, empty) {
     const box = $(id);
     if (rows.length === 0) {
-      box.append(element("p", "Nothing recorded.", "note"));
+)memlens_asset",
+R"memlens_asset(      box.append(element("p", empty || "Nothing recorded.", "note"));
       return;
     }
     const t = element("table"), head = element("tr"), body = element("tbody");
@@ -542,11 +604,23 @@ R"memlens_asset(  }
   data.sites.slice(), data.site_count);
   table("live", [column("site", "site", "name"), column("domain", "domain", "text"), column("live bytes", "bytes", "bytes"),
     column("allocations", "count", "count"), column("share", "bytes", "share"), column("stack", "frames", "stack")],
-)memlens_asset",
-R"memlens_asset(  data.live_stacks.slice(), data.live_stack_count);
+  data.live_stacks.slice(), data.live_stack_count);
+  table("peak", [column("site", "site", "name"), column("bytes at the peak", "bytes", "bytes"),
+    column("allocations", "count", "count"), column("stack", "frames", "stack")],
+  data.peak_stacks.slice(), data.peak_stack_count,
+  data.peak.kept ? "The copy kept at the peak holds no recorded allocation."
+    : "No copy of the live table was kept at the peak: sites mode keeps one with MEMLENS_CAPTURE_PEAK=1, " +
+      "on by default when MEMLENS_OUTPUT is set.");
+  // Site records exist only where sites were recorded: no temporary there is a finding.
+  const sitesRecorded = stacks.weights.allocated !== null;
   table("temporaries", [column("site", "site", "name"), column("temporary", "temporaries", "count"),
-    column("allocations", "allocs", "count"), column("bytes allocated", "bytes", "bytes"), column("stack", "frames", "stack")],
-  data.temporaries.slice(), data.temporary_count);
+)memlens_asset",
+R"memlens_asset(    column("allocations", "allocs", "count"), column("bytes allocated", "bytes", "bytes"), column("stack", "frames", "stack")],
+  data.temporaries.slice(), data.temporary_count,
+  data.run.mode === "sampled" ? "Temporary allocations are not counted in sampled mode."
+    : sitesRecorded ? "No allocation was freed by its own thread within " + count(data.temporary_window) +
+      " further allocations, up to this snapshot."
+      : "No allocation site was recorded: MEMLENS_MODE=sites counts temporary allocations.");
   table("scopes", [column("scope", "name", "name"), column("site", "place", "text"), column("calls", "calls", "count"),
     column("allocated", "allocated", "bytes"), column("allocations", "allocs", "count"), column("max peak", "max_peak", "bytes"),
     column("net", "net", "signed")],
@@ -563,12 +637,15 @@ R"memlens_asset(  data.live_stacks.slice(), data.live_stack_count);
     " on average): live figures are estimates.";
 
   plot();
-  paint();
+  show(kind);
 
-  // For scripts and tests: what the flamegraph shows now.
+  // For scripts and tests: what the flamegraph shows now. `bytes` is a frame's width in the
+  // kind's unit: bytes, or allocations for temporaries.
   window.memlensReport = {
     frames: () => shown.map(([v, x, w, row]) => ({ name: label(v), x, width: w, row, y: row * rowHeight,
       highlighted: nameMatches(v), bytes: weight[v] })),
+    kind: () => kind.key,
+    kinds: () => kinds.map((k) => k.key),
     zoomed: () => label(zoom),
     nodes: () => nodes,
     readyMs: performance.now(),
