@@ -349,3 +349,42 @@ TEST_CASE("the HTML report carries one weight column per flamegraph kind over th
     CHECK(without.find("\"peak\":null,") != std::string::npos);
     CHECK(without.find("\"peak_stacks\":[],\"peak_stack_count\":0") != std::string::npos);
 }
+
+// Run only by the next test, in a process of its own that reads its settings from the
+// environment: reaches the peak, frees everything and leaves B's size where it is asked to.
+TEST_CASE("peak report child reaches the peak and frees everything", "[.peak-child]") {
+    memlens::set_peak_mode(memlens::peak_mode::exact);
+    const std::size_t b = reach_peak_then_free_all();
+    const char* size_path = std::getenv("PEAK_REPORT_TEST_SIZE_FILE");
+    REQUIRE(size_path);
+    std::ofstream(size_path) << b;
+}
+
+TEST_CASE("MEMLENS_MODE=sites MEMLENS_OUTPUT=*.folded keeps the peak and writes its stacks", "[peak][folded][exit]") {
+    memlens_test::temporary_directory dir;
+    const std::string path = dir / "exit.folded";
+    const std::string size_path = dir / "b-size";
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::setenv("MEMLENS_MODE", "sites", 1);
+        ::setenv("MEMLENS_OUTPUT", path.c_str(), 1);
+        ::unsetenv("MEMLENS_CAPTURE_PEAK");
+        ::unsetenv("MEMLENS_OUTPUT_KIND");
+        ::setenv("PEAK_REPORT_TEST_SIZE_FILE", size_path.c_str(), 1);
+        if (!std::freopen("/dev/null", "w", stdout)) ::_exit(3);
+        ::execl("/proc/self/exe", "memlens_tests", "peak report child reaches the peak and frees everything",
+                static_cast<char*>(nullptr));
+        ::_exit(4);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+    const std::string text = read_file(path);
+    const long long b = std::atoll(read_file(size_path).c_str());
+    CAPTURE(text);
+    REQUIRE(b > 0);
+    CHECK(folded_value(text, "peak_report_site_a") == static_cast<long long>(3 * site_a_size));
+    CHECK(folded_value(text, "peak_report_site_b") == b);
+}
