@@ -350,13 +350,15 @@ TEST_CASE("the HTML report carries one weight column per flamegraph kind over th
     CHECK(without.find("\"peak_stacks\":[],\"peak_stack_count\":0") != std::string::npos);
 }
 
-// Run only by the next test, in a process of its own that reads its settings from the
-// environment: reaches the peak, frees everything and leaves B's size where it is asked to.
+// For the next test, in a process of its own that reads its settings from the environment:
+// reaches the peak, frees everything and leaves B's size where it is asked to. A tag filter
+// selects hidden cases too (meson runs each file's cases by tag): without the variable that
+// the next test sets, there is nothing to do.
 TEST_CASE("peak report child reaches the peak and frees everything", "[.peak-child]") {
+    const char* size_path = std::getenv("PEAK_REPORT_TEST_SIZE_FILE");
+    if (!size_path) return;
     memlens::set_peak_mode(memlens::peak_mode::exact);
     const std::size_t b = reach_peak_then_free_all();
-    const char* size_path = std::getenv("PEAK_REPORT_TEST_SIZE_FILE");
-    REQUIRE(size_path);
     std::ofstream(size_path) << b;
 }
 
