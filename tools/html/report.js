@@ -384,7 +384,7 @@
     if (weight[zoom] <= 0) zoom = 0;
     hover = -1;
     $("flame-title").textContent = kind.title;
-    $("kind-note").textContent = kind.note;
+    $("kind-note").textContent = kind.note + (weight[0] > 0 ? "" : " Nothing of this kind in this snapshot.");
     for (const b of $("kinds").children) b.setAttribute("aria-pressed", String(b.dataset.kind === kind.key));
     if ($("search").value.trim()) search();
     else paint();

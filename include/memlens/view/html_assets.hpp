@@ -442,10 +442,10 @@ R"memlens_asset(        context.fillText(text, x + 3, y + rowHeight / 2);
     if (weight[zoom] <= 0) zoom = 0;
     hover = -1;
     $("flame-title").textContent = kind.title;
-    $("kind-note").textContent = kind.note;
-    for (const b of $("kinds").children) b.setAttribute("aria-pressed", String(b.dataset.kind === kind.key));
+    $("kind-note").textContent = kind.note + (weight[0] > 0 ? "" : " Nothing of this kind in this snapshot.");
 )memlens_asset",
-R"memlens_asset(    if ($("search").value.trim()) search();
+R"memlens_asset(    for (const b of $("kinds").children) b.setAttribute("aria-pressed", String(b.dataset.kind === kind.key));
+    if ($("search").value.trim()) search();
     else paint();
   }
   for (const k of kinds) {
@@ -531,11 +531,11 @@ R"memlens_asset(    if ($("search").value.trim()) search();
   // columns: { heading, field, kind }: the row's `field` shown as `kind`, one of "name", "text",
   // "bytes", "count", "signed" (bytes with a sign), "share" (of the live bytes) or "stack".
   // `empty` says why a table has no rows.
-  function table(id, columns, rows, all, empty) {
+)memlens_asset",
+R"memlens_asset(  function table(id, columns, rows, all, empty) {
     const box = $(id);
     if (rows.length === 0) {
-)memlens_asset",
-R"memlens_asset(      box.append(element("p", empty || "Nothing recorded.", "note"));
+      box.append(element("p", empty || "Nothing recorded.", "note"));
       return;
     }
     const t = element("table"), head = element("tr"), body = element("tbody");
