@@ -714,23 +714,23 @@ int main() {
     memlens::snapshot after_queries = memlens::take_snapshot();
     print_sites(before_queries, after_queries);
 
-    // For a browser and for other tools: the HTML report of the peak (flamegraph, timeline,
-    // tables, recommendations) and the JSON snapshot of the end, for read_json and compare().
-    memlens::snapshot at_peak = memlens::peak_snapshot();
-    at_peak.timeline = timeline.points();
+    // For a browser and for other tools: the HTML report (flamegraph led by the peak, which the
+    // snapshot carries per stack, then the end's live bytes, everything allocated and the
+    // temporaries of the whole run; timeline, tables, recommendations) and the same snapshot as
+    // JSON, for read_json and compare().
     after_queries.timeline = timeline.points();
     const char* const html_path = "showcase-report.html";
     const char* const json_path = "showcase-report.json";
     try {
-        memlens::write_report(at_peak, html_path, "memlens showcase: a text indexer at its peak");
+        memlens::write_report(after_queries, html_path, "memlens showcase: a text indexer, its peak and its end");
         memlens::write_report(after_queries, json_path);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "showcase: %s\n", e.what());
         return 1;
     }
-    std::printf("\nReports written: %s (the peak, %s live; open it in a browser) and %s (after the "
-                "queries)\n",
-                html_path, human(at_peak.totals.current).c_str(), json_path);
+    std::printf("\nReports written: %s (the peak at %s live, and after the queries; open it in a "
+                "browser) and %s\n",
+                html_path, human(after_queries.peak_current).c_str(), json_path);
 
     const auto torn_down = memlens::measure([&] { app.reset(); });
     std::printf("\n");

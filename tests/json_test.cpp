@@ -70,7 +70,11 @@ void require_same(const memlens::snapshot& a, const memlens::snapshot& b) {
         REQUIRE(a.sites[i].allocs == b.sites[i].allocs);
         REQUIRE(a.sites[i].bytes == b.sites[i].bytes);
         REQUIRE(a.sites[i].temporaries == b.sites[i].temporaries);
+        REQUIRE(a.sites[i].peak_allocs == b.sites[i].peak_allocs);
+        REQUIRE(a.sites[i].peak_bytes == b.sites[i].peak_bytes);
     }
+    REQUIRE(a.peak_kept == b.peak_kept);
+    REQUIRE(a.peak_current == b.peak_current);
     REQUIRE(a.domain_names == b.domain_names);
     REQUIRE(a.sample_bytes == b.sample_bytes);
     REQUIRE(a.temporary_window == b.temporary_window);
@@ -159,7 +163,11 @@ memlens::snapshot hand_built() {
     s.stacks[2] = {0x7f0000001000};
     s.stacks[UINT32_MAX] = {UINTPTR_MAX, 0x401000, 0x402000};
     s.stacks[5] = {};
-    s.sites = {{1, 30, 2000, 4}, {2, 1, 16, 0}, {UINT32_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX}};
+    s.sites = {{1, 30, 2000, 4, 3, 300},
+               {2, 1, 16, 0, 0, 0},
+               {UINT32_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX, UINT64_MAX}};
+    s.peak_kept = true;
+    s.peak_current = UINT64_MAX;
     s.allocations = {{0x10000, 64, 2, 1, 1, 1, false},
                      {0x20000, 100000, 3, 0, 0, UINT64_MAX, true},
                      {UINTPTR_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX, 7, true}};
@@ -169,8 +177,9 @@ memlens::snapshot hand_built() {
 // Every field of a snapshot, none at its default, with values a reader of tests/golden/
 // snapshot.json can follow: three stacks over five frames (one unmapped, one in a library
 // without debug information), one sampled allocation, one allocation without a stack, a
-// timeline point that was not finite, and strings that need escapes.
-memlens::snapshot golden_snapshot() {
+// timeline point that was not finite, strings that need escapes, and figures at the peak.
+// Without those, it is what tests/golden/snapshot_v1.json (the version 1 schema) holds.
+memlens::snapshot golden_snapshot(bool with_peak = true) {
     memlens::snapshot s;
     s.run = {1700000000123, 4242, "./app --input \"data set\" C:\\tmp\tlast\x01",
              "g++ 12.2, C++17, optimized, memlens 0.1.0", "sampled"};
@@ -208,6 +217,14 @@ memlens::snapshot golden_snapshot() {
     s.stacks[2] = {0x7fff00000000, 0x401000};
     s.stacks[7] = {0x7f0000001000, 0x402000, 0x401000};
     s.sites = {{1, 12, 4096, 3}, {2, 1, 64, 0}, {7, 5, 500, 5}};
+    if (with_peak) {
+        s.peak_kept = true;
+        s.peak_current = 9000;
+        s.sites[0].peak_allocs = 10;
+        s.sites[0].peak_bytes = 8000;
+        s.sites[2].peak_allocs = 1;
+        s.sites[2].peak_bytes = 100;
+    }
     s.allocations = {{0x5000, 64, 0, 1, 1, 17, false},
                      {0x5100, 1000, 2, 7, 2, 3, true},
                      {0x5200, 16, 1, 0, 0, 1, false}};
@@ -334,11 +351,12 @@ TEST_CASE("the golden file reads back as the hand-built snapshot in every field"
     require_same(golden_snapshot(), memlens::read_json(golden_path("snapshot.json")));
 }
 
-TEST_CASE("a version 1 file, which has no inlined calls, still reads", "[json][golden]") {
-    // tests/golden/snapshot_v1.json is what the version 1 writer made of the golden snapshot.
-    memlens::snapshot expected = golden_snapshot();
+TEST_CASE("a version 1 file reads back without peak figures and inlined calls", "[json][golden]") {
+    const memlens::snapshot s = memlens::read_json(golden_path("snapshot_v1.json"));
+    memlens::snapshot expected = golden_snapshot(false);
     for (auto& entry : expected.symbols) entry.second.inlined.clear();
-    require_same(expected, memlens::read_json(golden_path("snapshot_v1.json")));
+    require_same(expected, s);
+    CHECK_FALSE(s.peak_kept);
 }
 
 TEST_CASE("a hand-built snapshot reads back equal in every field", "[json]") {
@@ -419,14 +437,14 @@ TEST_CASE("refusals name the line, the column, the byte offset and what was expe
         std::string bad = text;
         bad.replace(bad.find("\"version\":2") + 10, 1, "3");
         const memlens::json_error e = refusal(bad);
-        CHECK(std::string(e.what()).find("expected version 1 or 2") != std::string::npos);
+        CHECK(std::string(e.what()).find("expected version 2 or 1") != std::string::npos);
         CHECK(std::string(e.what()).find("found 3") != std::string::npos);
     }
     SECTION("a member the schema does not have is named") {
         std::string bad = text;
         bad.insert(bad.find("\"run\":"), "\"bogus_member\":3,");
         const memlens::json_error e = refusal(bad);
-        CHECK(std::string(e.what()).find("expected member \"run\" (members come in the order of the "
+        CHECK(std::string(e.what()).find("expected member \"run\" (members come in the order of the version 2 "
                                          "schema), found member \"bogus_member\"") != std::string::npos);
     }
     SECTION("not JSON at all, or empty") {
@@ -627,7 +645,7 @@ TEST_CASE("the baseline gate passes within tolerance and names the sites that gr
     }
     const memlens::check_result corrupt = memlens::check_against_baseline(first, path, options);
     CHECK_FALSE(corrupt.passed);
-    CHECK(corrupt.message.find("the baseline cannot be used: " + path + ": memlens snapshot JSON, line 1, column 40 (byte 39): expected version 1 or 2") != std::string::npos);
+    CHECK(corrupt.message.find("the baseline cannot be used: " + path + ": memlens snapshot JSON, line 1, column 40 (byte 39): expected version 2 or 1") != std::string::npos);
 }
 
 TEST_CASE("unwritable and unreadable paths are errors that name the path", "[json]") {

@@ -19,10 +19,14 @@ const skip = 77;
 const args = process.argv.slice(2);
 let report = null, search = null, maxReadyMs = 2000, figuresFile = null;
 const expected = [];
+// KIND:NAME pairs: a frame named like NAME is drawn, or not drawn, when the flamegraph shows KIND.
+const expectedIn = [], absentIn = [];
 for (let i = 0; i < args.length; ++i) {
   const a = args[i];
   if (a === "--expect") expected.push(args[++i]);
   else if (a === "--search") search = args[++i];
+  else if (a === "--expect-in") expectedIn.push(args[++i].split(":"));
+  else if (a === "--absent-in") absentIn.push(args[++i].split(":"));
   else if (a === "--max-ready-ms") maxReadyMs = Number(args[++i]);
   else if (a === "--figures") figuresFile = args[++i];
   else if (!report && !a.startsWith("--")) report = a;
@@ -32,7 +36,8 @@ for (let i = 0; i < args.length; ++i) {
   }
 }
 if (!report || !existsSync(report) || (figuresFile && !existsSync(figuresFile))) {
-  console.error(`usage: node check_report.mjs <report.html> [--expect NAME]... [--search TEXT] [--max-ready-ms N]` +
+  console.error(`usage: node check_report.mjs <report.html> [--expect NAME]... [--expect-in KIND:NAME]...` +
+    ` [--absent-in KIND:NAME]... [--search TEXT] [--max-ready-ms N]` +
     ` [--figures FIGURES.json]` + (report && !existsSync(report) ? `\nno such report: ${report}` : "") +
     (figuresFile && !existsSync(figuresFile) ? `\nno such figures file: ${figuresFile}` : ""));
   process.exit(2);
@@ -114,7 +119,7 @@ try {
     const crumbsBefore = await page.locator("#crumbs").innerText();
     await page.mouse.move(box.x + target.x + target.width / 2, box.y + target.y + 9);
     const tip = await page.locator("#tip").innerText();
-    check(tip.includes("of live bytes"), `hovering shows a tooltip with bytes, count and share ("${tip.replace(/\n/g, " | ")}")`);
+    check(/ of (bytes at the peak|live bytes)/.test(tip), `hovering shows a tooltip with bytes, count and share ("${tip.replace(/\n/g, " | ")}")`);
     await page.mouse.click(box.x + target.x + target.width / 2, box.y + target.y + 9);
     const zoomed = await page.evaluate(() => window.memlensReport.zoomed());
     const after = await frames();
@@ -128,6 +133,34 @@ try {
     check(await page.evaluate(() => window.memlensReport.zoomed()) === "all", "Reset zoom goes back to all");
   }
 
+  // The kind switch: the peak leads when the snapshot kept it, and each control redraws the one
+  // tree with its own weights.
+  const kinds = await page.evaluate(() => window.memlensReport.kinds());
+  const leading = await page.evaluate(() => window.memlensReport.kind());
+  if (figures) {
+    const want = figures.peak_kept ? "peak" : "live";
+    check(leading === want, `the flamegraph leads with "${leading}", expected "${want}" (kinds: ${kinds.join(", ")})`);
+  }
+  for (const kind of kinds) {
+    await page.click(`#kinds button[data-kind="${kind}"]`);
+    const now = await page.evaluate(() => window.memlensReport.kind());
+    const title = await page.locator("#flame-title").innerText();
+    const drawn = await frames();
+    const root = drawn.find((f) => f.row === 0);
+    check(now === kind && root && Math.abs(root.width - box.width) < 1 && root.bytes > 0,
+      `the "${kind}" control draws its flamegraph ("${title}", ${drawn.length} frames)`);
+    for (const [k, name] of expectedIn.filter(([k]) => k === kind)) {
+      check(drawn.some((f) => f.name.includes(name)), `the ${k} flamegraph shows a frame named like "${name}"`);
+    }
+    for (const [k, name] of absentIn.filter(([k]) => k === kind)) {
+      check(!drawn.some((f) => f.name.includes(name)), `the ${k} flamegraph shows no frame named like "${name}"`);
+    }
+  }
+  for (const k of new Set([...expectedIn, ...absentIn].map(([k]) => k))) {
+    check(kinds.includes(k), `the report offers the "${k}" flamegraph`);
+  }
+  await page.click(`#kinds button[data-kind="${leading}"]`);
+
   const query = search || expected[0];
   if (query) {
     await page.fill("#search", query);
@@ -135,7 +168,7 @@ try {
     const matched = await page.locator("#matched").innerText();
     check(highlighted.length > 0 && highlighted.every((f) => f.name.toLowerCase().includes(query.toLowerCase())),
       `searching "${query}" highlights ${highlighted.length} matching frames and only those`);
-    check(/matched: [0-9.]+% of live bytes/.test(matched), `the matched share is shown ("${matched}")`);
+    check(/matched: [0-9.]+% of (bytes at the peak|live bytes)/.test(matched), `the matched share is shown ("${matched}")`);
   }
 
   const plotted = await page.evaluate(() => ({
@@ -159,7 +192,7 @@ try {
         .map((td) => ({ text: td.textContent, title: td.title }));
       const advice = [...document.querySelectorAll("#advice li")]
         .map((li) => ({ rule: li.dataset.rule, figure: li.querySelector(".figure")?.textContent }));
-      return { peak: card("peak"), allocs: card("allocs"), live: card("live"), top, advice };
+      return { peak: card("peak"), allocs: card("allocs"), live: card("live"), atPeak: card("at_peak"), top, advice };
     });
     const same = (what, got, want) => check(got === want, `${what}: the page shows "${got}", expected "${want}"`);
     same("peak", onPage.peak?.value, readableBytes(figures.peak));
@@ -167,6 +200,7 @@ try {
     same("allocations", onPage.allocs?.value, digits(figures.allocations));
     same("live bytes", onPage.live?.value, readableBytes(figures.live_bytes));
     same("live bytes, exactly", onPage.live?.exact, exactBytes(figures.live_bytes));
+    same("bytes at the peak, exactly", onPage.atPeak?.exact, figures.peak_kept ? exactBytes(figures.peak_bytes) : undefined);
     check(Boolean(onPage.live?.what.includes(` ${digits(figures.live_count)} live allocations`)),
       `live allocations: the page says "${onPage.live?.what}", expected ${digits(figures.live_count)}`);
     const [name, liveBytes, count] = onPage.top;

@@ -1,6 +1,7 @@
 // tests/html/make_reports.cpp: writes the HTML reports that check_report.mjs opens in Chromium:
-// one from a real run in sites mode, whose live blocks come from known functions and whose
-// timeline has labelled points, and one built by hand with 100,000 sites. Beside each report,
+// one from a real run in sites mode that keeps the peak, whose live blocks and peak come from
+// known functions and whose timeline has labelled points, and one built by hand with 100,000
+// sites. Beside each report,
 // <name>.figures.json holds figures the page must show, computed from the snapshot by other
 // means than the report's own code (statistics(), recommend(), sums over the allocations).
 //
@@ -85,6 +86,12 @@ void write_figures(const memlens::snapshot& s, const std::string& report) {
     append_json_uint(out, s.totals.allocs);
     out += ",\"peak\":";
     append_json_uint(out, s.totals.peak);
+    std::uint64_t peak_bytes = 0;
+    for (const memlens::site_record& r : s.sites) peak_bytes += r.peak_bytes;
+    out += ",\"peak_kept\":";
+    out += s.peak_kept ? "true" : "false";
+    out += ",\"peak_bytes\":";
+    append_json_uint(out, peak_bytes);
     out += ",\"top_site\":{\"name\":";
     append_json_string(out, sites.front().key);
     out += ",\"bytes\":";
@@ -118,6 +125,7 @@ int main(int argc, char** argv) {
     try {
         memlens::tracking_config config;
         config.mode = memlens::tracking_mode::sites;
+        config.capture_peak = true;
         if (!memlens::configure(config)) return 1;
         kept.reserve(1000);
         mark("start");

@@ -54,6 +54,10 @@
     { figure: "live", value: about + bytes(liveBytes), exact: about + exactBytes(liveBytes),
       what: "in the " + count(data.live.count) + " live allocations recorded" },
   ];
+  if (data.peak.kept) {
+    cards.push({ figure: "at_peak", value: bytes(data.peak.bytes), exact: exactBytes(data.peak.bytes),
+      what: "in the " + count(data.peak.count) + " allocations recorded at the peak" });
+  }
   for (const card of cards) {
     const c = element("div", undefined, "card");
     c.dataset.figure = card.figure;
@@ -148,9 +152,11 @@
     return b;
   }
 
-  // ---- flamegraph: a tree of the live bytes, outermost frame at the top ----
+  // ---- flamegraph: one tree over every stack, outermost frame at the top, weighed by kind ----
   // Stacks come sorted, each as the number of frames it shares with the one before and the new
-  // ones after: the tree grows along one path, with no lookup.
+  // ones after: the tree grows along one path, with no lookup. Each stack ends at a node; a
+  // kind's weights are put on those nodes and summed up the tree, so switching kinds rebuilds
+  // nothing.
   const stacks = data.stacks;
   let capacity = 1, longest = 1;
   for (let s = 0; s < stacks.added.length; ++s) {
@@ -159,6 +165,7 @@
   }
   const parent = new Int32Array(capacity), nameOf = new Int32Array(capacity), depth = new Int32Array(capacity);
   const weight = new Float64Array(capacity), blocks = new Float64Array(capacity);
+  const stackEnd = new Int32Array(stacks.added.length);
   parent[0] = -1;
   nameOf[0] = -1;
   let nodes = 1;
@@ -167,7 +174,7 @@
     const frames = stacks.frames;
     let fresh = 0;  // -1 in the frames is the next name not seen before
     for (let s = 0, i = 0; s < stacks.added.length; ++s) {
-      const b = stacks.bytes[s], c = stacks.count[s], added = stacks.added[s];
+      const added = stacks.added[s];
       let length = stacks.shared[s] + 1;
       for (let k = 0; k < added; ++k) {
         const child = nodes++, up = path[length - 1];
@@ -177,10 +184,37 @@
         path[length++] = child;
       }
       i += added;
-      for (let k = 0; k < length; ++k) {
-        weight[path[k]] += b;
-        blocks[path[k]] += c;
-      }
+      stackEnd[s] = path[length - 1];
+    }
+  }
+  // What each kind shows, in the order of the control. `noun` completes "share of ...".
+  const kinds = [
+    { key: "peak", button: "Peak", title: "Bytes at the peak by call stack", noun: "bytes at the peak",
+      note: "What was alive at the process's highest peak: the copy of the live table kept there" +
+        (data.peak.kept ? " (taken at " + bytes(data.peak.current) + " live, every domain)." : ".") },
+    { key: "live", button: "Leaks (live)", title: "Live bytes by call stack", noun: "live bytes",
+      note: "What is alive in this snapshot: at exit, what leaked." },
+    { key: "allocated", button: "Allocations", title: "Bytes allocated by call stack", noun: "bytes allocated",
+      note: "Every byte allocated at each stack up to the snapshot, freed or not." },
+    { key: "temporaries", button: "Temporaries", title: "Temporary allocations by call stack",
+      noun: "temporary allocations", counts: true,
+      note: "Allocations their own thread freed before making " + count(data.temporary_window) +
+        " more; width is their number (their bytes are not kept)." },
+  ].filter((k) => stacks.weights[k.key]);
+  let kind = kinds[0];
+  const estimatedKind = () => data.estimated && (kind.key === "live" || kind.key === "allocated");
+  function weigh() {
+    const w = stacks.weights[kind.key];
+    weight.fill(0);
+    blocks.fill(0);
+    for (let s = 0; s < stackEnd.length; ++s) {
+      weight[stackEnd[s]] += w.bytes ? w.bytes[s] : w.count[s];
+      blocks[stackEnd[s]] += w.count[s];
+    }
+    // Children are numbered after their parents: one backward pass sums every subtree.
+    for (let v = nodes - 1; v > 0; --v) {
+      weight[parent[v]] += weight[v];
+      blocks[parent[v]] += blocks[v];
     }
   }
   // Children as one array with offsets per node.
@@ -323,9 +357,10 @@
     tip.textContent = "";
     tip.append(element("div", label(v)));
     if (spot) tip.append(element("div", spot));
-    tip.append(element("div", (data.estimated ? "\u2248 " : "") + bytes(weight[v]) + " in " +
-      counted(blocks[v], "allocation", "allocations") + " \u00b7 " + share(weight[v], weight[0]) + " of live bytes" +
-      (zoom > 0 ? " \u00b7 " + share(weight[v], weight[zoom]) + " of the zoomed frame" : "")));
+    const amount = kind.counts ? counted(blocks[v], "temporary allocation", "temporary allocations")
+      : bytes(weight[v]) + " in " + counted(blocks[v], "allocation", "allocations");
+    tip.append(element("div", (estimatedKind() ? "\u2248 " : "") + amount + " \u00b7 " + share(weight[v], weight[0]) +
+      " of " + kind.noun + (zoom > 0 ? " \u00b7 " + share(weight[v], weight[zoom]) + " of the zoomed frame" : "")));
     tip.style.display = "block";
     const left = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
     tip.style.left = Math.max(left, 4) + "px";
@@ -373,11 +408,34 @@
       for (let i = from; i < to; ++i) stack.push(children[i]);
     }
     $("matched").textContent = frames === 0 ? "no frame matches"
-      : "matched: " + share(matched, weight[0]) + " of live bytes (" + bytes(matched) + ")";
+      : "matched: " + share(matched, weight[0]) + " of " + kind.noun + " (" +
+        (kind.counts ? count(matched) : bytes(matched)) + ")";
     paint();
   }
   $("search").addEventListener("input", search);
   window.addEventListener("resize", paint);
+
+  // The control that switches kinds: one button per kind the snapshot has; the zoom is kept
+  // when the zoomed frame still holds something.
+  function show(next) {
+    kind = next;
+    weigh();
+    if (weight[zoom] <= 0) zoom = 0;
+    hover = -1;
+    $("flame-title").textContent = kind.title;
+    $("kind-note").textContent = kind.note + (weight[0] > 0 ? "" : " Nothing of this kind in this snapshot.");
+    for (const b of $("kinds").children) b.setAttribute("aria-pressed", String(b.dataset.kind === kind.key));
+    if ($("search").value.trim()) search();
+    else paint();
+  }
+  for (const k of kinds) {
+    const b = element("button", k.button);
+    b.type = "button";
+    b.dataset.kind = k.key;
+    b.addEventListener("click", () => show(k));
+    $("kinds").append(b);
+  }
+  $("kinds").hidden = kinds.length < 2;
 
   // ---- memory over time ----
   function plot() {
@@ -452,10 +510,11 @@
   }
   // columns: { heading, field, kind }: the row's `field` shown as `kind`, one of "name", "text",
   // "bytes", "count", "signed" (bytes with a sign), "share" (of the live bytes) or "stack".
-  function table(id, columns, rows, all) {
+  // `empty` says why a table has no rows.
+  function table(id, columns, rows, all, empty) {
     const box = $(id);
     if (rows.length === 0) {
-      box.append(element("p", "Nothing recorded.", "note"));
+      box.append(element("p", empty || "Nothing recorded.", "note"));
       return;
     }
     const t = element("table"), head = element("tr"), body = element("tbody");
@@ -525,9 +584,21 @@
   table("live", [column("site", "site", "name"), column("domain", "domain", "text"), column("live bytes", "bytes", "bytes"),
     column("allocations", "count", "count"), column("share", "bytes", "share"), column("stack", "frames", "stack")],
   data.live_stacks.slice(), data.live_stack_count);
+  table("peak", [column("site", "site", "name"), column("bytes at the peak", "bytes", "bytes"),
+    column("allocations", "count", "count"), column("stack", "frames", "stack")],
+  data.peak_stacks.slice(), data.peak_stack_count,
+  data.peak.kept ? "The copy kept at the peak holds no recorded allocation."
+    : "No copy of the live table was kept at the peak: sites mode keeps one with MEMLENS_CAPTURE_PEAK=1, " +
+      "on by default when MEMLENS_OUTPUT is set.");
+  // Site records exist only where sites were recorded: no temporary there is a finding.
+  const sitesRecorded = stacks.weights.allocated !== null;
   table("temporaries", [column("site", "site", "name"), column("temporary", "temporaries", "count"),
     column("allocations", "allocs", "count"), column("bytes allocated", "bytes", "bytes"), column("stack", "frames", "stack")],
-  data.temporaries.slice(), data.temporary_count);
+  data.temporaries.slice(), data.temporary_count,
+  data.run.mode === "sampled" ? "Temporary allocations are not counted in sampled mode."
+    : sitesRecorded ? "No allocation was freed by its own thread within " + count(data.temporary_window) +
+      " further allocations, up to this snapshot."
+      : "No allocation site was recorded: MEMLENS_MODE=sites counts temporary allocations.");
   table("scopes", [column("scope", "name", "name"), column("site", "place", "text"), column("calls", "calls", "count"),
     column("allocated", "allocated", "bytes"), column("allocations", "allocs", "count"), column("max peak", "max_peak", "bytes"),
     column("net", "net", "signed")],
@@ -544,12 +615,15 @@
     " on average): live figures are estimates.";
 
   plot();
-  paint();
+  show(kind);
 
-  // For scripts and tests: what the flamegraph shows now.
+  // For scripts and tests: what the flamegraph shows now. `bytes` is a frame's width in the
+  // kind's unit: bytes, or allocations for temporaries.
   window.memlensReport = {
     frames: () => shown.map(([v, x, w, row]) => ({ name: label(v), x, width: w, row, y: row * rowHeight,
       highlighted: nameMatches(v), bytes: weight[v] })),
+    kind: () => kind.key,
+    kinds: () => kinds.map((k) => k.key),
     zoomed: () => label(zoom),
     nodes: () => nodes,
     readyMs: performance.now(),

@@ -15,6 +15,8 @@
 MEMLENS_NAMESPACE_BEGIN namespace detail {
 
 enum class live_mode : std::uint8_t { off, counters, sites, sampled };
+// Which stacks a .folded exit report holds, in the order of memlens::exit_kind.
+enum class folded_exit : std::uint8_t { peak, leaks, allocations, temporaries };
 
 constexpr std::size_t default_stack_depth = 32;
 constexpr std::uint64_t default_sample_bytes = 512 * 1024;
@@ -32,6 +34,7 @@ struct live_settings {
     // Keep a snapshot of the live table at the process's high-water mark; see capture_peak.
     std::atomic<bool> capture_peak{false};
     bool leaks_at_exit = false;
+    folded_exit output_kind = folded_exit::peak;
     char output[output_path_capacity] = {};
 };
 
@@ -89,6 +92,19 @@ inline bool parse_mode(const char* text, live_mode& out) noexcept {
     for (const named& m : modes) {
         if (std::strcmp(text, m.name) == 0) {
             out = m.mode;
+            return true;
+        }
+    }
+    return false;
+}
+
+constexpr const char* output_kinds_accepted = "peak, leaks, allocations, temporaries";
+
+inline bool parse_output_kind(const char* text, folded_exit& out) noexcept {
+    static constexpr const char* kinds[] = {"peak", "leaks", "allocations", "temporaries"};
+    for (std::size_t i = 0; i < sizeof kinds / sizeof kinds[0]; ++i) {
+        if (std::strcmp(text, kinds[i]) == 0) {
+            out = static_cast<folded_exit>(i);
             return true;
         }
     }
@@ -195,7 +211,6 @@ inline void read_environment(live_settings& s) noexcept {
             refuse(temporary_window_range.variable, v, temporary_window_range.accepted, "using 1");
         }
     }
-    s.capture_peak = read_flag("MEMLENS_CAPTURE_PEAK", s.capture_peak, "not keeping a snapshot at the peak");
     s.leaks_at_exit = read_flag("MEMLENS_LEAKS_AT_EXIT", s.leaks_at_exit, "not reporting leaks at exit");
     if (const char* v = std::getenv("MEMLENS_OUTPUT")) {
         if (std::strlen(v) >= output_path_capacity) {
@@ -206,6 +221,14 @@ inline void read_environment(live_settings& s) noexcept {
             std::strcpy(s.output, v);
         }
     }
+    if (const char* v = std::getenv("MEMLENS_OUTPUT_KIND")) {
+        if (!parse_output_kind(v, s.output_kind)) refuse("MEMLENS_OUTPUT_KIND", v, output_kinds_accepted, "using peak");
+    }
+    // An exit report in sites mode leads with the peak, so it keeps the peak's copy unless told not to.
+    const bool report_peak = s.output[0] != '\0' && s.mode == live_mode::sites;
+    s.capture_peak = read_flag("MEMLENS_CAPTURE_PEAK", s.capture_peak || report_peak,
+                               report_peak ? "keeping a snapshot at the peak for MEMLENS_OUTPUT"
+                                           : "not keeping a snapshot at the peak");
 }
 
 }  // namespace detail

@@ -29,7 +29,8 @@ struct live_allocation {
     bool sampled = false;         ///< found by sampling: stands for snapshot::weight() allocations
 };
 
-/// Everything ever recorded at one stack, alive or not, up to the snapshot.
+/// Everything ever recorded at one stack, alive or not, up to the snapshot, and what of it was
+/// alive at the process's highest peak.
 struct site_record {
     std::uint32_t stack = 0;   ///< key into snapshot::stacks; 0 for allocations without a stack
     std::uint64_t allocs = 0;  ///< allocations recorded here, freed or not
@@ -37,6 +38,12 @@ struct site_record {
     /// Allocations freed by their own thread before `temporary_window` further allocations of
     /// that thread (memray's "temporary allocations"). Not kept for sampled allocations.
     std::uint64_t temporaries = 0;
+    /// Allocations from this stack alive in the copy of the live table kept at the process's
+    /// highest peak (tracking_config::capture_peak); 0 when none was kept (see
+    /// snapshot::peak_kept). Sampled allocations are never in that copy.
+    std::uint64_t peak_allocs = 0;
+    /// The bytes requested by those allocations.
+    std::uint64_t peak_bytes = 0;
 };
 
 /// One domain's figures when the snapshot was taken.
@@ -71,7 +78,9 @@ struct snapshot {
     /// name them): return addresses, innermost frame first; `symbols` holds their frames once
     /// symbolize(snapshot&) has run.
     std::map<std::uint32_t, std::vector<std::uintptr_t>> stacks;
-    /// Per-stack totals of everything recorded up to the snapshot, freed or not.
+    /// Per-stack totals of everything recorded up to the snapshot, freed or not, and what was
+    /// alive at the peak; stacks alive at the peak have a record even with nothing recorded
+    /// since. Ascending by stack.
     std::vector<site_record> sites;
     /// Domain names, indexed by live_allocation::domain.
     std::vector<std::string> domain_names;
@@ -80,6 +89,13 @@ struct snapshot {
     /// A block its own thread frees before this many further allocations of that thread
     /// counts as temporary (site_record::temporaries); from tracking_config::temporary_window.
     std::uint32_t temporary_window = 1;
+    /// Whether site_record::peak_allocs and peak_bytes come from a copy of the live table kept
+    /// at the peak: false when none was kept (capture_peak off, sampled mode, a file written
+    /// before they existed), so that "no peak kept" reads differently from "nothing there".
+    bool peak_kept = false;
+    /// Live bytes, every domain together, when that copy was taken: the process peak, within
+    /// the margin of tracking_config::capture_peak. 0 when none was kept.
+    std::uint64_t peak_current = 0;
 
     memory_stats totals;  ///< every domain together, exact
     std::vector<domain_figures> domains;     ///< each domain that existed, with its figures

@@ -3,11 +3,13 @@
 // block-scoped leak checks. view/exit_report.hpp writes the report the settings ask for at exit.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,9 +54,24 @@ enum class stack_method {
     hybrid,
 };
 
+/// Which stacks a folded exit report (an `output` ending in .folded) holds; the other formats
+/// hold them all.
+enum class exit_kind {
+    /// What was alive at the process's highest peak (the default), as capture_peak keeps it;
+    /// what is alive at exit when no copy was kept at the peak (said so on stderr).
+    peak,
+    /// What is still alive at exit.
+    leaks,
+    /// Every byte allocated at each stack during the run, freed or not.
+    allocations,
+    /// Temporary allocations per stack (see temporary_window), counted, not in bytes.
+    temporaries,
+};
+
 /// Everything configure() sets. The same settings come from the environment at start-up:
 /// MEMLENS_MODE, MEMLENS_STACK_DEPTH, MEMLENS_STACK_METHOD, MEMLENS_SAMPLE_BYTES,
-/// MEMLENS_SAMPLE_SEED, MEMLENS_TEMPORARY_WINDOW, MEMLENS_LEAKS_AT_EXIT, MEMLENS_OUTPUT.
+/// MEMLENS_SAMPLE_SEED, MEMLENS_TEMPORARY_WINDOW, MEMLENS_CAPTURE_PEAK, MEMLENS_LEAKS_AT_EXIT,
+/// MEMLENS_OUTPUT, MEMLENS_OUTPUT_KIND.
 struct tracking_config {
     /// What is kept per allocation: counters only, every block with its stack, or samples.
     tracking_mode mode = tracking_mode::counters;
@@ -71,12 +88,15 @@ struct tracking_config {
     std::uint32_t temporary_window = 1;
     /// In sites mode, keep a snapshot of the live table each time the process peak has risen by
     /// 10% (at least 64 KiB) since the last one: peak_snapshot() is then the peak's view, within
-    /// that margin. Each copy costs a pass over the live table.
+    /// that margin. Each copy costs a pass over the live table. From the environment, on by
+    /// default when MEMLENS_OUTPUT is set in sites mode; configure() takes it as given.
     bool capture_peak = false;
     /// Write what is still alive when the program exits (to `output`, else to stderr).
     bool leaks_at_exit = false;
     /// Where the exit report goes; empty for none unless leaks_at_exit is set.
     std::string output;
+    /// Which stacks the exit report holds when `output` ends in .folded.
+    exit_kind output_kind = exit_kind::peak;
 };
 
 namespace detail {
@@ -97,6 +117,10 @@ inline std::string check_config(const tracking_config& c) {
                " bytes long; accepted: a path shorter than 4096 bytes";
     }
     if (c.output.find('\0') != std::string::npos) return "output contains a NUL byte";
+    if (static_cast<unsigned>(c.output_kind) > static_cast<unsigned>(exit_kind::temporaries)) {
+        return "output_kind = " + std::to_string(static_cast<int>(c.output_kind)) +
+               " is not an exit_kind; accepted: " + output_kinds_accepted;
+    }
     if (detail::output_format_of(c.output.c_str()) < 0) {
         return "output \"" + c.output + "\" has an extension memlens does not write; accepted: " +
                detail::output_extensions_accepted;
@@ -239,6 +263,51 @@ inline void copy_peak() noexcept {
     }
 }
 
+// Gives `s`'s sites what the peak copy held at each stack, while peak copies are being kept: a
+// copy left from an earlier configuration says nothing about this one's peak.
+inline void add_peak_figures(snapshot& s) {
+    if (!settings.capture_peak.load(relaxed)) return;
+    guard quiet;
+    std::map<std::uint32_t, std::pair<std::uint64_t, std::uint64_t>> at_peak;  // allocs, bytes
+    {
+        // Held while grouping, as peak_snapshot() holds it while copying: a new copy waits.
+        lock_guard hold(peak_copies.lock);
+        const snapshot* copy = peak_copies.latest;
+        if (!copy) return;
+        s.peak_kept = true;
+        s.peak_current = copy->totals.current;
+        for (const live_allocation& a : copy->allocations) {
+            if (a.sampled) continue;
+            auto& figures = at_peak[a.stack];
+            ++figures.first;
+            figures.second += a.size;
+        }
+        for (const auto& entry : at_peak) {
+            const auto frames = copy->stacks.find(entry.first);
+            if (frames != copy->stacks.end()) s.stacks.insert(*frames);
+        }
+    }
+    auto site = s.sites.begin();
+    std::vector<site_record> only_at_peak;
+    for (const auto& [stack, figures] : at_peak) {
+        while (site != s.sites.end() && site->stack < stack) ++site;
+        if (site != s.sites.end() && site->stack == stack) {
+            site->peak_allocs = figures.first;
+            site->peak_bytes = figures.second;
+        } else {
+            site_record r;
+            r.stack = stack;
+            r.peak_allocs = figures.first;
+            r.peak_bytes = figures.second;
+            only_at_peak.push_back(r);
+        }
+    }
+    if (only_at_peak.empty()) return;
+    s.sites.insert(s.sites.end(), only_at_peak.begin(), only_at_peak.end());
+    std::sort(s.sites.begin(), s.sites.end(),
+              [](const site_record& a, const site_record& b) { return a.stack < b.stack; });
+}
+
 // Registered by configure() and by <memlens/hooks.hpp>, not by a global here: a global would
 // compile the snapshot code into every unit that includes this header.
 inline void install_peak_capturer() noexcept { peak_capturer.store(&copy_peak, std::memory_order_release); }
@@ -279,6 +348,7 @@ inline bool configure(const tracking_config& config) {
     s.sample_seed = config.sample_seed;
     s.temporary_window = config.temporary_window;
     s.leaks_at_exit = config.leaks_at_exit;
+    s.output_kind = static_cast<detail::folded_exit>(config.output_kind);
     if (config.capture_peak && !s.capture_peak.load(detail::relaxed)) detail::next_peak_capture.store(0, detail::relaxed);
     s.capture_peak = config.capture_peak;
     std::memcpy(s.output, config.output.c_str(), config.output.size() + 1);
@@ -303,14 +373,19 @@ inline tracking_config current_config() {
     c.leaks_at_exit = s.leaks_at_exit;
     c.capture_peak = s.capture_peak;
     c.output = s.output;
+    c.output_kind = static_cast<exit_kind>(s.output_kind);
     return c;
 }
 
 /// Everything the live table holds now: in sites mode every live allocation made since the mode
-/// was set, in sampled mode the sampled ones; plus the per-site totals. Thread safe; other
+/// was set, in sampled mode the sampled ones; plus the per-site totals and, while
+/// tracking_config::capture_peak keeps a copy of the table at the peak, what each stack held
+/// there (site_record::peak_allocs, peak_bytes; snapshot::peak_kept). Thread safe; other
 /// threads keep allocating while it is taken, one table shard at a time.
 inline snapshot take_snapshot() {
-    return detail::collect([](const live_allocation&) { return true; });
+    snapshot s = detail::collect([](const live_allocation&) { return true; });
+    detail::add_peak_figures(s);
+    return s;
 }
 
 /// The live table as it was at the highest process peak seen so far (within 10%, see

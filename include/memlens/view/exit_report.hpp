@@ -1,5 +1,5 @@
 // memlens/view/exit_report.hpp: what MEMLENS_LEAKS_AT_EXIT and MEMLENS_OUTPUT ask for, written
-// when the program ends. Only <memlens/hooks.hpp> registers it, so that the report writers are
+// when the program ends: the peak when a copy of it was kept, and what is still alive. Only <memlens/hooks.hpp> registers it, so that the report writers are
 // compiled in the one unit that holds the hooks and nowhere else.
 #pragma once
 
@@ -16,8 +16,12 @@ inline bool recording_mode() {
     return settings.mode == live_mode::sites || settings.mode == live_mode::sampled;
 }
 
-// Text for a person: what is still alive, by site when sites were recorded.
+// Text for a person: the peak's largest sites when a copy was kept there, then what is still
+// alive, by site when sites were recorded.
 inline std::string exit_text(const snapshot& s, bool sites_recorded) {
+    if (sites_recorded && s.peak_kept) {
+        return concat({format_peak_sites(s, 10, 16), "\n", leaks(s).describe(20, 16), "\n", format_summary(s)});
+    }
     if (sites_recorded) return concat({leaks(s).describe(20, 16), "\n", format_summary(s)});
     const std::uint64_t alive = s.totals.allocs - s.totals.frees;
     return concat({"memlens: ", digits(alive), plural(alive, " allocation, ", " allocations, "),
@@ -25,13 +29,34 @@ inline std::string exit_text(const snapshot& s, bool sites_recorded) {
                    " still alive at exit; set MEMLENS_MODE=sites to see where they were allocated\n"});
 }
 
+// The stacks a .folded exit report holds: the kind asked for, or the leaks when the peak was
+// asked for and no copy of it was kept.
+inline std::string exit_folded(const snapshot& s, folded_exit kind) {
+    folded_options options;
+    switch (kind) {
+    case folded_exit::peak: options.source = folded_source::peak; break;
+    case folded_exit::leaks: options.source = folded_source::live; break;
+    case folded_exit::allocations: options.source = folded_source::allocated; break;
+    case folded_exit::temporaries: options.source = folded_source::temporaries; break;
+    }
+    if (kind == folded_exit::peak && !s.peak_kept) {
+        report_error("no copy of the live table was kept at the peak (it is kept in sites mode unless "
+                     "MEMLENS_CAPTURE_PEAK=0), so the .folded exit report holds what is still alive "
+                     "at exit");
+        options.source = folded_source::live;
+    }
+    return folded_stacks(s, options);
+}
+
 inline void write_exit_report() noexcept {
     guard quiet;
     std::string path;
+    folded_exit kind = folded_exit::peak;
     {
         lock_guard hold(settings_lock);
         if (!settings.leaks_at_exit && settings.output[0] == '\0') return;
         path = settings.output;
+        kind = settings.output_kind;
     }
     try {
         const bool sites_recorded = recording_mode();
@@ -41,9 +66,15 @@ inline void write_exit_report() noexcept {
             return;
         }
         const report_format format = report_format_for(path);
-        const std::string text = format == report_format::text
-                                     ? exit_text(s, sites_recorded)
-                                     : report_text(s, format, "memlens: alive at exit");
+        std::string text;
+        if (format == report_format::text) {
+            text = exit_text(s, sites_recorded);
+        } else if (format == report_format::folded) {
+            text = exit_folded(s, kind);
+        } else {
+            text = report_text(s, format, s.peak_kept ? "memlens: the peak and what is alive at exit"
+                                                      : "memlens: alive at exit");
+        }
         std::string error;
         if (!write_output_file(path, text, error)) {
             report_error(("the exit report is lost: " + error).c_str());

@@ -1,5 +1,6 @@
 // memlens/view/folded.hpp: folded stacks ("outer;inner;site value" per line), the input of
-// flamegraph.pl, inferno and speedscope, from a snapshot's live allocations or its site totals.
+// flamegraph.pl, inferno and speedscope, from a snapshot's live allocations, its site totals, or
+// what its sites held at the peak.
 #pragma once
 
 #include <cstdint>
@@ -23,11 +24,17 @@ enum class folded_source {
     live,
     /// Everything ever recorded at each stack up to the snapshot, freed or not (snapshot::sites).
     allocated,
+    /// What each stack held at the process's highest peak (site_record::peak_allocs and
+    /// peak_bytes); nothing when the snapshot kept no peak (snapshot::peak_kept).
+    peak,
+    /// Temporary allocations per stack (site_record::temporaries). Their bytes are not kept,
+    /// so the value counts allocations whatever folded_options::weight says.
+    temporaries,
 };
 
 /// What folded_stacks() writes.
 struct folded_options {
-    /// Live allocations, or everything ever allocated at each stack.
+    /// Live allocations, everything ever allocated, the peak's or the temporaries at each stack.
     folded_source source = folded_source::live;
     /// What each line's value counts.
     folded_weight weight = folded_weight::bytes;
@@ -90,7 +97,14 @@ inline std::string folded_stacks(const snapshot& s, const folded_options& option
         }
     } else {
         for (const site_record& site : s.sites) {
-            add(site.stack, static_cast<double>(bytes ? site.bytes : site.allocs));
+            std::uint64_t value = 0;
+            switch (options.source) {
+            case folded_source::allocated: value = bytes ? site.bytes : site.allocs; break;
+            case folded_source::peak: value = bytes ? site.peak_bytes : site.peak_allocs; break;
+            case folded_source::temporaries: value = site.temporaries; break;
+            case folded_source::live: break;
+            }
+            add(site.stack, static_cast<double>(value));
         }
     }
     std::string out;

@@ -1,5 +1,6 @@
 // memlens/view/html.hpp: a snapshot as one self-contained HTML file: an interactive flamegraph of
-// the live bytes, memory over time, tables of sites, scopes, domains, types, live and temporary
+// the bytes at the peak, the live bytes, the bytes allocated or the temporary allocations,
+// memory over time, tables of sites, scopes, domains, types, the peak's, live and temporary
 // allocations, and recommendations that each name the figure behind them. It works offline: the
 // style and script (tools/html, embedded by html_assets.hpp) are inline and the data is embedded
 // as JSON.
@@ -202,6 +203,15 @@ struct flame_ids {
     }
 };
 
+// Sites (rows of snapshot::sites) with the most bytes at the peak first, then the most
+// allocations there, then by stack.
+inline bool peak_bytes_before(const void* rows, std::uint32_t a, std::uint32_t b) {
+    const site_record& x = static_cast<const site_record*>(rows)[a];
+    const site_record& y = static_cast<const site_record*>(rows)[b];
+    if (x.peak_bytes != y.peak_bytes) return x.peak_bytes > y.peak_bytes;
+    return x.peak_allocs != y.peak_allocs ? x.peak_allocs > y.peak_allocs : x.stack < y.stack;
+}
+
 // A memory_stats' figures as the members of an object, without its braces.
 inline void append_json_figures(std::string& out, const memory_stats& m) {
     out += "\"current\":";
@@ -220,9 +230,14 @@ inline void append_json_figures(std::string& out, const memory_stats& m) {
 // tools/html/report.js reads it by these names:
 //   title, run {unix_time_ms, pid, command_line, build, mode}, estimated, sample_bytes,
 //   temporary_window, totals {current, peak, total, allocs, frees}, live {bytes, count},
-//   stacks {bytes[], count[], shared[], added[], frames[]}  (columns, one entry per stack),
+//   peak {kept, current, bytes, count}  (the copy of the live table kept at the peak),
+//   stacks {shared[], added[], frames[],  (columns, one entry per stack)
+//           weights {live, peak, allocated, temporaries}}: per kind of flamegraph, {bytes[],
+//           count[]} over the same stacks, or null when the snapshot has none of that kind;
+//           temporaries has count[] alone (their bytes are not kept),
 //   sites [{name, bytes, count}], site_count,
 //   live_stacks [{site, domain, bytes, count, frames}], live_stack_count,
+//   peak_stacks [{site, bytes, count, frames}], peak_stack_count,
 //   temporaries [{site, temporaries, allocs, bytes, frames}], temporary_count,
 //   scopes [{name, place, calls, allocated, allocs, max_peak, net}],
 //   domains [{name, current, peak, total, allocs, frees}],
@@ -250,12 +265,30 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
         live.add(s, a);
     }
     key_index stack_rows;
-    stack_rows.reserve(s.stacks.size());
+    stack_rows.reserve(s.stacks.size() + 1);
     std::vector<live_sum> by_stack;
     for (const auto& [key, row] : stack_domains) {
         const auto [stack, added] = stack_rows.insert(key >> 32);
         if (added) by_stack.push_back({by_stack_domain[row].stack, 0, 0, 0, false});
         by_stack[stack].add(by_stack_domain[row]);
+    }
+    // The flamegraph's other kinds draw on the site records: one tree over every stack, with
+    // the weights of each kind per stack. Rows from here on hold no live allocation.
+    const std::size_t live_rows = by_stack.size();
+    std::vector<const site_record*> site_of(live_rows, nullptr);
+    bool any_allocated = false, any_temporary = false;
+    live_sum at_peak;
+    for (const site_record& r : s.sites) {
+        const auto [row, added] = stack_rows.insert(r.stack);
+        if (added) {
+            by_stack.push_back({r.stack, 0, 0, 0, false});
+            site_of.push_back(nullptr);
+        }
+        site_of[row] = &r;
+        any_allocated = any_allocated || r.allocs != 0;
+        any_temporary = any_temporary || r.temporaries != 0;
+        at_peak.bytes += static_cast<double>(r.peak_bytes);
+        at_peak.count += static_cast<double>(r.peak_allocs);
     }
 
     out.reserve(out.size() + 24 * by_stack.size() + 8 * resolved.frame_count() + 65536);
@@ -283,6 +316,14 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
     append_json_uint(out, rounded(live.bytes));
     out += ",\"count\":";
     append_json_uint(out, rounded(live.count));
+    out += "},\"peak\":{\"kept\":";
+    out += s.peak_kept ? "true" : "false";
+    out += ",\"current\":";
+    append_json_uint(out, s.peak_current);
+    out += ",\"bytes\":";
+    append_json_uint(out, rounded(at_peak.bytes));
+    out += ",\"count\":";
+    append_json_uint(out, rounded(at_peak.count));
 
     // Flamegraph input: each stack as name ids, outermost first, sorted so that stacks sharing a
     // prefix are neighbours, then written as columns: bytes, count, how many frames it shares
@@ -318,17 +359,7 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
             ++shared[k];
         }
     }
-    out += "},\"stacks\":{\"bytes\":[";
-    for (std::size_t k = 0; k < flame.size(); ++k) {
-        if (k) out += ',';
-        append_json_uint(out, rounded(by_stack[weight_rows[flame[k]]].bytes));
-    }
-    out += "],\"count\":[";
-    for (std::size_t k = 0; k < flame.size(); ++k) {
-        if (k) out += ',';
-        append_json_uint(out, rounded(by_stack[weight_rows[flame[k]]].count));
-    }
-    out += "],\"shared\":[";
+    out += "},\"stacks\":{\"shared\":[";
     for (std::size_t k = 0; k < flame.size(); ++k) {
         if (k) out += ',';
         append_json_uint(out, shared[k]);
@@ -347,6 +378,49 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
             names.append_id(out, ids[i], true);
         }
     }
+    // One column of a kind's weights over the stacks in flame order.
+    auto weights = [&](const char* field, auto&& value) {
+        out += field;
+        out += '[';
+        for (std::size_t k = 0; k < flame.size(); ++k) {
+            if (k) out += ',';
+            append_json_uint(out, value(weight_rows[flame[k]]));
+        }
+        out += ']';
+    };
+    // A site record's figure for a row, 0 for a row without one.
+    auto site_figure = [&](std::uint64_t site_record::*figure) {
+        return [&site_of, figure](std::uint32_t row) -> std::uint64_t {
+            return site_of[row] ? site_of[row]->*figure : 0;
+        };
+    };
+    out += "],\"weights\":{\"live\":{";
+    weights("\"bytes\":", [&](std::uint32_t row) { return rounded(by_stack[row].bytes); });
+    weights(",\"count\":", [&](std::uint32_t row) { return rounded(by_stack[row].count); });
+    out += "},\"peak\":";
+    if (s.peak_kept) {
+        weights("{\"bytes\":", site_figure(&site_record::peak_bytes));
+        weights(",\"count\":", site_figure(&site_record::peak_allocs));
+        out += '}';
+    } else {
+        out += "null";
+    }
+    out += ",\"allocated\":";
+    if (any_allocated) {
+        weights("{\"bytes\":", site_figure(&site_record::bytes));
+        weights(",\"count\":", site_figure(&site_record::allocs));
+        out += '}';
+    } else {
+        out += "null";
+    }
+    out += ",\"temporaries\":";
+    if (any_temporary) {
+        weights("{\"count\":", site_figure(&site_record::temporaries));
+        out += '}';
+    } else {
+        out += "null";
+    }
+    out += '}';
 
     // Sites are merged by function and line (two calls on one line are one site) through
     // numeric keys; only the listed ones are described.
@@ -354,6 +428,7 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
     site_keys.reserve(by_stack.size());
     std::vector<site_weight> top_sites;
     for (const auto& [stack, row] : stack_rows) {
+        if (row >= live_rows) continue;
         const frame_info* site = resolved.site(static_cast<std::uint32_t>(stack));
         const std::uint64_t key = site ? (std::uint64_t{names.id(*site)} << 32) | site->line : no_stack;
         const auto [at, added] = site_keys.insert(key);
@@ -368,7 +443,7 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
     const std::size_t sites_sorted = std::min(std::max<std::size_t>(rows, 1), top_sites.size());
     std::vector<std::uint32_t> site_order = row_numbers(top_sites.size());
     partial_sort_numbers(site_order, sites_sorted, {top_sites.data(), site_listed_before});
-    out += "]},\"sites\":[";
+    out += "},\"sites\":[";
     for (std::size_t i = 0; i < sites_shown; ++i) {
         const site_weight& site = top_sites[site_order[i]];
         if (i) out += ',';
@@ -407,6 +482,31 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
     }
     out += "],\"live_stack_count\":";
     append_json_uint(out, by_stack_domain.size());
+
+    // Stacks by their bytes at the peak, as the text report lists them: most bytes, then most
+    // allocations, then by stack.
+    std::vector<std::uint32_t> held;
+    for (std::size_t i = 0; i < s.sites.size(); ++i) {
+        if (s.sites[i].peak_allocs != 0) held.push_back(static_cast<std::uint32_t>(i));
+    }
+    const std::size_t held_shown = std::min(rows, held.size());
+    partial_sort_numbers(held, held_shown, {s.sites.data(), peak_bytes_before});
+    out += ",\"peak_stacks\":[";
+    for (std::size_t i = 0; i < held_shown; ++i) {
+        const site_record& r = s.sites[held[i]];
+        if (i) out += ',';
+        out += "{\"site\":";
+        append_script_string(out, describe_frame(resolved.site(r.stack)));
+        out += ",\"bytes\":";
+        append_json_uint(out, r.peak_bytes);
+        out += ",\"count\":";
+        append_json_uint(out, r.peak_allocs);
+        out += ",\"frames\":";
+        append_json_frames(out, names, resolved.frames(r.stack));
+        out += '}';
+    }
+    out += "],\"peak_stack_count\":";
+    append_json_uint(out, held.size());
 
     std::vector<std::uint32_t> temporary;
     for (std::size_t i = 0; i < s.sites.size(); ++i) {
@@ -544,9 +644,11 @@ inline std::string html_document(const snapshot& s, const html_options& options)
            "</header>\n<main>\n"
            "<h2>Recommendations</h2>\n<p class=\"note\" id=\"estimate-note\"></p>\n"
            "<ul class=\"advice\" id=\"advice\"></ul>\n"
-           "<h2>Live bytes by call stack</h2>\n"
-           "<p class=\"note\">Outermost frame at the top; width is live bytes. Click a frame to "
-           "zoom, a name in the path or Escape to go back.</p>\n"
+           "<h2 id=\"flame-title\">Live bytes by call stack</h2>\n"
+           "<div class=\"toolbar kinds\" id=\"kinds\" role=\"group\" aria-label=\"what the "
+           "flamegraph shows\"></div>\n"
+           "<p class=\"note\"><span id=\"kind-note\"></span> Outermost frame at the top. Click a "
+           "frame to zoom, a name in the path or Escape to go back.</p>\n"
            "<div class=\"toolbar\"><input id=\"search\" type=\"search\" placeholder=\"Highlight "
            "frames containing&hellip;\" aria-label=\"search frames\"><span id=\"matched\" "
            "class=\"note\"></span><button id=\"reset\" type=\"button\">Reset zoom</button></div>\n"
@@ -554,6 +656,7 @@ inline std::string html_document(const snapshot& s, const html_options& options)
            "<div id=\"flame-box\"><canvas id=\"flame\" height=\"0\"></canvas></div>\n"
            "<section id=\"timeline-section\" hidden><h2>Memory over time</h2>"
            "<div id=\"timeline\"></div></section>\n"
+           "<h2>Stacks at the peak</h2><div id=\"peak\"></div>\n"
            "<h2>Top sites by live bytes</h2><div id=\"sites\"></div>\n"
            "<h2>Live allocations by stack and domain</h2>"
            "<p class=\"note\">What is still alive: the leaks, when the snapshot holds what a block "
@@ -575,7 +678,9 @@ inline std::string html_document(const snapshot& s, const html_options& options)
 }  // namespace detail
 
 /// The report for `s` as one self-contained HTML page (nothing fetched from a network): a
-/// flamegraph of the live bytes, memory over time, tables and recommendations. Resolves every
+/// flamegraph led by the bytes at the peak when `s` kept them (snapshot::peak_kept), else by the
+/// live bytes, switchable to the bytes allocated and the temporaries; memory over time, tables
+/// and recommendations. Resolves every
 /// frame into `s.symbols` first. Allocates; the report's own allocations are not recorded.
 inline std::string to_html(snapshot s, const html_options& options = {}) {
     detail::guard quiet;

@@ -33,6 +33,8 @@ ul.advice .figure{font-weight:600}
 .toolbar{display:flex;flex-wrap:wrap;align-items:center;gap:8px;margin:8px 0}
 .toolbar input{font:inherit;padding:3px 8px;border:1px solid var(--line);border-radius:4px;min-width:260px}
 .toolbar button{font:inherit;padding:3px 10px;border:1px solid var(--line);border-radius:4px;background:var(--band);cursor:pointer}
+.toolbar[hidden]{display:none}
+.kinds button[aria-pressed=true]{background:var(--accent);border-color:var(--accent);color:#fff}
 #crumbs a{color:var(--accent);cursor:pointer;text-decoration:none}
 #crumbs a:hover{text-decoration:underline}
 #crumbs .sep{color:var(--muted);margin:0 4px}
@@ -107,6 +109,10 @@ R"memlens_asset(// tools/html/report.js: the script of memlens's HTML report, in
     { figure: "live", value: about + bytes(liveBytes), exact: about + exactBytes(liveBytes),
       what: "in the " + count(data.live.count) + " live allocations recorded" },
   ];
+  if (data.peak.kept) {
+    cards.push({ figure: "at_peak", value: bytes(data.peak.bytes), exact: exactBytes(data.peak.bytes),
+      what: "in the " + count(data.peak.count) + " allocations recorded at the peak" });
+  }
   for (const card of cards) {
     const c = element("div", undefined, "card");
     c.dataset.figure = card.figure;
@@ -134,14 +140,14 @@ R"memlens_asset(// tools/html/report.js: the script of memlens's HTML report, in
   {
     let previous = "";
     for (let i = 0; i < labels.length; ++i) {
-      previous = previous.slice(0, names.shared_prefix[i]) + names.suffix[i];
+)memlens_asset",
+R"memlens_asset(      previous = previous.slice(0, names.shared_prefix[i]) + names.suffix[i];
       labels[i] = previous;
     }
   }
   function place(n) {
     const file = names.file[n], line = names.line[n];
-)memlens_asset",
-R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + line : "");
+    return file < 0 ? "" : names.files[file] + (line ? ":" + line : "");
   }
   // The qualified name without return type, parameters and template arguments
   // ("std::vector<>::push_back"), for boxes and tables; the whole name is their title. Computed
@@ -202,9 +208,11 @@ R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + lin
     return b;
   }
 
-  // ---- flamegraph: a tree of the live bytes, outermost frame at the top ----
+  // ---- flamegraph: one tree over every stack, outermost frame at the top, weighed by kind ----
   // Stacks come sorted, each as the number of frames it shares with the one before and the new
-  // ones after: the tree grows along one path, with no lookup.
+  // ones after: the tree grows along one path, with no lookup. Each stack ends at a node; a
+  // kind's weights are put on those nodes and summed up the tree, so switching kinds rebuilds
+  // nothing.
   const stacks = data.stacks;
   let capacity = 1, longest = 1;
   for (let s = 0; s < stacks.added.length; ++s) {
@@ -213,6 +221,7 @@ R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + lin
   }
   const parent = new Int32Array(capacity), nameOf = new Int32Array(capacity), depth = new Int32Array(capacity);
   const weight = new Float64Array(capacity), blocks = new Float64Array(capacity);
+  const stackEnd = new Int32Array(stacks.added.length);
   parent[0] = -1;
   nameOf[0] = -1;
   let nodes = 1;
@@ -221,27 +230,54 @@ R"memlens_asset(    return file < 0 ? "" : names.files[file] + (line ? ":" + lin
     const frames = stacks.frames;
     let fresh = 0;  // -1 in the frames is the next name not seen before
     for (let s = 0, i = 0; s < stacks.added.length; ++s) {
-      const b = stacks.bytes[s], c = stacks.count[s], added = stacks.added[s];
+      const added = stacks.added[s];
       let length = stacks.shared[s] + 1;
       for (let k = 0; k < added; ++k) {
         const child = nodes++, up = path[length - 1];
         parent[child] = up;
         nameOf[child] = frames[i + k] < 0 ? fresh++ : frames[i + k];
-        depth[child] = depth[up] + 1;
+)memlens_asset",
+R"memlens_asset(        depth[child] = depth[up] + 1;
         path[length++] = child;
       }
       i += added;
-      for (let k = 0; k < length; ++k) {
-        weight[path[k]] += b;
-        blocks[path[k]] += c;
-      }
+      stackEnd[s] = path[length - 1];
+    }
+  }
+  // What each kind shows, in the order of the control. `noun` completes "share of ...".
+  const kinds = [
+    { key: "peak", button: "Peak", title: "Bytes at the peak by call stack", noun: "bytes at the peak",
+      note: "What was alive at the process's highest peak: the copy of the live table kept there" +
+        (data.peak.kept ? " (taken at " + bytes(data.peak.current) + " live, every domain)." : ".") },
+    { key: "live", button: "Leaks (live)", title: "Live bytes by call stack", noun: "live bytes",
+      note: "What is alive in this snapshot: at exit, what leaked." },
+    { key: "allocated", button: "Allocations", title: "Bytes allocated by call stack", noun: "bytes allocated",
+      note: "Every byte allocated at each stack up to the snapshot, freed or not." },
+    { key: "temporaries", button: "Temporaries", title: "Temporary allocations by call stack",
+      noun: "temporary allocations", counts: true,
+      note: "Allocations their own thread freed before making " + count(data.temporary_window) +
+        " more; width is their number (their bytes are not kept)." },
+  ].filter((k) => stacks.weights[k.key]);
+  let kind = kinds[0];
+  const estimatedKind = () => data.estimated && (kind.key === "live" || kind.key === "allocated");
+  function weigh() {
+    const w = stacks.weights[kind.key];
+    weight.fill(0);
+    blocks.fill(0);
+    for (let s = 0; s < stackEnd.length; ++s) {
+      weight[stackEnd[s]] += w.bytes ? w.bytes[s] : w.count[s];
+      blocks[stackEnd[s]] += w.count[s];
+    }
+    // Children are numbered after their parents: one backward pass sums every subtree.
+    for (let v = nodes - 1; v > 0; --v) {
+      weight[parent[v]] += weight[v];
+      blocks[parent[v]] += blocks[v];
     }
   }
   // Children as one array with offsets per node.
   const firstChild = new Int32Array(nodes + 1);
   for (let v = 1; v < nodes; ++v) firstChild[parent[v] + 1]++;
-)memlens_asset",
-R"memlens_asset(  for (let v = 0; v < nodes; ++v) firstChild[v + 1] += firstChild[v];
+  for (let v = 0; v < nodes; ++v) firstChild[v + 1] += firstChild[v];
   const children = new Int32Array(Math.max(nodes - 1, 1));
   {
     const fill = firstChild.slice(0, nodes);
@@ -286,7 +322,8 @@ R"memlens_asset(  for (let v = 0; v < nodes; ++v) firstChild[v + 1] += firstChil
       const scale = weight[v] > 0 ? w / weight[v] : 0;
       visible.length = 0;
       for (let i = firstChild[v], end = firstChild[v + 1]; i < end; ++i) {
-        if (weight[children[i]] * scale >= minWidth) visible.push(children[i]);
+)memlens_asset",
+R"memlens_asset(        if (weight[children[i]] * scale >= minWidth) visible.push(children[i]);
       }
       visible.sort((a, b) => weight[b] - weight[a]);
       let at = x;
@@ -345,8 +382,7 @@ R"memlens_asset(  for (let v = 0; v < nodes; ++v) firstChild[v + 1] += firstChil
     const box = $("crumbs");
     box.textContent = "";
     const path = [];
-)memlens_asset",
-R"memlens_asset(    for (let v = zoom; v >= 0; v = parent[v]) path.push(v);
+    for (let v = zoom; v >= 0; v = parent[v]) path.push(v);
     path.reverse();
     path.forEach((v, i) => {
       if (i) box.append(element("span", "\u203a", "sep"));
@@ -379,9 +415,10 @@ R"memlens_asset(    for (let v = zoom; v >= 0; v = parent[v]) path.push(v);
     tip.textContent = "";
     tip.append(element("div", label(v)));
     if (spot) tip.append(element("div", spot));
-    tip.append(element("div", (data.estimated ? "\u2248 " : "") + bytes(weight[v]) + " in " +
-      counted(blocks[v], "allocation", "allocations") + " \u00b7 " + share(weight[v], weight[0]) + " of live bytes" +
-      (zoom > 0 ? " \u00b7 " + share(weight[v], weight[zoom]) + " of the zoomed frame" : "")));
+    const amount = kind.counts ? counted(blocks[v], "temporary allocation", "temporary allocations")
+      : bytes(weight[v]) + " in " + counted(blocks[v], "allocation", "allocations");
+    tip.append(element("div", (estimatedKind() ? "\u2248 " : "") + amount + " \u00b7 " + share(weight[v], weight[0]) +
+      " of " + kind.noun + (zoom > 0 ? " \u00b7 " + share(weight[v], weight[zoom]) + " of the zoomed frame" : "")));
     tip.style.display = "block";
     const left = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
     tip.style.left = Math.max(left, 4) + "px";
@@ -403,7 +440,8 @@ R"memlens_asset(    for (let v = zoom; v >= 0; v = parent[v]) path.push(v);
     if (event.key === "Escape" && zoom !== 0) zoomTo(parent[zoom] < 0 ? 0 : parent[zoom]);
   });
 
-  function search() {
+)memlens_asset",
+R"memlens_asset(  function search() {
     const query = $("search").value.trim().toLowerCase();
     if (!query) {
       matches = null;
@@ -429,11 +467,34 @@ R"memlens_asset(    for (let v = zoom; v >= 0; v = parent[v]) path.push(v);
       for (let i = from; i < to; ++i) stack.push(children[i]);
     }
     $("matched").textContent = frames === 0 ? "no frame matches"
-      : "matched: " + share(matched, weight[0]) + " of live bytes (" + bytes(matched) + ")";
+      : "matched: " + share(matched, weight[0]) + " of " + kind.noun + " (" +
+        (kind.counts ? count(matched) : bytes(matched)) + ")";
     paint();
   }
   $("search").addEventListener("input", search);
   window.addEventListener("resize", paint);
+
+  // The control that switches kinds: one button per kind the snapshot has; the zoom is kept
+  // when the zoomed frame still holds something.
+  function show(next) {
+    kind = next;
+    weigh();
+    if (weight[zoom] <= 0) zoom = 0;
+    hover = -1;
+    $("flame-title").textContent = kind.title;
+    $("kind-note").textContent = kind.note + (weight[0] > 0 ? "" : " Nothing of this kind in this snapshot.");
+    for (const b of $("kinds").children) b.setAttribute("aria-pressed", String(b.dataset.kind === kind.key));
+    if ($("search").value.trim()) search();
+    else paint();
+  }
+  for (const k of kinds) {
+    const b = element("button", k.button);
+    b.type = "button";
+    b.dataset.kind = k.key;
+    b.addEventListener("click", () => show(k));
+    $("kinds").append(b);
+  }
+  $("kinds").hidden = kinds.length < 2;
 
   // ---- memory over time ----
   function plot() {
@@ -460,8 +521,7 @@ R"memlens_asset(    for (let v = zoom; v >= 0; v = parent[v]) path.push(v);
     }
     for (let i = 0; i <= 4; ++i) {
       const b = top * i / 4, yy = y(b);
-)memlens_asset",
-R"memlens_asset(      add("line", { x1: L, x2: W - R, y1: yy, y2: yy, stroke: "#e6e9ef" });
+      add("line", { x1: L, x2: W - R, y1: yy, y2: yy, stroke: "#e6e9ef" });
       add("text", { x: L - 6, y: yy + 4, "text-anchor": "end" }, bytes(b));
       const t = t0 + (t1 - t0) * i / 4;
       const decimals = Math.min(6, Math.max(0, Math.ceil(-Math.log10((t1 - t0) / 4))));
@@ -475,7 +535,8 @@ R"memlens_asset(      add("line", { x1: L, x2: W - R, y1: yy, y2: yy, stroke: "#
     for (const p of points) {
       if (!p.label) continue;
       const px = x(p.seconds);
-      const dot = add("circle", { cx: px, cy: y(p.current), r: 3, fill: "#2f6fdf" });
+)memlens_asset",
+R"memlens_asset(      const dot = add("circle", { cx: px, cy: y(p.current), r: 3, fill: "#2f6fdf" });
       const title = document.createElementNS(ns, "title");
       title.textContent = p.label + ": " + bytes(p.current) + " live, peak " + bytes(p.peak) + " at " + p.seconds.toFixed(3) + " s";
       dot.append(title);
@@ -509,10 +570,11 @@ R"memlens_asset(      add("line", { x1: L, x2: W - R, y1: yy, y2: yy, stroke: "#
   }
   // columns: { heading, field, kind }: the row's `field` shown as `kind`, one of "name", "text",
   // "bytes", "count", "signed" (bytes with a sign), "share" (of the live bytes) or "stack".
-  function table(id, columns, rows, all) {
+  // `empty` says why a table has no rows.
+  function table(id, columns, rows, all, empty) {
     const box = $(id);
     if (rows.length === 0) {
-      box.append(element("p", "Nothing recorded.", "note"));
+      box.append(element("p", empty || "Nothing recorded.", "note"));
       return;
     }
     const t = element("table"), head = element("tr"), body = element("tbody");
@@ -546,8 +608,7 @@ R"memlens_asset(      add("line", { x1: L, x2: W - R, y1: yy, y2: yy, stroke: "#
             const td = element("td", bytes(v), "n");
             td.title = exactBytes(v);
             tr.append(td);
-)memlens_asset",
-R"memlens_asset(          } else if (kind === "count") tr.append(element("td", count(v), "n"));
+          } else if (kind === "count") tr.append(element("td", count(v), "n"));
           else if (kind === "share") tr.append(element("td", share(v, liveBytes), "n"));
           else if (kind === "signed") {
             const td = element("td", (v > 0 ? "+" : v < 0 ? "\u2212" : "") + bytes(Math.abs(v)), "n");
@@ -569,7 +630,8 @@ R"memlens_asset(          } else if (kind === "count") tr.append(element("td", c
       more.addEventListener("click", () => {
         limit = rows.length;
         fill();
-        more.remove();
+)memlens_asset",
+R"memlens_asset(        more.remove();
       });
       box.append(more);
     }
@@ -583,9 +645,21 @@ R"memlens_asset(          } else if (kind === "count") tr.append(element("td", c
   table("live", [column("site", "site", "name"), column("domain", "domain", "text"), column("live bytes", "bytes", "bytes"),
     column("allocations", "count", "count"), column("share", "bytes", "share"), column("stack", "frames", "stack")],
   data.live_stacks.slice(), data.live_stack_count);
+  table("peak", [column("site", "site", "name"), column("bytes at the peak", "bytes", "bytes"),
+    column("allocations", "count", "count"), column("stack", "frames", "stack")],
+  data.peak_stacks.slice(), data.peak_stack_count,
+  data.peak.kept ? "The copy kept at the peak holds no recorded allocation."
+    : "No copy of the live table was kept at the peak: sites mode keeps one with MEMLENS_CAPTURE_PEAK=1, " +
+      "on by default when MEMLENS_OUTPUT is set.");
+  // Site records exist only where sites were recorded: no temporary there is a finding.
+  const sitesRecorded = stacks.weights.allocated !== null;
   table("temporaries", [column("site", "site", "name"), column("temporary", "temporaries", "count"),
     column("allocations", "allocs", "count"), column("bytes allocated", "bytes", "bytes"), column("stack", "frames", "stack")],
-  data.temporaries.slice(), data.temporary_count);
+  data.temporaries.slice(), data.temporary_count,
+  data.run.mode === "sampled" ? "Temporary allocations are not counted in sampled mode."
+    : sitesRecorded ? "No allocation was freed by its own thread within " + count(data.temporary_window) +
+      " further allocations, up to this snapshot."
+      : "No allocation site was recorded: MEMLENS_MODE=sites counts temporary allocations.");
   table("scopes", [column("scope", "name", "name"), column("site", "place", "text"), column("calls", "calls", "count"),
     column("allocated", "allocated", "bytes"), column("allocations", "allocs", "count"), column("max peak", "max_peak", "bytes"),
     column("net", "net", "signed")],
@@ -602,12 +676,15 @@ R"memlens_asset(          } else if (kind === "count") tr.append(element("td", c
     " on average): live figures are estimates.";
 
   plot();
-  paint();
+  show(kind);
 
-  // For scripts and tests: what the flamegraph shows now.
+  // For scripts and tests: what the flamegraph shows now. `bytes` is a frame's width in the
+  // kind's unit: bytes, or allocations for temporaries.
   window.memlensReport = {
     frames: () => shown.map(([v, x, w, row]) => ({ name: label(v), x, width: w, row, y: row * rowHeight,
       highlighted: nameMatches(v), bytes: weight[v] })),
+    kind: () => kind.key,
+    kinds: () => kinds.map((k) => k.key),
     zoomed: () => label(zoom),
     nodes: () => nodes,
     readyMs: performance.now(),

@@ -11,7 +11,10 @@
 // Versioning: "version" rises with every change that a reader of the previous version would
 // refuse or misread: a member added, removed, renamed or moved, a row with another field, a
 // field whose meaning, type or range changes. Readers refuse unknown members, so every
-// addition is such a change. A reader refuses every version but its own.
+// addition is such a change. A reader refuses the versions it does not know; this one reads 2
+// and 1. Version 1 lacks "peak_kept", "peak_current", "inlined" and the last two fields of a
+// "sites" row; a snapshot read from it has no peak figures (snapshot::peak_kept false) and no
+// inlined calls.
 //
 // Types: u64 and u32 are whole numbers from 0 to 2^64 - 1 and 2^32 - 1, i64 from -2^63 to
 // 2^63 - 1, written exactly (no fraction, no exponent); f64 is a double written with 17
@@ -23,7 +26,7 @@
 // element of a table on a line of its own; readers must not rely on white space.
 //
 //   "format"            string: "memlens.snapshot"
-//   "version"           u64: 2 (version 1 is version 2 without "inlined"; readers take both)
+//   "version"           u64: 2
 //   "run"               object: which run the snapshot comes from
 //       "unix_time_ms"    i64: when it was taken, in milliseconds since 1970-01-01 UTC
 //       "pid"             i64: the process id
@@ -44,6 +47,10 @@
 //                       sampled, else 0
 //   "temporary_window"  u32: a block that its own thread frees before this many further
 //                       allocations of that thread counts as temporary (memray's definition)
+//   "peak_kept"         flag: 1 when the sites' peak figures come from a copy of the live table
+//                       kept at the process's highest peak; 0 when none was kept
+//   "peak_current"      u64: live bytes, every domain together, when that copy was taken; 0
+//                       when none was kept
 //   "scopes"            array of objects, one per named scope:
 //       "name"            string: the scope's name
 //       "file"            string: the source file where the first site with this name was opened
@@ -86,13 +93,17 @@
 //   "stacks"            array of rows [id, [address, ...]], ids ascending
 //       id                u32: the stack's id, above 0
 //       addresses         u64 each: return addresses, innermost frame first, each in "symbols"
-//   "sites"             array of rows [stack, allocs, bytes, temporaries]: everything ever
-//                       recorded at a stack up to the snapshot, freed or not
+//   "sites"             array of rows [stack, allocs, bytes, temporaries, peak_allocs,
+//                       peak_bytes]: everything ever recorded at a stack up to the snapshot,
+//                       freed or not, and what of it was alive at the peak; stacks ascending
 //       stack             u32: 0 for allocations without a stack, else an id in "stacks"
 //       allocs            u64: allocations
 //       bytes             u64: bytes requested
 //       temporaries       u64: allocations freed within "temporary_window"; sampled ones are
 //                         not counted
+//       peak_allocs       u64: allocations from the stack alive in the copy kept at the peak;
+//                         0 when "peak_kept" is 0
+//       peak_bytes        u64: their bytes
 //   "allocations"       array of rows [address, size, domain, stack, thread, sequence, sampled]:
 //                       the allocations alive when the snapshot was taken
 //       address           u64: the block's address
@@ -242,6 +253,10 @@ void site_members(Visit& v, Site& r) {
     v.field("allocation count", r.allocs);
     v.field("bytes", r.bytes);
     v.field("temporary count", r.temporaries);
+    if (v.since(2)) {
+        v.field("peak allocation count", r.peak_allocs);
+        v.field("peak bytes", r.peak_bytes);
+    }
 }
 
 template <class Visit, class Allocation>
@@ -264,6 +279,10 @@ void snapshot_members(Visit& v, Snapshot& s) {
     v.strings("domain_names", "a domain name", s.domain_names);
     v.field("sample_bytes", s.sample_bytes);
     v.field("temporary_window", s.temporary_window);
+    if (v.since(2)) {
+        v.field("peak_kept", s.peak_kept);
+        v.field("peak_current", s.peak_current);
+    }
     v.objects("scopes", "a scope", s.scopes, scope_members);
     v.objects("types", "a type", s.types, type_members);
     v.objects("timeline", "a timeline point", s.timeline, point_members);
@@ -289,6 +308,9 @@ public:
         out_ += "{\"format\":\"memlens.snapshot\",\"version\":2";
         scalar_line_ = true;
     }
+
+    // The writer writes the newest version, with every member.
+    static constexpr bool since(std::uint64_t) noexcept { return true; }
 
     template <class T>
     void field(const char* name, const T& value) {
@@ -468,7 +490,8 @@ inline std::string symbolized_json_text(const snapshot& s) {
     return snapshot_json_text(s, &extra);
 }
 
-// A strict reader of exactly the version 1 and 2 schemas, walking snapshot_members as the writer does.
+// A strict reader of the version 2 and version 1 schemas, walking snapshot_members as the
+// writer does.
 // It never recurses (the schema has a fixed depth), and everything it allocates holds what it
 // has read, so memory is bounded by the input.
 class snapshot_reader {
@@ -497,11 +520,15 @@ public:
         const std::size_t version_at = position();
         const std::uint64_t version = whole("version", std::numeric_limits<std::uint64_t>::max());
         if (version != 1 && version != 2) {
-            fail_at(version_at, "expected version 1 or 2 (the versions this reader knows), found " +
+            fail_at(version_at, "expected version 2 or 1 (the versions this reader knows), found " +
                                     std::to_string(version));
         }
-        version_ = static_cast<unsigned>(version);
+        version_ = version;
     }
+
+    // Whether the file's version has the members that version `first` added.
+    bool since(std::uint64_t first) const noexcept { return version_ >= first; }
+
 
     template <class T>
     void field(const char* name, T& value) {
@@ -639,7 +666,7 @@ public:
             symbols.emplace(address, std::move(f));
         }
         // Version 1 files, written before inlined calls were kept, have no "inlined".
-        if (version_ < 2) return;
+        if (!since(2)) return;
         member("inlined");
         open_list("inlined");
         std::uintptr_t previous = 0;
@@ -724,7 +751,8 @@ private:
         const std::size_t n = std::strlen(name);
         if (text_.size() - at_ < n + 2 || text_[at_] != '"' || text_.compare(at_ + 1, n, name) != 0 ||
             text_[at_ + 1 + n] != '"') {
-            fail(std::string("member \"") + name + "\" (members come in the order of the schema)");
+            fail(std::string("member \"") + name + "\" (members come in the order of the version " +
+                 std::to_string(version_) + " schema)");
         }
         at_ += n + 2;
         expect(':', "':' after a member name");
@@ -1009,7 +1037,7 @@ private:
     bool row_ = false;    // an array row, whose fields have no keys
     bool first_ = false;  // no member or field of it read yet
     std::size_t fields_ = 0;
-    unsigned version_ = 1;  // of the file being read
+    std::uint64_t version_ = 0;
     std::vector<std::string> modules_;
     // Both ascending, as the writer puts them: lookups by binary search, far cheaper than the
     // snapshot's own map for a million allocations.
@@ -1040,7 +1068,7 @@ inline void write_json(const snapshot& s, const std::string& path) {
 }
 
 /// The snapshot that `text` holds. Throws json_error, naming the line, column and byte offset
-/// and what was expected there, for anything but a complete "memlens.snapshot" version 1 or 2
+/// and what was expected there, for anything but a complete "memlens.snapshot" version 2 or 1
 /// document (truncated, corrupt, another format or version, numbers out of range, frames
 /// missing from "symbols"). Never recurses; memory is bounded by the size of `text`.
 inline snapshot from_json(std::string_view text) {

@@ -20,7 +20,9 @@ enum class report_format {
     text,    ///< summary, site table and call tree, as the text views print them
     json,    ///< the "memlens.snapshot" schema of view/json.hpp, readable with read_json
     html,    ///< one self-contained page: flamegraph, tables, timeline, recommendations
-    folded,  ///< folded stacks of the live bytes, for flamegraph.pl, inferno and speedscope
+    /// folded stacks of the live bytes, for flamegraph.pl, inferno and speedscope (at exit, the
+    /// peak's by default: MEMLENS_OUTPUT_KIND)
+    folded,
 };
 
 /// The format a file name asks for: ".json", ".html" or ".htm", ".folded"; ".txt", ".text",

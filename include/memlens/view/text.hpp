@@ -1,6 +1,6 @@
 // memlens/view/text.hpp: a snapshot as text for a terminal: a summary (totals, top sites,
-// domains, named scopes, counted types), a table of functions by own or total bytes, and a call
-// tree. Pure functions of the snapshot; colour only when asked for, or when printing to a terminal.
+// domains, named scopes, counted types), a table of functions by own or total bytes, a call
+// tree, and the stacks that held the most at the peak. Pure functions of the snapshot; colour only when asked for, or when printing to a terminal.
 #pragma once
 
 #include <algorithm>
@@ -407,6 +407,54 @@ inline std::string format_tree(const snapshot& s, const tree_options& options = 
                      count == 1 ? " allocation, " : " allocations, ", about,
                      compact(rounded(root.weight.bytes)), text_style_off(options.colour), "\n"});
     text_tree_lines(root, "", 0, root.weight.bytes, options, out);
+    return out;
+}
+
+/// What was alive at the process's highest peak, by stack, most bytes first: the totals, then
+/// the `top` largest stacks (site_record::peak_bytes and peak_allocs) with up to `depth` frames
+/// each. Says so in one line when `s` kept no peak (snapshot::peak_kept). Allocates.
+inline std::string format_peak_sites(const snapshot& s, std::size_t top = 10, std::size_t depth = 12) {
+    using namespace detail;
+    guard quiet;
+    if (!s.peak_kept) {
+        return "memlens: no copy of the live table was kept at the peak (sites mode with "
+               "capture_peak or MEMLENS_CAPTURE_PEAK=1 keeps one)\n";
+    }
+    std::vector<const site_record*> held;
+    std::uint64_t allocs = 0, bytes = 0;
+    for (const site_record& r : s.sites) {
+        if (r.peak_allocs == 0) continue;
+        held.push_back(&r);
+        allocs += r.peak_allocs;
+        bytes += r.peak_bytes;
+    }
+    // Most bytes, then most allocations, then by stack: the same order on every run.
+    std::sort(held.begin(), held.end(), [](const site_record* a, const site_record* b) {
+        if (a->peak_bytes != b->peak_bytes) return a->peak_bytes > b->peak_bytes;
+        if (a->peak_allocs != b->peak_allocs) return a->peak_allocs > b->peak_allocs;
+        return a->stack < b->stack;
+    });
+    const resolved_stacks resolved(s);
+    std::string out;
+    append_all(out, {"memlens: at the peak (", described(s.peak_current), " live, every domain), ",
+                     digits(allocs), plural(allocs, " allocation, ", " allocations, "), described(bytes),
+                     " recorded, from ", digits(held.size()), held.size() == 1 ? " site\n" : " sites\n"});
+    const std::size_t shown = std::min(top, held.size());
+    for (std::size_t i = 0; i < shown; ++i) {
+        const site_record& r = *held[i];
+        const frame_range frames = resolved.frames(r.stack);
+        append_all(out, {"  ", digits(r.peak_allocs), plural(r.peak_allocs, " allocation, ", " allocations, "),
+                         described(r.peak_bytes), frames.empty() ? ", no stack recorded\n" : ", from:\n"});
+        std::size_t f = 0;
+        for (auto frame = frames.begin(); frame != frames.end() && f < depth; ++frame, ++f) {
+            append_all(out, {"    #", number(f), " ", frame->describe(), "\n"});
+        }
+        if (frames.size() > depth) {
+            const std::uint64_t more = frames.size() - depth;
+            append_all(out, {"    ... ", number(more), plural(more, " more frame\n", " more frames\n")});
+        }
+    }
+    if (shown < held.size()) append_all(out, {"  ... and ", digits(held.size() - shown), " more sites\n"});
     return out;
 }
 
