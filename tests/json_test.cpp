@@ -19,17 +19,11 @@
 #include <memlens/view/json.hpp>
 
 #include "support.hpp"
+#include "tracking_support.hpp"
+
+using memlens_test::tracking_as;
 
 namespace {
-
-struct tracking_as {
-    explicit tracking_as(memlens::tracking_mode m) {
-        memlens::tracking_config c;
-        c.mode = m;
-        REQUIRE(memlens::configure(c));
-    }
-    ~tracking_as() { memlens::configure(memlens::tracking_config{}); }
-};
 
 void require_same_frame(const memlens::frame_info& a, const memlens::frame_info& b) {
     REQUIRE(a.address == b.address);

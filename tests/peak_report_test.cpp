@@ -16,29 +16,13 @@
 #include <memlens/view/html.hpp>
 
 #include "support.hpp"
+#include "tracking_support.hpp"
+
+using memlens_test::errors_remembered;
+using memlens_test::last_error;
+using memlens_test::tracking_as;
 
 namespace {
-
-struct tracking_as {
-    explicit tracking_as(const memlens::tracking_config& c) { REQUIRE(memlens::configure(c)); }
-    ~tracking_as() { memlens::configure(memlens::tracking_config{}); }
-};
-
-std::string last_error;
-void remember_error(const char* message) noexcept {
-    try {
-        last_error = message;
-    } catch (...) {
-    }
-}
-
-struct errors_remembered {
-    errors_remembered() {
-        last_error.clear();
-        memlens::set_error_handler(&remember_error);
-    }
-    ~errors_remembered() { memlens::set_error_handler(nullptr); }
-};
 
 // Site A allocates three blocks from one call site (a bound the compiler cannot see keeps the
 // loop from being unrolled into three sites); site B one block.

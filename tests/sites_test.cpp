@@ -22,35 +22,13 @@
 #include <memlens/sources/resource.hpp>
 
 #include "support.hpp"
+#include "tracking_support.hpp"
+
+using memlens_test::errors_remembered;
+using memlens_test::last_error;
+using memlens_test::tracking_as;
 
 namespace {
-
-// Puts the process back in counters mode whatever a test changed.
-struct tracking_as {
-    explicit tracking_as(memlens::tracking_config c) { REQUIRE(memlens::configure(c)); }
-    explicit tracking_as(memlens::tracking_mode m) {
-        memlens::tracking_config c;
-        c.mode = m;
-        REQUIRE(memlens::configure(c));
-    }
-    ~tracking_as() { memlens::configure(memlens::tracking_config{}); }
-};
-
-std::string last_error;
-void remember_error(const char* message) noexcept {
-    try {
-        last_error = message;
-    } catch (...) {
-    }
-}
-
-struct errors_remembered {
-    errors_remembered() {
-        last_error.clear();
-        memlens::set_error_handler(&remember_error);
-    }
-    ~errors_remembered() { memlens::set_error_handler(nullptr); }
-};
 
 bool names(const memlens::leak_site& site, const char* function) {
     return std::any_of(site.traceback.begin(), site.traceback.end(),

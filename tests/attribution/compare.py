@@ -307,19 +307,27 @@ def find_tool(given, name):
     return shutil.which(name)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", required=True, help="the built workload program")
-    parser.add_argument("--sources", nargs="+", required=True, help="its sources, with expect- tags")
+def command_line(description, workload, sources):
+    """The arguments both comparisons take, and heaptrack's two programs, or None without them."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--workload", required=True, help=workload)
+    parser.add_argument("--sources", nargs="+", required=True, help=sources)
     parser.add_argument("--heaptrack", help="heaptrack (default: on PATH)")
     parser.add_argument("--heaptrack-print", help="heaptrack_print (default: on PATH)")
     args = parser.parse_args()
-
-    heaptrack = find_tool(args.heaptrack, "heaptrack")
-    heaptrack_print = find_tool(args.heaptrack_print, "heaptrack_print")
-    if not heaptrack or not heaptrack_print:
+    tools = (find_tool(args.heaptrack, "heaptrack"), find_tool(args.heaptrack_print, "heaptrack_print"))
+    if not all(tools):
         print("heaptrack or heaptrack_print not found (Debian: heaptrack): nothing to compare against")
+        return args, None
+    return args, tools
+
+
+def main():
+    args, tools = command_line(__doc__.splitlines()[0], "the built workload program",
+                               "its sources, with expect- tags")
+    if tools is None:
         return SKIP
+    heaptrack, heaptrack_print = tools
 
     tags = read_tags(args.sources)
     ours = read_memlens(run([args.workload], environment("sites")))

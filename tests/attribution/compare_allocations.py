@@ -9,14 +9,13 @@ gives each stack's calls exactly but no bytes allocated, only a peak, and that i
 Exits with SKIP (CTest's SKIP_RETURN_CODE) when heaptrack is not installed.
 """
 
-import argparse
 import re
 import sys
 
 # compare.py is imported from the source tree, which a test must not write to.
 sys.dont_write_bytecode = True
 
-from compare import (SKIP, Frame, add_frame_row, below_memlens, environment, find_tool, heaptrack_report,
+from compare import (SKIP, Frame, add_frame_row, below_memlens, command_line, environment, heaptrack_report,
                      heaptrack_site, link_frames, memlens_frame, normalized, qualified_name, run, same_file)
 
 
@@ -99,18 +98,11 @@ def source_of(site, sources):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", required=True, help="the built document workload")
-    parser.add_argument("--sources", nargs="+", required=True, help="its sources: the sites compared")
-    parser.add_argument("--heaptrack", help="heaptrack (default: on PATH)")
-    parser.add_argument("--heaptrack-print", help="heaptrack_print (default: on PATH)")
-    args = parser.parse_args()
-
-    heaptrack = find_tool(args.heaptrack, "heaptrack")
-    heaptrack_print = find_tool(args.heaptrack_print, "heaptrack_print")
-    if not heaptrack or not heaptrack_print:
-        print("heaptrack or heaptrack_print not found (Debian: heaptrack): nothing to compare against")
+    args, tools = command_line(__doc__.splitlines()[0], "the built document workload",
+                               "its sources: the sites compared")
+    if tools is None:
         return SKIP
+    heaptrack, heaptrack_print = tools
 
     ours = read_memlens(run([args.workload], environment("sites")))
     # heaptrack's run is in off mode, for compare.heaptrack_report's reasons; the workload then
