@@ -56,6 +56,7 @@ void require_same(const memlens::snapshot& a, const memlens::snapshot& b) {
         REQUIRE(x.thread == y.thread);
         REQUIRE(x.sequence == y.sequence);
         REQUIRE(x.sampled == y.sampled);
+        REQUIRE(x.count == y.count);
     }
     REQUIRE(a.stacks == b.stacks);
     REQUIRE(a.sites.size() == b.sites.size());
@@ -171,9 +172,11 @@ memlens::snapshot hand_built() {
 // Every field of a snapshot, none at its default, with values a reader of tests/golden/
 // snapshot.json can follow: three stacks over five frames (one unmapped, one in a library
 // without debug information), one sampled allocation, one allocation without a stack, a
-// timeline point that was not finite, strings that need escapes, and figures at the peak.
-// Without those, it is what tests/golden/snapshot_v1.json (the version 1 schema) holds.
-memlens::snapshot golden_snapshot(bool with_peak = true) {
+// timeline point that was not finite, strings that need escapes, figures at the peak, and one
+// row standing for the live blocks of a site (version 3). Without that row it is what
+// tests/golden/snapshot_v2.json holds; without the peak figures and inlined calls too, what
+// tests/golden/snapshot_v1.json (the version 1 schema) holds.
+memlens::snapshot golden_snapshot(bool with_peak = true, bool with_site_row = true) {
     memlens::snapshot s;
     s.run = {1700000000123, 4242, "./app --input \"data set\" C:\\tmp\tlast\x01",
              "g++ 12.2, C++17, optimized, memlens 0.1.0", "sampled"};
@@ -222,6 +225,7 @@ memlens::snapshot golden_snapshot(bool with_peak = true) {
     s.allocations = {{0x5000, 64, 0, 1, 1, 17, false},
                      {0x5100, 1000, 2, 7, 2, 3, true},
                      {0x5200, 16, 1, 0, 0, 1, false}};
+    if (with_site_row) s.allocations.push_back({0, 4000, 0, 1, 0, 0, false, 5});
     return s;
 }
 
@@ -345,9 +349,13 @@ TEST_CASE("the golden file reads back as the hand-built snapshot in every field"
     require_same(golden_snapshot(), memlens::read_json(golden_path("snapshot.json")));
 }
 
+TEST_CASE("a version 2 file reads back with one block per allocation row", "[json][golden]") {
+    require_same(golden_snapshot(true, false), memlens::read_json(golden_path("snapshot_v2.json")));
+}
+
 TEST_CASE("a version 1 file reads back without peak figures and inlined calls", "[json][golden]") {
     const memlens::snapshot s = memlens::read_json(golden_path("snapshot_v1.json"));
-    memlens::snapshot expected = golden_snapshot(false);
+    memlens::snapshot expected = golden_snapshot(false, false);
     for (auto& entry : expected.symbols) entry.second.inlined.clear();
     require_same(expected, s);
     CHECK_FALSE(s.peak_kept);
@@ -357,7 +365,7 @@ TEST_CASE("a hand-built snapshot reads back equal in every field", "[json]") {
     const memlens::snapshot s = hand_built();
     const std::string text = memlens::to_json(s);
     CAPTURE(text);
-    REQUIRE(text.rfind("{\"format\":\"memlens.snapshot\",\"version\":2,", 0) == 0);
+    REQUIRE(text.rfind("{\"format\":\"memlens.snapshot\",\"version\":3,", 0) == 0);
     const memlens::snapshot back = memlens::from_json(text);
     require_same(s, back);
     // The same snapshot always gives the same text.
@@ -377,7 +385,9 @@ TEST_CASE("a real snapshot in sites mode reads back with every frame symbolized"
         s = memlens::take_snapshot();
     }
     release_grown();
-    REQUIRE(s.allocations.size() >= 5);
+    std::uint64_t blocks = 0;
+    for (const memlens::live_allocation& a : s.allocations) blocks += a.count;
+    REQUIRE(blocks >= 5);
     REQUIRE(!s.stacks.empty());
     memlens::snapshot symbolized = s;
     memlens::symbolize(symbolized);
@@ -429,16 +439,16 @@ TEST_CASE("refusals name the line, the column, the byte offset and what was expe
     }
     SECTION("another version") {
         std::string bad = text;
-        bad.replace(bad.find("\"version\":2") + 10, 1, "3");
+        bad.replace(bad.find("\"version\":3") + 10, 1, "4");
         const memlens::json_error e = refusal(bad);
-        CHECK(std::string(e.what()).find("expected version 2 or 1") != std::string::npos);
-        CHECK(std::string(e.what()).find("found 3") != std::string::npos);
+        CHECK(std::string(e.what()).find("expected version 3, 2 or 1") != std::string::npos);
+        CHECK(std::string(e.what()).find("found 4") != std::string::npos);
     }
     SECTION("a member the schema does not have is named") {
         std::string bad = text;
         bad.insert(bad.find("\"run\":"), "\"bogus_member\":3,");
         const memlens::json_error e = refusal(bad);
-        CHECK(std::string(e.what()).find("expected member \"run\" (members come in the order of the version 2 "
+        CHECK(std::string(e.what()).find("expected member \"run\" (members come in the order of the version 3 "
                                          "schema), found member \"bogus_member\"") != std::string::npos);
     }
     SECTION("not JSON at all, or empty") {
@@ -634,12 +644,12 @@ TEST_CASE("the baseline gate passes within tolerance and names the sites that gr
     {
         std::FILE* f = std::fopen(path.c_str(), "w");
         REQUIRE(f);
-        std::fputs("{\"format\":\"memlens.snapshot\",\"version\":3}", f);
+        std::fputs("{\"format\":\"memlens.snapshot\",\"version\":4}", f);
         std::fclose(f);
     }
     const memlens::check_result corrupt = memlens::check_against_baseline(first, path, options);
     CHECK_FALSE(corrupt.passed);
-    CHECK(corrupt.message.find("the baseline cannot be used: " + path + ": memlens snapshot JSON, line 1, column 40 (byte 39): expected version 2 or 1") != std::string::npos);
+    CHECK(corrupt.message.find("the baseline cannot be used: " + path + ": memlens snapshot JSON, line 1, column 40 (byte 39): expected version 3, 2 or 1") != std::string::npos);
 }
 
 TEST_CASE("unwritable and unreadable paths are errors that name the path", "[json]") {

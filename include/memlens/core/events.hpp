@@ -33,6 +33,8 @@ inline std::atomic<bool> peak_capturing{false};
 constexpr std::int64_t peak_capture_min_step = 64 * 1024;
 
 MEMLENS_NOINLINE inline void capture_peak() noexcept {
+    // The copy's own allocations are memlens's, not the program's.
+    guard quiet;
     // One thread copies at a time; the others' new peaks are in the next copy.
     if (peak_capturing.exchange(true, std::memory_order_acquire)) return;
     const std::int64_t peak = core.slots[all_slot].peak.load(relaxed);
@@ -44,16 +46,28 @@ MEMLENS_NOINLINE inline void capture_peak() noexcept {
     peak_capturing.store(false, std::memory_order_release);
 }
 
-// Addresses travel as integers: GCC warns about passing the new, unwritten block to an
-// out-of-line function through a const pointer.
-MEMLENS_NOINLINE inline bool record_allocation(std::uintptr_t address, std::uint64_t size,
-                                               std::uint32_t d, bool sampled,
-                                               bool headerless) noexcept {
-    guard quiet;
+// Copies the live figures at a new process peak, when asked to and the step is reached.
+MEMLENS_ALWAYS_INLINE void note_peak() noexcept {
+    if (MEMLENS_UNLIKELY(settings.capture_peak.load(relaxed)) &&
+        core.slots[all_slot].peak.load(relaxed) >= next_peak_capture.load(relaxed)) {
+        capture_peak();
+    }
+}
+
+// The calling thread's stack, interned; 0 when none could be captured.
+inline std::uint32_t current_stack() noexcept {
     std::uintptr_t frames[max_stack_depth];
     const std::size_t depth =
         capture_stack(frames, settings.stack_depth.load(relaxed), settings.method.load(relaxed));
-    const std::uint32_t stack = depth ? stacks.intern(frames, depth) : 0;
+    return depth ? stacks.intern(frames, depth) : 0;
+}
+
+// Puts a block in the live table, with the stack it was allocated at. Addresses travel as
+// integers: GCC warns about passing the new, unwritten block to an out-of-line function through
+// a const pointer.
+MEMLENS_NOINLINE inline bool record_entry(std::uintptr_t address, std::uint64_t size, std::uint32_t d,
+                                          bool sampled, bool headerless, std::uint32_t stack) noexcept {
+    guard quiet;
     thread_record* record = nullptr;
     const std::uint32_t index = own_record_index(record);
     const std::uint64_t sequence = next_sequence(record);
@@ -76,16 +90,108 @@ MEMLENS_NOINLINE inline bool record_allocation(std::uintptr_t address, std::uint
         update_switchboard();
     }
     const bool stored = insert_entry(make_entry(address, size, stack, sequence, index, d, sampled));
-    if (MEMLENS_UNLIKELY(settings.capture_peak.load(relaxed)) && !sampled &&
-        core.slots[all_slot].peak.load(relaxed) >= next_peak_capture.load(relaxed)) {
-        capture_peak();
-    }
+    if (!sampled) note_peak();
     // Once: out of memory, every later allocation would say the same.
     static std::atomic<bool> reported{false};
     if (!stored && !reported.exchange(true, relaxed)) {
         report_error("cannot grow the live table; allocations go unrecorded until it can");
     }
     return stored;
+}
+
+inline bool record_allocation(std::uintptr_t address, std::uint64_t size, std::uint32_t d,
+                              bool sampled, bool headerless) noexcept {
+    std::uint32_t stack = 0;
+    {
+        guard quiet;
+        stack = current_stack();
+    }
+    return record_entry(address, size, d, sampled, headerless, stack);
+}
+
+// What on_alloc tells a heap block to keep in its header: the block_* flags, and for a block
+// that carries its site, the stack and the allocating record.
+using block_mark = std::uint64_t;
+constexpr unsigned mark_record_shift = 8;
+constexpr unsigned mark_stack_shift = 32;
+// A block this large keeps its whole size in its header, with no room for a site.
+constexpr std::uint64_t sited_size_limit = std::uint64_t{1} << 40;
+
+inline block_mark sited_mark(std::uint32_t stack, std::uint32_t record) noexcept {
+    return block_counted | block_sited | (block_mark{record} << mark_record_shift) |
+           (block_mark{stack} << mark_stack_shift);
+}
+inline std::uint32_t mark_stack(block_mark m) noexcept {
+    return static_cast<std::uint32_t>(m >> mark_stack_shift);
+}
+inline std::uint32_t mark_record(block_mark m) noexcept {
+    return static_cast<std::uint32_t>(m >> mark_record_shift) & entry_record_limit;
+}
+
+// Sites mode for a heap block: its site's figures grow and the block's header names the site,
+// so that the free finds them again without a table. Blocks without a stack, or too large for
+// the header to hold a site as well, go to the live table instead.
+MEMLENS_NOINLINE inline block_mark site_allocation(std::uintptr_t address, std::uint64_t size,
+                                                   std::uint32_t d) noexcept {
+    std::uint32_t stack = 0;
+    {
+        guard quiet;
+        stack = current_stack();
+    }
+    if (stack == 0 || size >= sited_size_limit) {
+        return record_entry(address, size, d, false, false, stack) ? block_counted | block_recorded
+                                                                   : block_counted;
+    }
+    thread_record* record = nullptr;
+    const std::uint32_t index = own_record_index(record);
+    site_totals* site = site_for(stack, index);
+    if (!site) return block_counted;
+    const std::uint64_t sequence = next_sequence(record);
+    site->allocs.fetch_add(1, relaxed);
+    site->bytes.fetch_add(size, relaxed);
+    site->live_allocs.fetch_add(1, relaxed);
+    site->live_bytes.fetch_add(size, relaxed);
+    if (!record->shared) {
+        const std::uint32_t place = static_cast<std::uint32_t>(sequence % recent_block_count);
+        record->recent_address[place] = address;
+        record->recent_sequence[place] = sequence;
+    }
+    note_peak();
+    return sited_mark(stack, index > entry_record_limit ? entry_record_limit : index);
+}
+
+inline void note_temporary(std::uint32_t stack, std::uint32_t lane) noexcept {
+    if (site_totals* site = site_for(stack, lane)) site->temporaries.fetch_add(1, relaxed);
+}
+
+// Whether the block allocated as `sequence` by `record` is freed before the temporary window
+// closed.
+inline bool within_window(const thread_record* record, std::uint64_t sequence) noexcept {
+    const std::uint64_t later = (record->recorded.load(relaxed) - sequence) & entry_sequence_mask;
+    return later < settings.temporary_window.load(relaxed);
+}
+
+// The free of a block whose header names its site (see site_allocation).
+MEMLENS_NOINLINE inline void forget_site(std::uintptr_t address, std::uint64_t size,
+                                         std::uint32_t stack, std::uint32_t allocator) noexcept {
+    thread_record* record = nullptr;
+    const std::uint32_t index = own_record_index(record);
+    site_totals* site = site_for(stack, index);
+    if (!site) return;
+    site->live_allocs.fetch_sub(1, relaxed);
+    site->live_bytes.fetch_sub(size, relaxed);
+    if (index != allocator || record->shared) return;
+    // Only the newest blocks can still be within the window: look at those, newest first.
+    const std::uint64_t newest = record->recorded.load(relaxed);
+    const std::uint32_t window = settings.temporary_window.load(relaxed);
+    for (std::uint64_t back = 0; back < window && back < recent_block_count && back < newest; ++back) {
+        const std::uint32_t place = static_cast<std::uint32_t>((newest - back) % recent_block_count);
+        if (record->recent_sequence[place] != newest - back) continue;
+        if (record->recent_address[place] != address) continue;
+        record->recent_address[place] = 0;
+        site->temporaries.fetch_add(1, relaxed);
+        return;
+    }
 }
 
 // Removes a freed block from the live table and notes whether it lived only briefly.
@@ -96,10 +202,7 @@ MEMLENS_NOINLINE inline void forget_allocation(const void* p) noexcept {
     thread_record* record = nullptr;
     const std::uint32_t index = own_record_index(record);
     if (index != entry_record(e) || record == &late_record || entry_sampled(e)) return;
-    const std::uint64_t later =
-        (record->recorded.load(relaxed) - entry_sequence(e)) & entry_sequence_mask;
-    if (later >= settings.temporary_window.load(relaxed)) return;
-    if (site_totals* site = site_for(entry_stack(e), index)) site->temporaries.fetch_add(1, relaxed);
+    if (within_window(record, entry_sequence(e))) note_temporary(entry_stack(e), index);
 }
 
 // Set by <memlens/hooks.hpp> (view/exit_report.hpp): writes what the settings ask for at exit.
@@ -174,8 +277,8 @@ MEMLENS_COLD inline void start_live() noexcept {
     start_state.store(2, std::memory_order_release);
 }
 
-MEMLENS_NOINLINE inline std::uint32_t observe_alloc(std::uintptr_t p, std::size_t size,
-                                                    std::uint32_t d, bool heap) noexcept {
+MEMLENS_NOINLINE inline block_mark observe_alloc(std::uintptr_t p, std::size_t size,
+                                                  std::uint32_t d, bool heap) noexcept {
     std::uint32_t sw = switchboard.load(std::memory_order_acquire);
     if (sw & sw_unstarted) {
         if (this_thread.guard != 0) {
@@ -188,6 +291,11 @@ MEMLENS_NOINLINE inline std::uint32_t observe_alloc(std::uintptr_t p, std::size_
     }
     if ((heap && (sw & sw_heap_off)) || (sw & sw_refused)) return 0;
     count_alloc(size, d);
+    if (sw & sw_sites) {
+        if (heap) return site_allocation(p, size, d);
+        return record_allocation(p, size, d, false, true) ? block_counted | block_recorded
+                                                          : block_counted;
+    }
     if (sw & sw_recording) {
         return record_allocation(p, size, d, false, !heap) ? block_counted | block_recorded
                                                            : block_counted;
@@ -204,8 +312,8 @@ MEMLENS_NOINLINE inline std::uint32_t observe_alloc(std::uintptr_t p, std::size_
 }
 
 // Counts an allocation from any source and hands it to the observers that are on. Returns what
-// a heap block's header must remember (block_counted, block_recorded).
-MEMLENS_ALWAYS_INLINE std::uint32_t on_alloc(const void* p, std::size_t size, std::uint32_t d,
+// a heap block's header must remember (see block_mark).
+MEMLENS_ALWAYS_INLINE block_mark on_alloc(const void* p, std::size_t size, std::uint32_t d,
                                              bool heap) noexcept {
     const std::uint32_t sw = switchboard.load(relaxed);
     if (MEMLENS_LIKELY(sw == 0)) {
@@ -233,7 +341,7 @@ MEMLENS_ALWAYS_INLINE void on_free(const void* p, std::size_t size, std::uint32_
     const std::uint32_t sw = switchboard.load(relaxed);
     if (MEMLENS_UNLIKELY(sw & sw_refused)) return;
     count_free(size, d);
-    if (MEMLENS_UNLIKELY(sw & (sw_recording | sw_sampling | sw_lookups))) forget_allocation(p);
+    if (MEMLENS_UNLIKELY(sw & (sw_recording | sw_sites | sw_sampling | sw_lookups))) forget_allocation(p);
 }
 
 }  // namespace detail

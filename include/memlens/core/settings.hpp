@@ -31,6 +31,8 @@ struct live_settings {
     std::atomic<std::uint64_t> sample_bytes{default_sample_bytes};
     std::atomic<std::uint64_t> sample_seed{0};
     std::atomic<std::uint32_t> temporary_window{1};
+    // Sites mode keeps every block in the live table, not only its site in the block's header.
+    bool blocks = false;
     // Keep a snapshot of the live table at the process's high-water mark; see capture_peak.
     std::atomic<bool> capture_peak{false};
     bool leaks_at_exit = false;
@@ -211,6 +213,7 @@ inline void read_environment(live_settings& s) noexcept {
             refuse(temporary_window_range.variable, v, temporary_window_range.accepted, "using 1");
         }
     }
+    s.blocks = read_flag("MEMLENS_BLOCKS", s.blocks, "keeping sites in block headers");
     s.leaks_at_exit = read_flag("MEMLENS_LEAKS_AT_EXIT", s.leaks_at_exit, "not reporting leaks at exit");
     if (const char* v = std::getenv("MEMLENS_OUTPUT")) {
         if (std::strlen(v) >= output_path_capacity) {

@@ -1,5 +1,6 @@
-// memlens/core/site_table.hpp: per-site totals (allocations, bytes, temporaries) indexed by
-// interned stack id, in lanes so that threads recording one stack do not share a cache line.
+// memlens/core/site_table.hpp: per-site totals (allocations, bytes, temporaries, and the blocks
+// alive whose header names the site) indexed by interned stack id, in lanes so that threads
+// recording one stack do not share a cache line.
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,11 @@ struct site_totals {
     std::atomic<std::uint64_t> bytes{0};
     // Freed by the allocating thread before `temporary_window` further allocations of its own.
     std::atomic<std::uint64_t> temporaries{0};
+    // Blocks whose heap header names this site (sites mode without per-block records), less
+    // those freed, and their bytes. A lane counts the allocations and frees of its own threads,
+    // so one lane alone may wrap below zero; the sum over the lanes is exact.
+    std::atomic<std::uint64_t> live_allocs{0};
+    std::atomic<std::uint64_t> live_bytes{0};
 };
 
 constexpr std::uint32_t stack_id_bits = 24;
@@ -68,6 +74,8 @@ struct site_sum {
     std::uint64_t allocs = 0;
     std::uint64_t bytes = 0;
     std::uint64_t temporaries = 0;
+    std::uint64_t live_allocs = 0;
+    std::uint64_t live_bytes = 0;
 };
 
 inline site_sum read_site(std::uint32_t stack) noexcept {
@@ -78,6 +86,8 @@ inline site_sum read_site(std::uint32_t stack) noexcept {
         out.allocs += t->allocs.load(relaxed);
         out.bytes += t->bytes.load(relaxed);
         out.temporaries += t->temporaries.load(relaxed);
+        out.live_allocs += t->live_allocs.load(relaxed);
+        out.live_bytes += t->live_bytes.load(relaxed);
     }
     return out;
 }

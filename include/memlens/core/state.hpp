@@ -104,6 +104,10 @@ struct scope_frame {
 // Thread scopes one thread can hold open at once.
 constexpr std::size_t max_open_scopes = 64;
 
+// The newest blocks with a site in their header that a thread remembers, so that its own free
+// of one can tell a temporary block without the live table.
+constexpr std::uint32_t recent_block_count = 16;
+
 struct thread_record {
     slot_counters slots[max_domains];
     // Owner only: the epoch this record's rooms were computed at.
@@ -126,6 +130,10 @@ struct thread_record {
     std::uint32_t index = 0;
     // Records of exited threads' late events: shared, so updated with read-modify-writes.
     bool shared = false;
+    // Owner only: the addresses of the newest blocks with a site in their header, each in the
+    // place of its sequence number (modulo the count), with that number.
+    std::uintptr_t recent_address[recent_block_count] = {};
+    std::uint64_t recent_sequence[recent_block_count] = {};
     scope_frame scope_frames[max_open_scopes];
 };
 

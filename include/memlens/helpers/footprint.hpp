@@ -65,12 +65,10 @@ inline std::size_t usable_bytes(const void* p, std::size_t requested) noexcept {
     // array it saw allocated.
     __asm__("" : "+r"(p));
     const heap_header h = read_header(p);
-    if ((h.tag & ~block_flags) != heap_check(h.size, h.offset) || h.size != requested ||
-        h.offset < sizeof(heap_header)) {
-        return 0;
-    }
-    const void* base = static_cast<const unsigned char*>(p) - h.offset;
-    return ::malloc_usable_size(const_cast<void*>(base)) - h.offset;
+    if (!header_valid(h) || header_size(h) != requested) return 0;
+    const std::size_t offset = header_offset(h);
+    const void* base = static_cast<const unsigned char*>(p) - offset;
+    return ::malloc_usable_size(const_cast<void*>(base)) - offset;
 #else
     (void)p;
     (void)requested;

@@ -18,15 +18,19 @@
 
 MEMLENS_NAMESPACE_BEGIN
 
-/// One allocation alive when the snapshot was taken.
+/// One allocation alive when the snapshot was taken, or, where memlens kept only each site's
+/// figures (sites mode without tracking_config::blocks), every live heap block from one stack:
+/// then `count` says how many, `size` is their bytes together, and address, thread and
+/// sequence are 0.
 struct live_allocation {
     std::uintptr_t address = 0;   ///< the block's address in the process that took the snapshot
-    std::uint64_t size = 0;       ///< requested bytes
+    std::uint64_t size = 0;       ///< requested bytes (of all `count` blocks)
     std::uint32_t domain = 0;     ///< index into snapshot::domain_names
     std::uint32_t stack = 0;      ///< key into snapshot::stacks; 0 when no stack was captured
     std::uint32_t thread = 0;     ///< memlens's number for the allocating thread; 0 when shared
     std::uint64_t sequence = 0;   ///< that thread's count of recorded allocations at this one
     bool sampled = false;         ///< found by sampling: stands for snapshot::weight() allocations
+    std::uint64_t count = 1;      ///< the blocks this row stands for (1 for one block)
 };
 
 /// Everything ever recorded at one stack, alive or not, up to the snapshot, and what of it was
@@ -113,11 +117,17 @@ struct snapshot {
                            [](const live_allocation& a) { return a.sampled; });
     }
 
-    /// How many allocations `a` stands for: 1, or the inverse of its chance to be sampled.
+    /// How many allocations `a` stands for: its count, or for a sampled one the inverse of its
+    /// chance to be sampled.
     double weight(const live_allocation& a) const noexcept {
-        if (!a.sampled || sample_bytes == 0 || a.size == 0) return 1.0;
+        if (!a.sampled || sample_bytes == 0 || a.size == 0) return static_cast<double>(a.count);
         const double p = -std::expm1(-static_cast<double>(a.size) / static_cast<double>(sample_bytes));
         return p > 0 ? 1.0 / p : 1.0;
+    }
+
+    /// The bytes `a` stands for: its size, weighted as weight() says for a sampled one.
+    double bytes(const live_allocation& a) const noexcept {
+        return a.sampled ? weight(a) * static_cast<double>(a.size) : static_cast<double>(a.size);
     }
 
     /// The name of domain `id`, or "?" when the snapshot does not know it.

@@ -33,8 +33,9 @@ enum class tracking_mode {
     off,
     /// Exact counters and scopes only (the default).
     counters,
-    /// Counters, and every allocation in the live table with its call stack: leak reports,
-    /// snapshots, diffs, temporary allocations.
+    /// Counters, and the call stack of every allocation: each site's figures, alive and in all,
+    /// for leak reports, snapshots, diffs and temporary allocations. A heap block carries its
+    /// site in its header; see tracking_config::blocks for a record of every block.
     sites,
     /// Counters, and allocations sampled by bytes (one per `sample_bytes` on average): site
     /// figures are unbiased estimates.
@@ -70,8 +71,8 @@ enum class exit_kind {
 
 /// Everything configure() sets. The same settings come from the environment at start-up:
 /// MEMLENS_MODE, MEMLENS_STACK_DEPTH, MEMLENS_STACK_METHOD, MEMLENS_SAMPLE_BYTES,
-/// MEMLENS_SAMPLE_SEED, MEMLENS_TEMPORARY_WINDOW, MEMLENS_CAPTURE_PEAK, MEMLENS_LEAKS_AT_EXIT,
-/// MEMLENS_OUTPUT, MEMLENS_OUTPUT_KIND.
+/// MEMLENS_SAMPLE_SEED, MEMLENS_TEMPORARY_WINDOW, MEMLENS_BLOCKS, MEMLENS_CAPTURE_PEAK,
+/// MEMLENS_LEAKS_AT_EXIT, MEMLENS_OUTPUT, MEMLENS_OUTPUT_KIND.
 struct tracking_config {
     /// What is kept per allocation: counters only, every block with its stack, or samples.
     tracking_mode mode = tracking_mode::counters;
@@ -84,8 +85,13 @@ struct tracking_config {
     /// Seeds the sampler, so that a run can be repeated; 0 seeds from the clock.
     std::uint64_t sample_seed = 0;
     /// An allocation is temporary when its thread frees it before making this many more, 1 to
-    /// 1,000,000.
+    /// 1,000,000. Above 16, sites mode keeps a record of every block (see `blocks`).
     std::uint32_t temporary_window = 1;
+    /// In sites mode, keep a record of every live block (address, size, stack, thread, order)
+    /// in the live table, not only its site's figures: snapshots then list each block. Costs
+    /// a table insert and lookup per allocation, which grows with the live set. leak_check,
+    /// measure_footprint and temporary windows above 16 keep such records while they need them.
+    bool blocks = false;
     /// In sites mode, keep a snapshot of the live table each time the process peak has risen by
     /// 10% (at least 64 KiB) since the last one: peak_snapshot() is then the peak's view, within
     /// that margin. Each copy costs a pass over the live table. From the environment, on by
@@ -190,9 +196,16 @@ inline void describe_process(snapshot& s) {
     s.run.mode = mode_name(settings.mode);
 }
 
+// Signed, because a read of the lanes while other threads allocate and free may see a free
+// before its allocation: such a site reads as nothing alive.
+inline std::uint64_t at_least_zero(std::uint64_t wrapped) noexcept {
+    return static_cast<std::int64_t>(wrapped) < 0 ? 0 : wrapped;
+}
+
 // The allocations of the live table that `keep` accepts, with the stacks and sites they use.
+// With `sited`, also one row per site for the blocks whose header names it.
 template <class Keep>
-snapshot collect(Keep&& keep, bool with_process = true) {
+snapshot collect(Keep&& keep, bool with_process = true, bool sited = true) {
     start_live();
     guard quiet;
     snapshot s;
@@ -207,20 +220,30 @@ snapshot collect(Keep&& keep, bool with_process = true) {
         a.sampled = entry_sampled(e);
         if (keep(a)) s.allocations.push_back(a);
     });
-    for (const live_allocation& a : s.allocations) {
-        if (a.stack == 0 || s.stacks.count(a.stack)) continue;
-        const stack_span span = stacks.frames(a.stack);
-        s.stacks.emplace(a.stack, std::vector<std::uintptr_t>(span.frames, span.frames + span.size));
-    }
     const std::uint32_t ids = stacks.count();
     for (std::uint32_t id = 1; id <= ids; ++id) {
         const site_sum t = read_site(id);
         if (t.allocs == 0) continue;
         s.sites.push_back({id, t.allocs, t.bytes, t.temporaries});
-        if (!s.stacks.count(id)) {
-            const stack_span span = stacks.frames(id);
-            s.stacks.emplace(id, std::vector<std::uintptr_t>(span.frames, span.frames + span.size));
+        const std::uint64_t alive = at_least_zero(t.live_allocs);
+        if (sited && alive != 0) {
+            live_allocation a;
+            a.size = at_least_zero(t.live_bytes);
+            a.domain = heap_slot;
+            a.stack = id;
+            a.count = alive;
+            s.allocations.push_back(a);
         }
+    }
+    for (const live_allocation& a : s.allocations) {
+        if (a.stack == 0 || s.stacks.count(a.stack)) continue;
+        const stack_span span = stacks.frames(a.stack);
+        s.stacks.emplace(a.stack, std::vector<std::uintptr_t>(span.frames, span.frames + span.size));
+    }
+    for (const site_record& r : s.sites) {
+        if (s.stacks.count(r.stack)) continue;
+        const stack_span span = stacks.frames(r.stack);
+        s.stacks.emplace(r.stack, std::vector<std::uintptr_t>(span.frames, span.frames + span.size));
     }
     const std::uint32_t count = core.slot_count.load(std::memory_order_acquire);
     s.domain_names.resize(count);
@@ -279,7 +302,7 @@ inline void add_peak_figures(snapshot& s) {
         for (const live_allocation& a : copy->allocations) {
             if (a.sampled) continue;
             auto& figures = at_peak[a.stack];
-            ++figures.first;
+            figures.first += a.count;
             figures.second += a.size;
         }
         for (const auto& entry : at_peak) {
@@ -347,6 +370,7 @@ inline bool configure(const tracking_config& config) {
     s.sample_bytes = config.sample_bytes;
     s.sample_seed = config.sample_seed;
     s.temporary_window = config.temporary_window;
+    s.blocks = config.blocks;
     s.leaks_at_exit = config.leaks_at_exit;
     s.output_kind = static_cast<detail::folded_exit>(config.output_kind);
     if (config.capture_peak && !s.capture_peak.load(detail::relaxed)) detail::next_peak_capture.store(0, detail::relaxed);
@@ -370,6 +394,7 @@ inline tracking_config current_config() {
     c.sample_bytes = s.sample_bytes;
     c.sample_seed = s.sample_seed;
     c.temporary_window = s.temporary_window;
+    c.blocks = s.blocks;
     c.leaks_at_exit = s.leaks_at_exit;
     c.capture_peak = s.capture_peak;
     c.output = s.output;
@@ -377,8 +402,10 @@ inline tracking_config current_config() {
     return c;
 }
 
-/// Everything the live table holds now: in sites mode every live allocation made since the mode
-/// was set, in sampled mode the sampled ones; plus the per-site totals and, while
+/// What is alive now of what was recorded: in sites mode every live allocation made since the
+/// mode was set (one row per site for heap blocks that carry their site in their header, one
+/// row per block for blocks kept in the live table; see live_allocation::count), in sampled
+/// mode the sampled ones; plus the per-site totals and, while
 /// tracking_config::capture_peak keeps a copy of the table at the peak, what each stack held
 /// there (site_record::peak_allocs, peak_bytes; snapshot::peak_kept). Thread safe; other
 /// threads keep allocating while it is taken, one table shard at a time.
@@ -388,7 +415,7 @@ inline snapshot take_snapshot() {
     return s;
 }
 
-/// The live table as it was at the highest process peak seen so far (within 10%, see
+/// What was alive at the highest process peak seen so far (within 10%, see
 /// tracking_config::capture_peak), with the totals at that moment; domains, named scopes and
 /// types are as they are now. Empty allocations when capture_peak is off or nothing was
 /// recorded yet. Thread safe.
@@ -451,13 +478,15 @@ public:
 
     /// The allocations made since construction that are still alive, as a snapshot.
     snapshot leaked() const {
-        return detail::collect([this](const live_allocation& a) {
-            if (kind_ == scope_kind::thread) {
-                return a.thread == thread_ && thread_ != 0 && a.sequence > marks_[0];
-            }
-            const std::uint64_t mark = a.thread < marks_.size() ? marks_[a.thread] : 0;
-            return a.sequence > mark;
-        });
+        return detail::collect(
+            [this](const live_allocation& a) {
+                if (kind_ == scope_kind::thread) {
+                    return a.thread == thread_ && thread_ != 0 && a.sequence > marks_[0];
+                }
+                const std::uint64_t mark = a.thread < marks_.size() ? marks_[a.thread] : 0;
+                return a.sequence > mark;
+            },
+            true, false);
     }
 
 private:

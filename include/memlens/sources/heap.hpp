@@ -1,6 +1,7 @@
 // memlens/sources/heap.hpp: the allocation functions behind the global operator new / delete
 // hooks of sources/new.hpp. Each block carries a 16-byte header with its requested size, so that
-// unsized and aligned deletes stay exact.
+// unsized and aligned deletes stay exact, and in sites mode with its site, so that a free
+// updates the site's figures without looking the block up.
 #pragma once
 
 #include <cstddef>
@@ -18,9 +19,13 @@
 MEMLENS_NAMESPACE_BEGIN namespace detail {
 
 struct heap_header {
+    // The requested size; in a block_sited block, size:40 | stack:24.
     std::uint64_t size;
-    std::uint32_t offset;  // from the start of the malloc block to the user pointer
-    std::uint32_t tag;     // check word; its two low bits are block_counted and block_recorded
+    // offset_shift:5 | record:12: the offset from the start of the malloc block to the user
+    // pointer is 1 << offset_shift; a block_sited block adds the allocating thread's record.
+    std::uint32_t origin;
+    // Check word; its three low bits are block_counted, block_recorded and block_sited.
+    std::uint32_t tag;
 };
 static_assert(sizeof(heap_header) == 16, "the header must keep 16-byte alignment");
 // The hooks rely on malloc returning 16-byte aligned blocks, as glibc does on 64-bit targets.
@@ -28,11 +33,26 @@ static_assert(alignof(std::max_align_t) >= sizeof(heap_header),
               "memlens's operator new hooks need a malloc that aligns to 16 bytes");
 
 constexpr std::uint32_t heap_magic = 0x6d4c6e73u;
-constexpr std::uint32_t block_flags = block_counted | block_recorded;
+constexpr std::uint32_t block_flags = block_counted | block_recorded | block_sited;
+constexpr std::uint64_t sited_size_mask = sited_size_limit - 1;
+constexpr unsigned origin_record_shift = 5;
 
-inline std::uint32_t heap_check(std::uint64_t size, std::uint32_t offset) noexcept {
+inline std::uint32_t heap_check(std::uint64_t size, std::uint32_t origin) noexcept {
     const auto mixed = static_cast<std::uint32_t>(size ^ (size >> 32)) * 0x9e3779b1u;
-    return (heap_magic ^ mixed ^ (offset << 7)) & ~block_flags;
+    return (heap_magic ^ mixed ^ (origin * 0x85ebca6bu)) & ~block_flags;
+}
+
+// The header's fields, for a header that passed its check.
+inline std::uint64_t header_size(const heap_header& h) noexcept {
+    return (h.tag & block_sited) ? h.size & sited_size_mask : h.size;
+}
+inline std::size_t header_offset(const heap_header& h) noexcept {
+    return std::size_t{1} << (h.origin & 31u);
+}
+// Whether `h` is a header the hooks wrote, with an offset at least its own size.
+inline bool header_valid(const heap_header& h) noexcept {
+    return (h.tag & ~block_flags) == heap_check(h.size, h.origin) &&
+           header_offset(h) >= sizeof(heap_header);
 }
 
 // Whether this copy's hooks are the process's operator new. A copy in a shared object linked
@@ -117,8 +137,10 @@ MEMLENS_ALWAYS_INLINE void* heap_allocate(std::size_t size, std::size_t alignmen
         if (void* p = plain_allocate(size, alignment, form, aligned)) return p;
         if (heap_role.load(relaxed) != hooks_role::process) return nullptr;
     }
+    // Alignments are powers of two, so the offset is kept as one.
     const std::size_t offset = alignment <= sizeof(heap_header) ? sizeof(heap_header) : alignment;
     if (size > SIZE_MAX - offset || offset > UINT32_MAX) return nullptr;
+    const auto shift = static_cast<std::uint32_t>(__builtin_ctzll(offset));
     void* base = nullptr;
     if (offset == sizeof(heap_header)) {
         base = std::malloc(size + offset);
@@ -128,12 +150,20 @@ MEMLENS_ALWAYS_INLINE void* heap_allocate(std::size_t size, std::size_t alignmen
     if (!base) return nullptr;
     auto* user = static_cast<unsigned char*>(base) + offset;
     auto* h = reinterpret_cast<heap_header*>(user) - 1;
-    h->size = size;
-    h->offset = static_cast<std::uint32_t>(offset);
     // Worked out before counting, whose stores the compiler cannot prove leave the header alone.
-    const std::uint32_t check = heap_check(size, h->offset);
-    const std::uint32_t flags = counted() ? on_alloc(user, size, heap_slot, true) : 0u;
-    h->tag = check | flags;
+    const std::uint32_t check = heap_check(size, shift);
+    const block_mark mark = counted() ? on_alloc(user, size, heap_slot, true) : 0u;
+    if (MEMLENS_UNLIKELY(mark & block_sited)) {
+        const std::uint64_t word = size | (std::uint64_t{mark_stack(mark)} << 40);
+        const std::uint32_t origin = shift | (mark_record(mark) << origin_record_shift);
+        h->size = word;
+        h->origin = origin;
+        h->tag = heap_check(word, origin) | static_cast<std::uint32_t>(mark & block_flags);
+        return user;
+    }
+    h->size = size;
+    h->origin = shift;
+    h->tag = check | static_cast<std::uint32_t>(mark);
     return user;
 }
 
@@ -217,8 +247,7 @@ MEMLENS_ALWAYS_INLINE void heap_free(void* p, new_form form = new_form::single,
         return;
     }
     const heap_header h = read_header(p);
-    if (MEMLENS_UNLIKELY((h.tag & ~block_flags) != heap_check(h.size, h.offset) ||
-                         h.offset < sizeof(heap_header))) {
+    if (MEMLENS_UNLIKELY(!header_valid(h))) {
         if (h.tag == heap_freed_tag) {
             free_twice();
         } else {
@@ -226,11 +255,19 @@ MEMLENS_ALWAYS_INLINE void heap_free(void* p, new_form form = new_form::single,
         }
         return;
     }
+    const std::uint64_t size = header_size(h);
     // A counted block is uncounted whatever the thread is doing now, so the figures stay exact.
-    if (h.tag & block_counted) count_free(static_cast<std::size_t>(h.size), heap_slot);
-    if (MEMLENS_UNLIKELY(h.tag & block_recorded)) forget_allocation(p);
+    if (h.tag & block_counted) count_free(static_cast<std::size_t>(size), heap_slot);
+    if (MEMLENS_UNLIKELY(h.tag & (block_recorded | block_sited))) {
+        if (h.tag & block_sited) {
+            forget_site(reinterpret_cast<std::uintptr_t>(p), size, static_cast<std::uint32_t>(h.size >> 40),
+                        (h.origin >> origin_record_shift) & entry_record_limit);
+        } else {
+            forget_allocation(p);
+        }
+    }
     reinterpret_cast<heap_header*>(p)[-1].tag = heap_freed_tag;
-    std::free(static_cast<unsigned char*>(p) - h.offset);
+    std::free(static_cast<unsigned char*>(p) - header_offset(h));
 }
 
 }  // namespace detail
@@ -262,8 +299,8 @@ inline bool hooks_installed() noexcept {
     void* p = allocate(sizeof(heap_header), std::nothrow);
     if (!p) return false;
     const heap_header h = read_header(p);
-    answer = h.size == sizeof(heap_header) && h.offset == sizeof(heap_header) &&
-             (h.tag & ~block_flags) == heap_check(h.size, h.offset);
+    answer = header_valid(h) && header_size(h) == sizeof(heap_header) &&
+             header_offset(h) == sizeof(heap_header);
     ::operator delete(p);
     hooks_answer.store(answer, std::memory_order_release);
     return answer == 1;

@@ -209,7 +209,7 @@ inline std::vector<recommendation> recommend(const snapshot& s) {
         const auto [row, added] = stacks.insert(a.stack);
         if (added) by_stack.emplace_back();
         by_stack[row].add(s, a);
-        live_bytes += s.weight(a) * static_cast<double>(a.size);
+        live_bytes += s.bytes(a);
     }
     // Sites are summed in the hash table's order of stacks, as they always were: sums of
     // sampled weights depend on the order of their terms.

@@ -92,8 +92,7 @@ inline std::string folded_stacks(const snapshot& s, const folded_options& option
     };
     if (options.source == folded_source::live) {
         for (const live_allocation& a : s.allocations) {
-            const double w = s.weight(a);
-            add(a.stack, bytes ? w * static_cast<double>(a.size) : w);
+            add(a.stack, bytes ? s.bytes(a) : s.weight(a));
         }
     } else {
         for (const site_record& site : s.sites) {

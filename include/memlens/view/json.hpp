@@ -2,7 +2,7 @@
 // process can read it without a symbolizer) and a strict reader, for diffs across runs and CI
 // baselines. This comment is the description of the file format; other documents point here.
 //
-// Schema "memlens.snapshot", version 2
+// Schema "memlens.snapshot", version 3
 // ------------------------------------
 // One JSON object (RFC 8259) whose members come in exactly the order below. A reader may rely
 // on the order; this one refuses any other order, any member it does not know, and anything but
@@ -11,8 +11,9 @@
 // Versioning: "version" rises with every change that a reader of the previous version would
 // refuse or misread: a member added, removed, renamed or moved, a row with another field, a
 // field whose meaning, type or range changes. Readers refuse unknown members, so every
-// addition is such a change. A reader refuses the versions it does not know; this one reads 2
-// and 1. Version 1 lacks "peak_kept", "peak_current", "inlined" and the last two fields of a
+// addition is such a change. A reader refuses the versions it does not know; this one reads 3,
+// 2 and 1. Version 2 lacks the last field of an "allocations" row (each row is one block).
+// Version 1 also lacks "peak_kept", "peak_current", "inlined" and the last two fields of a
 // "sites" row; a snapshot read from it has no peak figures (snapshot::peak_kept false) and no
 // inlined calls.
 //
@@ -26,7 +27,7 @@
 // element of a table on a line of its own; readers must not rely on white space.
 //
 //   "format"            string: "memlens.snapshot"
-//   "version"           u64: 2
+//   "version"           u64: 3
 //   "run"               object: which run the snapshot comes from
 //       "unix_time_ms"    i64: when it was taken, in milliseconds since 1970-01-01 UTC
 //       "pid"             i64: the process id
@@ -104,16 +105,19 @@
 //       peak_allocs       u64: allocations from the stack alive in the copy kept at the peak;
 //                         0 when "peak_kept" is 0
 //       peak_bytes        u64: their bytes
-//   "allocations"       array of rows [address, size, domain, stack, thread, sequence, sampled]:
-//                       the allocations alive when the snapshot was taken
+//   "allocations"       array of rows [address, size, domain, stack, thread, sequence, sampled,
+//                       count]: the allocations alive when the snapshot was taken, one row per
+//                       block, or one row per site for blocks of which only their site's
+//                       figures were kept (then address, thread and sequence are 0)
 //       address           u64: the block's address
-//       size              u64: bytes requested
+//       size              u64: bytes requested, by all the row's blocks together
 //       domain            u32: an index into "domain_names"
 //       stack             u32: 0 when no stack was captured, else an id in "stacks"
 //       thread            u32: memlens's number for the allocating thread; 0 when shared
 //       sequence          u64: that thread's count of recorded allocations at this one
 //       sampled           flag: 1 when found by sampling; the row then stands for
 //                         1 / (1 - exp(-size / sample_bytes)) allocations
+//       count             u64: the blocks the row stands for, at least 1; 1 when sampled
 #pragma once
 
 #include <algorithm>
@@ -268,6 +272,7 @@ void allocation_members(Visit& v, Allocation& a) {
     v.field("thread", a.thread);
     v.field("sequence number", a.sequence);
     v.field("sampled flag", a.sampled);
+    if (v.since(3)) v.field("block count", a.count);
 }
 
 template <class Visit, class Snapshot>
@@ -305,7 +310,7 @@ public:
         : out_(out), extra_(extra) {}
 
     void format_and_version() {
-        out_ += "{\"format\":\"memlens.snapshot\",\"version\":2";
+        out_ += "{\"format\":\"memlens.snapshot\",\"version\":3";
         scalar_line_ = true;
     }
 
@@ -490,7 +495,7 @@ inline std::string symbolized_json_text(const snapshot& s) {
     return snapshot_json_text(s, &extra);
 }
 
-// A strict reader of the version 2 and version 1 schemas, walking snapshot_members as the
+// A strict reader of the version 3, 2 and 1 schemas, walking snapshot_members as the
 // writer does.
 // It never recurses (the schema has a fixed depth), and everything it allocates holds what it
 // has read, so memory is bounded by the input.
@@ -519,8 +524,8 @@ public:
         key("version");
         const std::size_t version_at = position();
         const std::uint64_t version = whole("version", std::numeric_limits<std::uint64_t>::max());
-        if (version != 1 && version != 2) {
-            fail_at(version_at, "expected version 2 or 1 (the versions this reader knows), found " +
+        if (version < 1 || version > 3) {
+            fail_at(version_at, "expected version 3, 2 or 1 (the versions this reader knows), found " +
                                     std::to_string(version));
         }
         version_ = version;
@@ -1047,7 +1052,7 @@ private:
 
 }  // namespace detail
 
-/// The JSON text of `s` in the "memlens.snapshot" version 2 schema (see the top of this
+/// The JSON text of `s` in the "memlens.snapshot" version 3 schema (see the top of this
 /// header). Symbolizes `s` first (a copy: pass an rvalue to avoid it), so that the text carries
 /// every frame's function, file:line and module and any process can read it. Allocates the
 /// text, about 50 bytes per live allocation.
@@ -1068,7 +1073,7 @@ inline void write_json(const snapshot& s, const std::string& path) {
 }
 
 /// The snapshot that `text` holds. Throws json_error, naming the line, column and byte offset
-/// and what was expected there, for anything but a complete "memlens.snapshot" version 2 or 1
+/// and what was expected there, for anything but a complete "memlens.snapshot" version 3, 2 or 1
 /// document (truncated, corrupt, another format or version, numbers out of range, frames
 /// missing from "symbols"). Never recurses; memory is bounded by the size of `text`.
 inline snapshot from_json(std::string_view text) {

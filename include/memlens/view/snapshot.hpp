@@ -348,9 +348,8 @@ struct live_sum {
     bool estimated = false;
 
     void add(const snapshot& s, const live_allocation& a) {
-        const double w = s.weight(a);
-        bytes += w * static_cast<double>(a.size);
-        count += w;
+        bytes += s.bytes(a);
+        count += s.weight(a);
         estimated = estimated || a.sampled;
     }
 

@@ -216,9 +216,8 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
         const bool estimated = s.estimated();
         double bytes = 0, count = 0;
         for (const live_allocation& a : s.allocations) {
-            const double w = s.weight(a);
-            bytes += w * static_cast<double>(a.size);
-            count += w;
+            bytes += s.bytes(a);
+            count += s.weight(a);
         }
         const char* about = estimated ? "about " : "";
         section("Live allocations in this snapshot");
