@@ -90,6 +90,10 @@ workload() {
     row "memlens $mode"
     if [[ $mode == sites ]]; then sites_added=$(added); fi
   done
+  # Per-block mode: every block in the live table too, as leak checks and footprints need.
+  MEMLENS_MODE=sites MEMLENS_BLOCKS=1 measure "memlens sites, blocks" "$hooked" "$name" "$size"
+  same_checksum "memlens sites, blocks"
+  row "memlens sites+blocks"
   if command -v heaptrack >/dev/null; then
     measure "heaptrack" heaptrack -o "$work/heaptrack-$name" "$plain" "$name" "$size"
     same_checksum "heaptrack"

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +20,9 @@ using memlens_test::tracking_as;
 namespace {
 
 constexpr std::size_t block_size = 48;
+// Each site allocates its own size, so that the linker cannot fold the three into one.
+constexpr std::size_t brief_size = 40;
+constexpr std::size_t kept_size = 56;
 
 // Not tail calls: each keeps a frame of its own while operator new runs, so it is the site.
 MEMLENS_TEST_NOINLINE char* site_headers_alloc() {
@@ -27,13 +32,13 @@ MEMLENS_TEST_NOINLINE char* site_headers_alloc() {
 }
 
 MEMLENS_TEST_NOINLINE char* site_headers_brief() {
-    char* p = new char[block_size];
+    char* p = new char[brief_size];
     memlens_test::keep(p);
     return p;
 }
 
 MEMLENS_TEST_NOINLINE char* site_headers_kept() {
-    char* p = new char[block_size];
+    char* p = new char[kept_size];
     memlens_test::keep(p);
     return p;
 }
@@ -87,6 +92,7 @@ TEST_CASE("in sites mode a heap block carries its site, not an entry in the live
     for (int i = 0; i < 100; ++i) blocks.push_back(site_headers_alloc());
     // The table holds none of them: its size does not follow the live set.
     CHECK(memlens::live_table_usage().allocations == entries_before);
+    CHECK(memlens::live_table_usage().site_bytes > 0);
     // Forty freed by another thread: each free finds its site in the block's header.
     std::thread([&] {
         for (int i = 0; i < 40; ++i) delete[] blocks[static_cast<std::size_t>(i)];
@@ -190,7 +196,7 @@ TEST_CASE("tracking_config::blocks keeps one row per block, with its address", "
         const memlens::frame_info* site = resolved.site(a.stack);
         if (!site || site->function.find("site_headers_kept") == std::string::npos) continue;
         CHECK(a.count == 1);
-        CHECK(a.size == block_size);
+        CHECK(a.size == kept_size);
         found.push_back(a.address);
     }
     std::vector<std::uintptr_t> expected;
@@ -199,4 +205,103 @@ TEST_CASE("tracking_config::blocks keeps one row per block, with its address", "
     std::sort(expected.begin(), expected.end());
     CHECK(found == expected);
     free_all(blocks);
+}
+
+namespace {
+
+using document = std::map<std::string, std::vector<int>>;
+
+// Lines of the workload's allocations, taken on the lines themselves.
+int key_line = 0, values_line = 0, node_line = 0;
+
+// One key of 24 characters (one block of 25 bytes), one vector of `i % 7 + 1` ints, one map node.
+MEMLENS_TEST_NOINLINE void insert_entry(document& d, int i) {
+    std::string key(24, '-'); key_line = __LINE__;
+    std::snprintf(key.data(), key.size() + 1, "entry-%018d", i);
+    std::vector<int> values(static_cast<std::size_t>(i % 7 + 1), i); values_line = __LINE__;
+    d.emplace(std::move(key), std::move(values)); node_line = __LINE__;
+}
+
+// What the document itself says is alive at each line: an independent count.
+struct expected_figures {
+    std::uint64_t keys = 0, key_bytes = 0, vectors = 0, vector_bytes = 0, nodes = 0, node_bytes = 0;
+};
+
+expected_figures count_document(const document& d) {
+    expected_figures e;
+    for (const auto& [key, values] : d) {
+        ++e.keys;
+        e.key_bytes += key.capacity() + 1;
+        ++e.vectors;
+        e.vector_bytes += values.capacity() * sizeof(int);
+        ++e.nodes;
+        e.node_bytes += sizeof(std::_Rb_tree_node<document::value_type>);
+    }
+    return e;
+}
+
+alive alive_at_line(const memlens::snapshot& s, int line) {
+    const memlens::detail::resolved_stacks resolved(s);
+    alive out;
+    for (const memlens::live_allocation& a : s.allocations) {
+        const memlens::frame_info* site = resolved.site(a.stack);
+        if (!site || site->line != static_cast<std::uint32_t>(line) ||
+            site->file.find("site_headers_test.cpp") == std::string::npos) {
+            continue;
+        }
+        out.count += a.count;
+        out.bytes += a.size;
+        ++out.rows;
+    }
+    return out;
+}
+
+void check_against_document(const memlens::snapshot& s, const document& d) {
+    const expected_figures e = count_document(d);
+    const alive keys = alive_at_line(s, key_line), values = alive_at_line(s, values_line),
+                nodes = alive_at_line(s, node_line);
+    CHECK(keys.count == e.keys);
+    CHECK(keys.bytes == e.key_bytes);
+    CHECK(values.count == e.vectors);
+    CHECK(values.bytes == e.vector_bytes);
+    CHECK(nodes.count == e.nodes);
+    CHECK(nodes.bytes == e.node_bytes);
+}
+
+// Inserts, erases every other entry, inserts those again with other values: the map workload
+// of the benchmark, small.
+void build_document(document& d, int n) {
+    for (int i = 0; i < n; ++i) insert_entry(d, i);
+    for (int i = 0; i < n; i += 2) d.erase(d.find([&] {
+        char key[32];
+        std::snprintf(key, sizeof key, "entry-%018d", i);
+        return std::string(key);
+    }()));
+    for (int i = 0; i < n; i += 2) insert_entry(d, i + 3);
+}
+
+}  // namespace
+
+TEST_CASE("per-site live blocks and bytes equal what the data structure holds, with and without per-block records", "[sites][headers][accuracy]") {
+    for (const bool blocks : {false, true}) {
+        CAPTURE(blocks);
+        memlens::tracking_config c;
+        c.mode = memlens::tracking_mode::sites;
+        c.blocks = blocks;
+        tracking_as sites(c);
+        document d;
+        build_document(d, 5000);
+        memlens::snapshot s = memlens::take_snapshot();
+        memlens::symbolize(s);
+        REQUIRE(key_line != 0);
+        check_against_document(s, d);
+        // Half the document freed on another thread: the figures follow.
+        std::thread([&] {
+            bool drop = false;
+            for (auto it = d.begin(); it != d.end(); drop = !drop) it = drop ? d.erase(it) : ++it;
+        }).join();
+        s = memlens::take_snapshot();
+        memlens::symbolize(s);
+        check_against_document(s, d);
+    }
 }

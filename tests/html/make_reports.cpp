@@ -73,15 +73,18 @@ std::string figures_path(const std::string& report) {
 void write_figures(const memlens::snapshot& s, const std::string& report) {
     using memlens::detail::append_json_string;
     using memlens::detail::append_json_uint;
-    std::uint64_t live_bytes = 0;
-    for (const memlens::live_allocation& a : s.allocations) live_bytes += a.size;
+    std::uint64_t live_bytes = 0, live_count = 0;
+    for (const memlens::live_allocation& a : s.allocations) {
+        live_bytes += a.size;
+        live_count += a.count;
+    }
     const std::vector<memlens::statistic> sites = memlens::statistics(s, memlens::group_by::site);
     if (sites.empty()) throw std::runtime_error("the snapshot for " + report + " has no live allocation");
 
     std::string out = "{\"live_bytes\":";
     append_json_uint(out, live_bytes);
     out += ",\"live_count\":";
-    append_json_uint(out, s.allocations.size());
+    append_json_uint(out, live_count);
     out += ",\"allocations\":";
     append_json_uint(out, s.totals.allocs);
     out += ",\"peak\":";

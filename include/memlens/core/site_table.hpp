@@ -70,6 +70,13 @@ inline site_totals* site_for(std::uint32_t stack, std::uint32_t lane) noexcept {
     return find_site(stack, lane);
 }
 
+// Bytes mapped for site chunks; the kernel backs only the pages that sites were counted in.
+inline std::size_t site_table_bytes() noexcept {
+    std::size_t chunks = 0;
+    for (const std::atomic<site_chunk*>& c : site_table.chunks) chunks += c.load(relaxed) != nullptr;
+    return chunks * sizeof(site_chunk);
+}
+
 struct site_sum {
     std::uint64_t allocs = 0;
     std::uint64_t bytes = 0;

@@ -92,9 +92,10 @@ struct tracking_config {
     /// a table insert and lookup per allocation, which grows with the live set. leak_check,
     /// measure_footprint and temporary windows above 16 keep such records while they need them.
     bool blocks = false;
-    /// In sites mode, keep a snapshot of the live table each time the process peak has risen by
+    /// In sites mode, keep a snapshot of what is alive each time the process peak has risen by
     /// 10% (at least 64 KiB) since the last one: peak_snapshot() is then the peak's view, within
-    /// that margin. Each copy costs a pass over the live table. From the environment, on by
+    /// that margin. Each copy costs a pass over the sites and the live table. From the
+    /// environment, on by
     /// default when MEMLENS_OUTPUT is set in sites mode; configure() takes it as given.
     bool capture_peak = false;
     /// Write what is still alive when the program exits (to `output`, else to stderr).
@@ -442,18 +443,23 @@ struct live_table_stats {
     std::size_t stack_bytes = 0;
     /// Distinct stacks interned.
     std::uint32_t stacks = 0;
+    /// Bytes mapped for the per-site figures (pages the kernel backs as sites are used).
+    std::size_t site_bytes = 0;
 };
 
-/// What the live table and the interned stacks cost right now. Thread safe, does not allocate.
+/// What the live table, the interned stacks and the per-site figures cost right now. Thread
+/// safe, does not allocate.
 inline live_table_stats live_table_usage() noexcept {
     const detail::live_table_usage u = detail::live_usage();
-    return {u.mapped, u.entries, detail::stacks.memory_bytes(), detail::stacks.count()};
+    return {u.mapped, u.entries, detail::stacks.memory_bytes(), detail::stacks.count(),
+            detail::site_table_bytes()};
 }
 
 /// While alive, every allocation is recorded with its stack (whatever the mode), so that
 /// report() can tell what the block made and left alive: the calling thread's allocations, or
 /// every thread's with scope_kind::process. Allocations inside memlens::unscoped (a test
-/// framework's own work) are not the thread's. Costs what sites mode costs, while alive.
+/// framework's own work) are not the thread's. Keeps every block in the live table while alive
+/// (per-block mode; see tracking_config::blocks).
 class leak_check {
 public:
     /// Starts recording: the calling thread's allocations, or every thread's.
