@@ -3,7 +3,9 @@
 # under memlens in each mode and under heaptrack when it is installed, and prints the CPU time and
 # peak resident set of each run beside the untracked one, and what sites mode adds as a fraction of
 # what heaptrack adds (the goal is at most 0.2).
-# Usage: bench/scale.sh [build-dir] [map-keys] [document-records]
+# Usage: bench/scale.sh [build-dir] [map-keys] [document-records] [runs]
+# Each row is the run with the median CPU time of `runs` runs (default 3): on a shared virtual
+# machine single runs move by more than counters mode costs.
 #
 # CPU time is user + system of the whole process tree, from GNU time: it counts every descendant
 # that was waited for, and heaptrack's script waits for its background pipeline (heaptrack_interpret
@@ -16,6 +18,7 @@ set -euo pipefail
 build=${1:-build}
 map_keys=${2:-1000000}
 document_records=${3:-100000}
+runs=${4:-3}
 plain=$build/bench/scale_workload_plain
 hooked=$build/bench/scale_workload
 for program in "$plain" "$hooked"; do
@@ -29,9 +32,20 @@ while read -r name; do unset "$name"; done < <(compgen -e | grep '^MEMLENS_' || 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# measure <label> <command...>: runs the command under GNU time and sets cpu, wall, rss_mib and
-# sum (the workload's checksum line). Exits if the command fails or prints no checksum.
+# measure <label> <command...>: runs the command `runs` times and keeps the figures of the run
+# with the median CPU time.
 measure() {
+  local results=()
+  for ((run = 0; run < runs; run++)); do
+    measure_once "$@"
+    results+=("$cpu $wall $rss_mib $sum")
+  done
+  read -r cpu wall rss_mib sum < <(printf '%s\n' "${results[@]}" | sort -n -k1,1 | sed -n "$(((runs + 1) / 2))p")
+}
+
+# measure_once <label> <command...>: runs the command under GNU time and sets cpu, wall, rss_mib
+# and sum (the workload's checksum line). Exits if the command fails or prints no checksum.
+measure_once() {
   local label=$1
   shift
   if ! "$gnu_time" -o "$work/time" -f '%e %U %S' "$@" >"$work/out" 2>"$work/err"; then

@@ -39,7 +39,7 @@ constexpr unsigned origin_record_shift = 5;
 
 inline std::uint32_t heap_check(std::uint64_t size, std::uint32_t origin) noexcept {
     const auto mixed = static_cast<std::uint32_t>(size ^ (size >> 32)) * 0x9e3779b1u;
-    return (heap_magic ^ mixed ^ (origin * 0x85ebca6bu)) & ~block_flags;
+    return (heap_magic ^ mixed ^ (origin << 7)) & ~block_flags;
 }
 
 // The header's fields, for a header that passed its check.
@@ -49,10 +49,9 @@ inline std::uint64_t header_size(const heap_header& h) noexcept {
 inline std::size_t header_offset(const heap_header& h) noexcept {
     return std::size_t{1} << (h.origin & 31u);
 }
-// Whether `h` is a header the hooks wrote, with an offset at least its own size.
+// Whether `h` is a header the hooks wrote, with an offset at least its own 16 bytes (2^4).
 inline bool header_valid(const heap_header& h) noexcept {
-    return (h.tag & ~block_flags) == heap_check(h.size, h.origin) &&
-           header_offset(h) >= sizeof(heap_header);
+    return (h.tag & ~block_flags) == heap_check(h.size, h.origin) && (h.origin & 31u) >= 4;
 }
 
 // Whether this copy's hooks are the process's operator new. A copy in a shared object linked
