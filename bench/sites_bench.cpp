@@ -16,9 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "call_depth.hpp"
 #include "ratio_reporter.hpp"
 
 namespace {
+
+using memlens_bench::at_depth;
 
 constexpr int call_depth = 20;
 constexpr std::size_t pair_size = 64;
@@ -37,17 +40,6 @@ void sites_mode_frame_pointers(const benchmark::State&) {
 }
 void sampled_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::sampled); }
 void counters_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::counters); }
-
-// The benchmark body runs `call_depth` calls down, so that every captured stack is full.
-template <class Body>
-__attribute__((noinline)) void at_depth(int depth, benchmark::State& state, Body& body) {
-    if (depth > 0) {
-        at_depth(depth - 1, state, body);
-        benchmark::ClobberMemory();
-        return;
-    }
-    body(state);
-}
 
 void malloc_free_pairs(benchmark::State& state) {
     for (auto _ : state) {

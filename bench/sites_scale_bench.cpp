@@ -14,9 +14,12 @@
 #include <new>
 #include <vector>
 
+#include "call_depth.hpp"
 #include "ratio_reporter.hpp"
 
 namespace {
+
+using memlens_bench::at_depth;
 
 constexpr int call_depth = 20;
 constexpr std::size_t block_size = 32;
@@ -89,17 +92,6 @@ void untracked_held(const benchmark::State& state) {
     set_mode(memlens::tracking_mode::counters);
 }
 void counters_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::counters); }
-
-// The loops run `call_depth` calls down, so that every captured stack is 16 frames.
-template <class Body>
-__attribute__((noinline)) void at_depth(int depth, benchmark::State& state, Body& body) {
-    if (depth > 0) {
-        at_depth(depth - 1, state, body);
-        benchmark::ClobberMemory();
-        return;
-    }
-    body(state);
-}
 
 void malloc_free_pairs(benchmark::State& state) {
     for (auto _ : state) {
