@@ -305,3 +305,23 @@ TEST_CASE("per-site live blocks and bytes equal what the data structure holds, w
         check_against_document(s, d);
     }
 }
+
+TEST_CASE("null pointers given to record_alloc and record_free leave the live table whole", "[sites][table]") {
+    tracking_as sites(memlens::tracking_mode::sites);
+    const memlens::domain d = memlens::domain::named("site-headers.null");
+    // A thousand recorded addresses, so that every shard of the table holds entries, the one
+    // that address 0 hashes to included.
+    static char blocks[1024];
+    for (char& b : blocks) memlens::record_alloc(&b, 1, d);
+    const std::uint64_t entries_before = memlens::live_table_usage().allocations;
+    // Counted, not recorded: a free of address 0 once erased an empty slot and drove the
+    // table's count below zero, after which every insert asked for a larger table.
+    memlens::record_alloc(nullptr, 100, d);
+    memlens::record_free(nullptr, 100, d);
+    memlens::record_free(nullptr, 100, d);
+    CHECK(memlens::live_table_usage().allocations == entries_before);
+    CHECK(memlens::stats(d).allocs == 1025);
+    CHECK(memlens::stats(d).frees == 2);
+    for (char& b : blocks) memlens::record_free(&b, 1, d);
+    CHECK(memlens::live_table_usage().allocations == entries_before - 1024);
+}

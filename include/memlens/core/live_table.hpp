@@ -175,7 +175,10 @@ private:
     lock_guard hold_;
 };
 
+// Address 0 marks an empty slot, so a null pointer (record_alloc(nullptr, ...) counts without
+// a block) is never an entry: looked up, it would find an empty slot and erase it.
 inline bool insert_entry(const live_entry& entry) noexcept {
+    if (entry.address == 0) return false;
     const std::uint64_t hash = live_hash(entry.address);
     live_shard& s = shard_of(hash);
     shard_hold hold(s);
@@ -193,7 +196,7 @@ inline bool insert_entry(const live_entry& entry) noexcept {
 // A block freed while this thread holds a shard stays in the table; a later allocation at the
 // same address replaces its entry.
 inline bool remove_entry(std::uintptr_t address, live_entry& out) noexcept {
-    if (holding_shard) return false;
+    if (holding_shard || address == 0) return false;
     const std::uint64_t hash = live_hash(address);
     live_shard& s = shard_of(hash);
     shard_hold hold(s);

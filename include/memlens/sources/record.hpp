@@ -11,7 +11,7 @@ MEMLENS_NAMESPACE_BEGIN
 
 /// Counts an allocation of `size` bytes at `ptr` in domain `d`, and records it with its stack
 /// in sites and sampled modes. Thread safe, never allocates through the hooks; costs what a
-/// hooked operator new adds. `ptr` is not read.
+/// hooked operator new adds. `ptr` is not read; a null `ptr` is counted and never recorded.
 inline void record_alloc(const void* ptr, std::size_t size, domain d) noexcept {
     if (detail::valid_slot(d.id())) detail::on_alloc(ptr, size, d.id(), false);
 }
