@@ -2,7 +2,7 @@
 // profilers (see compare_tools.sh). Built twice: with memlens's hooks (the mode then comes from
 // MEMLENS_MODE) and without, as the untracked baseline. Prints the time per allocate+free pair.
 #if defined(MEMLENS_WORKLOAD_HOOKS)
-#include <memlens/hooks.hpp>
+#include <memlens/sources/new.hpp>
 #endif
 
 #include <chrono>

@@ -1,6 +1,6 @@
 // bench/hook_bench.cpp: what the global operator new / delete hooks of sources/new.hpp add to an
 // allocate+free pair, against what the same pair costs a program without memlens.
-#include <memlens/hooks.hpp>
+#include <memlens/sources/new.hpp>
 
 #include <memlens/core/counters.hpp>
 

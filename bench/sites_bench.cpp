@@ -3,7 +3,7 @@
 // and sampled mode against counters mode, on single pairs and on a container workload; and on a
 // JSON-like parse, whose strings grow inside libstdc++ (no frame pointers there), the hybrid
 // stack walk against the frame-pointer walk.
-#include <memlens/hooks.hpp>
+#include <memlens/sources/new.hpp>
 
 #include <memlens/observe/sites.hpp>
 

@@ -87,21 +87,21 @@ TEST_CASE("process figures are the sum of the domains", "[counters]") {
 }
 
 namespace {
-std::string last_error;
-void remember_error(const char* message) noexcept { last_error = message; }
+std::string domain_error;
+void remember_domain_error(const char* message) noexcept { domain_error = message; }
 }  // namespace
 
 TEST_CASE("bad domain names are reported and counted in overflow", "[counters][errors]") {
-    memlens::set_error_handler(&remember_error);
+    memlens::set_error_handler(&remember_domain_error);
     const memlens::domain empty = memlens::domain::named("");
     memlens::set_error_handler(nullptr);
     CHECK(empty.name() == "overflow");
-    CHECK(last_error.find("empty name") != std::string::npos);
+    CHECK(domain_error.find("empty name") != std::string::npos);
 
-    memlens::set_error_handler(&remember_error);
+    memlens::set_error_handler(&remember_domain_error);
     const memlens::domain longer =
         memlens::domain::named("counters.a-name-that-is-far-too-long-for-a-domain-table-slot");
     memlens::set_error_handler(nullptr);
-    CHECK(last_error.find("longer than 47") != std::string::npos);
+    CHECK(domain_error.find("longer than 47") != std::string::npos);
     CHECK(longer.name().size() == 47);
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "support.hpp"
+#include "symbolizer_support.hpp"
 
 using memlens::detail::normalized_path;
 using memlens::detail::short_name;
@@ -121,13 +122,6 @@ TEST_CASE("a symbolizer's answer reads as the calls inlined at an address, inner
 
 namespace {
 
-bool has_symbolizer() {
-    const char* forced = std::getenv("MEMLENS_SYMBOLIZER");
-    if (forced) return forced[0] != '\0';
-    const char* path = std::getenv("PATH");
-    return path && !memlens::detail::search_path_for_symbolizer(path).empty();
-}
-
 char* volatile names_test_kept = nullptr;
 std::vector<long>* volatile names_test_vector = nullptr;
 
@@ -176,7 +170,7 @@ std::string described(const std::vector<memlens::frame_info>& frames) {
 }  // namespace
 
 TEST_CASE("an inlined call is a frame of its own, at its own line", "[names][sites]") {
-    if (!has_symbolizer()) {
+    if (!memlens_test::has_symbolizer()) {
         WARN("no llvm-symbolizer or addr2line on PATH: inlined calls not checked");
         return;
     }
@@ -211,7 +205,7 @@ TEST_CASE("an inlined call is a frame of its own, at its own line", "[names][sit
 }
 
 TEST_CASE("a vector's growth is sited at the line that pushed, whatever was inlined", "[names][sites]") {
-    if (!has_symbolizer()) {
+    if (!memlens_test::has_symbolizer()) {
         WARN("no llvm-symbolizer or addr2line on PATH: sites not checked");
         return;
     }

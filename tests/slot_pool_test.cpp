@@ -28,11 +28,11 @@ struct triple {
     std::uint64_t a, b, c;
 };
 
-struct alignas(64) wide {
+struct alignas(64) wide_slot {
     char c[3];
 };
 
-struct alignas(128) wider {
+struct alignas(128) wider_slot {
     std::uint32_t tag;
 };
 
@@ -185,11 +185,11 @@ TEST_CASE("slots do not overlap", "[slot_pool]") {
 
 TEST_CASE("over-aligned types get aligned slots", "[slot_pool]") {
     SECTION("64") {
-        memlens::slot_pool<wide> pool(memlens::default_pool_domain(), 4096);
-        STATIC_REQUIRE(memlens::slot_pool<wide>::slot_size == 64);
+        memlens::slot_pool<wide_slot> pool(memlens::default_pool_domain(), 4096);
+        STATIC_REQUIRE(memlens::slot_pool<wide_slot>::slot_size == 64);
         // The header goes at the end, so one 64-byte slot is lost to it, not two.
         CHECK(pool.slots_per_block() == 63);
-        std::vector<wide*> slots(200);
+        std::vector<wide_slot*> slots(200);
         std::size_t misaligned = 0;
         for (auto& p : slots) {
             p = pool.allocate();
@@ -201,13 +201,13 @@ TEST_CASE("over-aligned types get aligned slots", "[slot_pool]") {
         for (auto* p : slots) pool.deallocate(p);
     }
     SECTION("128, with a block size that is not a multiple of it") {
-        memlens::slot_pool<wider> pool(memlens::domain::named("test.pool.align128"), 1000);
+        memlens::slot_pool<wider_slot> pool(memlens::domain::named("test.pool.align128"), 1000);
         CHECK(pool.block_bytes() == 1024);
         CHECK(pool.slots_per_block() == 7);
-        std::vector<wider*> slots(50);
+        std::vector<wider_slot*> slots(50);
         std::size_t misaligned = 0;
         for (auto& p : slots) {
-            p = pool.create(wider{7});
+            p = pool.create(wider_slot{7});
             misaligned += address(p) % 128 != 0;
         }
         CHECK(misaligned == 0);

@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "symbolizer_support.hpp"
+
 namespace {
 
 // The return address of its call: an address inside the caller, right after the call.
@@ -36,13 +38,6 @@ inline std::uintptr_t kept(std::uintptr_t a) {
 
 bool contains(const std::string& text, const std::string& part) {
     return text.find(part) != std::string::npos;
-}
-
-bool has_symbolizer() {
-    const char* forced = std::getenv("MEMLENS_SYMBOLIZER");
-    if (forced) return forced[0] != '\0';
-    const char* path = std::getenv("PATH");
-    return path && !memlens::detail::search_path_for_symbolizer(path).empty();
 }
 
 std::vector<unsigned char> read_file(const char* path) {
@@ -124,7 +119,7 @@ TEST_CASE("a libc function resolves to its name in libc", "[symbols]") {
 }
 
 TEST_CASE("file and line come from the external symbolizer", "[symbols]") {
-    if (!has_symbolizer()) {
+    if (!memlens_test::has_symbolizer()) {
         WARN("no llvm-symbolizer or addr2line on PATH: file:line not checked");
         return;
     }
@@ -190,7 +185,7 @@ TEST_CASE("a second call is served from the cache and nothing is counted", "[sym
     const memlens::memory_stats after = memlens::stats(memlens::domain::heap());
 
     CHECK(runs_second == runs_first);
-    if (has_symbolizer()) CHECK(runs_first > runs_before);
+    if (memlens_test::has_symbolizer()) CHECK(runs_first > runs_before);
     // memlens's own memory, the result included, is not charged to the host.
     CHECK(after.allocs == before.allocs);
     CHECK(after.frees == before.frees);

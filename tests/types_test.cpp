@@ -69,9 +69,9 @@ struct record {
     double x, y, z;
 };
 
-struct early_type : memlens::counted_type<early_type> {};
+struct early_counted : memlens::counted_type<early_counted> {};
 // Constructed before main: counted, with the tables created on this first event.
-const early_type early;
+const early_counted early_instance;
 
 }  // namespace
 
@@ -379,7 +379,7 @@ TEST_CASE("counting and reading allocate nothing in the caller's scopes", "[type
 }
 
 TEST_CASE("objects made before main are counted", "[types]") {
-    const memlens::type_stats s = memlens::type_stats_of<early_type>();
+    const memlens::type_stats s = memlens::type_stats_of<early_counted>();
     CHECK(s.instances == 1);
     CHECK(s.constructed == 1);
     CHECK(s.peak == 1);
