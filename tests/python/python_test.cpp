@@ -1,15 +1,19 @@
 // Tests of sources/python.hpp in a program that embeds CPython. A program of its own: the
 // interpreter it starts would disturb the main suite. CTest and meson run it three times: with
-// pymalloc, PYTHONMALLOC=malloc and PYTHONMALLOC=debug.
+// pymalloc, PYTHONMALLOC=malloc and PYTHONMALLOC=debug. The runner is the suite's (main.cpp); a
+// listener starts the interpreter before the first test and finalizes it after the last.
 #include <memlens/sources/python.hpp>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
-#define CATCH_CONFIG_RUNNER
+// For the listener's base class.
+#define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
 
 namespace {
@@ -17,7 +21,7 @@ namespace {
 constexpr PyMemAllocatorDomain all_domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
                                                  PYMEM_DOMAIN_OBJ};
 
-// What main() saw right after Py_InitializeEx, the hooks having been installed between
+// What the listener saw right after Py_InitializeEx, the hooks having been installed between
 // pre-initialisation and initialisation.
 bool hooks_survived_initialization = false;
 memlens::memory_stats obj_after_initialization{};
@@ -77,6 +81,40 @@ void call(PyObject* function) {
 }
 
 }  // namespace
+
+// The Python configuration reads PYTHONMALLOC; pre-initialisation sets the allocators it names,
+// so the hooks go in after it and before the interpreter starts allocating.
+struct python_host : Catch::TestEventListenerBase {
+    using TestEventListenerBase::TestEventListenerBase;
+
+    void testRunStarting(const Catch::TestRunInfo&) override {
+        PyPreConfig pre;
+        PyPreConfig_InitPythonConfig(&pre);
+        const PyStatus status = Py_PreInitialize(&pre);
+        if (PyStatus_Exception(status)) Py_ExitStatusException(status);
+        const bool installed = memlens::install_python_hooks();
+        Py_InitializeEx(0);
+        hooks_survived_initialization = installed;
+        for (int i = 0; i < 3; ++i) {
+            PyMemAllocatorEx now;
+            PyMem_GetAllocator(all_domains[i], &now);
+            hooks_survived_initialization = hooks_survived_initialization &&
+                                            now.ctx == &memlens::detail::python_hooks[i] &&
+                                            now.malloc == &memlens::detail::python_malloc;
+        }
+        obj_after_initialization = of(PYMEM_DOMAIN_OBJ);
+    }
+
+    // A failure here comes after Catch2 has reported: the exit status and the error handler's
+    // line tell it.
+    void testRunEnded(const Catch::TestRunStats&) override {
+        if (memlens::remove_python_hooks() && Py_FinalizeEx() == 0) return;
+        std::fflush(nullptr);
+        std::_Exit(1);
+    }
+};
+
+CATCH_REGISTER_LISTENER(python_host)
 
 TEST_CASE("hooks installed after pre-initialisation stay in place through Py_Initialize") {
     CHECK(hooks_survived_initialization);
@@ -383,28 +421,4 @@ TEST_CASE("python.* current and peak agree with tracemalloc.get_traced_memory") 
     Py_DECREF(start);
     Py_DECREF(module);
     REQUIRE(memlens::install_python_hooks());
-}
-
-int main(int argc, char** argv) {
-    // The Python configuration reads PYTHONMALLOC; pre-initialisation sets the allocators it
-    // names, so the hooks go in after it and before the interpreter starts allocating.
-    PyPreConfig pre;
-    PyPreConfig_InitPythonConfig(&pre);
-    const PyStatus status = Py_PreInitialize(&pre);
-    if (PyStatus_Exception(status)) Py_ExitStatusException(status);
-    if (!memlens::install_python_hooks()) return 1;
-    Py_InitializeEx(0);
-    hooks_survived_initialization = true;
-    for (int i = 0; i < 3; ++i) {
-        PyMemAllocatorEx now;
-        PyMem_GetAllocator(all_domains[i], &now);
-        hooks_survived_initialization = hooks_survived_initialization &&
-                                        now.ctx == &memlens::detail::python_hooks[i] &&
-                                        now.malloc == &memlens::detail::python_malloc;
-    }
-    obj_after_initialization = of(PYMEM_DOMAIN_OBJ);
-    int result = Catch::Session().run(argc, argv);
-    if (!memlens::remove_python_hooks()) result = 1;
-    if (Py_FinalizeEx() < 0) result = 1;
-    return result;
 }
