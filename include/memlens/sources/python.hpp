@@ -252,8 +252,8 @@ inline bool install_python_hooks() noexcept {
 /// see those frees, so the python.* figures drop to zero live bytes. When another party has
 /// wrapped the hooks of some domain since (tracemalloc.start(), say), removing them would cut
 /// it out of the chain: then nothing changes, the error handler is told, and the result is
-/// false. Not installed: does nothing, true. Call it with the GIL held and no other thread
-/// allocating through RAW, as PyMem_SetAllocator requires.
+/// false. Not installed: does nothing, true. Call it with the GIL held and while no other
+/// thread allocates through RAW, whose calls do not wait for the GIL.
 inline bool remove_python_hooks() noexcept {
     using namespace detail;
     lock_guard hold(python_install_lock);
