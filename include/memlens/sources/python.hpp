@@ -38,7 +38,8 @@ inline live_shard& python_shard(std::uint64_t hash) noexcept {
 }
 
 // Adds a block; false when the table cannot grow. An address already there belonged to a block
-// freed without the hooks (through an allocator they no longer wrap): it comes back in `stale`.
+// freed where the hooks could not see it (by code that bypassed its domain's functions): it
+// comes back in `stale`, for its bytes to be counted out.
 inline bool python_insert(std::uintptr_t address, std::uint64_t size, std::uint32_t slot,
                           live_entry& stale) noexcept {
     const std::uint64_t hash = live_hash(address);
