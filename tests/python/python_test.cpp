@@ -1,0 +1,429 @@
+// Tests of sources/python.hpp in a program that embeds CPython. A program of its own: the
+// interpreter it starts would disturb the main suite. CTest and meson run it three times: with
+// pymalloc, PYTHONMALLOC=malloc and PYTHONMALLOC=debug. The runner is the suite's (main.cpp); a
+// listener starts the interpreter before the first test and finalizes it after the last.
+#include <memlens/sources/python.hpp>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+// For the listener's base class.
+#define CATCH_CONFIG_EXTERNAL_INTERFACES
+#include <catch2/catch.hpp>
+
+// CPython 3.11's tracemalloc never frees its traceback copies (python/cpython#121390, fixed in
+// 3.12 and 3.13 only), so LeakSanitizer reports them after the tracemalloc test. Their stacks
+// are libpython's alone, without symbols, hence a suppression by library.
+extern "C" const char* __lsan_default_suppressions() { return "leak:libpython3"; }
+
+namespace {
+
+constexpr PyMemAllocatorDomain all_domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
+                                                 PYMEM_DOMAIN_OBJ};
+
+// What the listener saw right after Py_InitializeEx, the hooks having been installed between
+// pre-initialisation and initialisation.
+bool hooks_survived_initialization = false;
+memlens::memory_stats obj_after_initialization{};
+
+memlens::memory_stats of(PyMemAllocatorDomain d) { return memlens::stats(memlens::python_domain(d)); }
+
+// Figures of one domain since `before`; peak is the highest live bytes above before.current,
+// valid when reset_peak() ran right after `before` was read.
+struct change {
+    std::uint64_t allocs;
+    std::uint64_t frees;
+    std::size_t total;
+    std::int64_t current;
+    std::int64_t peak;
+};
+
+change since(const memlens::memory_stats& before, PyMemAllocatorDomain d) {
+    const memlens::memory_stats now = of(d);
+    return {now.allocs - before.allocs, now.frees - before.frees, now.total - before.total,
+            static_cast<std::int64_t>(now.current) - static_cast<std::int64_t>(before.current),
+            static_cast<std::int64_t>(now.peak) - static_cast<std::int64_t>(before.current)};
+}
+
+bool same_allocator(const PyMemAllocatorEx& a, const PyMemAllocatorEx& b) {
+    return a.ctx == b.ctx && a.malloc == b.malloc && a.calloc == b.calloc &&
+           a.realloc == b.realloc && a.free == b.free;
+}
+
+std::string last_error;
+void keep_error(const char* message) noexcept { last_error = message; }
+
+// A second party that wraps memlens's OBJ hooks, as tracemalloc.start() would.
+PyMemAllocatorEx wrapped{};
+void* wrapper_malloc(void*, std::size_t n) { return wrapped.malloc(wrapped.ctx, n); }
+void* wrapper_calloc(void*, std::size_t n, std::size_t s) { return wrapped.calloc(wrapped.ctx, n, s); }
+void* wrapper_realloc(void*, void* p, std::size_t n) { return wrapped.realloc(wrapped.ctx, p, n); }
+void wrapper_free(void*, void* p) { wrapped.free(wrapped.ctx, p); }
+
+struct traced {
+    Py_ssize_t current;
+    Py_ssize_t peak;
+};
+
+// tracemalloc computes both figures before it builds the tuple that returns them.
+traced read_traced(PyObject* get_traced_memory) {
+    PyObject* pair = PyObject_CallNoArgs(get_traced_memory);
+    REQUIRE(pair);
+    const traced out{PyLong_AsSsize_t(PyTuple_GetItem(pair, 0)), PyLong_AsSsize_t(PyTuple_GetItem(pair, 1))};
+    Py_DECREF(pair);
+    return out;
+}
+
+void call(PyObject* function) {
+    PyObject* result = PyObject_CallNoArgs(function);
+    REQUIRE(result);
+    Py_DECREF(result);
+}
+
+}  // namespace
+
+// The Python configuration reads PYTHONMALLOC; pre-initialisation sets the allocators it names,
+// so the hooks go in after it and before the interpreter starts allocating.
+struct python_host : Catch::TestEventListenerBase {
+    using TestEventListenerBase::TestEventListenerBase;
+
+    void testRunStarting(const Catch::TestRunInfo&) override {
+        PyPreConfig pre;
+        PyPreConfig_InitPythonConfig(&pre);
+        const PyStatus status = Py_PreInitialize(&pre);
+        if (PyStatus_Exception(status)) Py_ExitStatusException(status);
+        const bool installed = memlens::install_python_hooks();
+        Py_InitializeEx(0);
+        hooks_survived_initialization = installed;
+        for (int i = 0; i < 3; ++i) {
+            PyMemAllocatorEx now;
+            PyMem_GetAllocator(all_domains[i], &now);
+            hooks_survived_initialization = hooks_survived_initialization &&
+                                            now.ctx == &memlens::detail::python_hooks[i] &&
+                                            now.malloc == &memlens::detail::python_malloc;
+        }
+        obj_after_initialization = of(PYMEM_DOMAIN_OBJ);
+    }
+
+    // A failure here comes after Catch2 has reported: the exit status and the error handler's
+    // line tell it.
+    void testRunEnded(const Catch::TestRunStats&) override {
+        if (memlens::remove_python_hooks() && Py_FinalizeEx() == 0) return;
+        std::fflush(nullptr);
+        std::_Exit(1);
+    }
+};
+
+CATCH_REGISTER_LISTENER(python_host)
+
+TEST_CASE("hooks installed after pre-initialisation stay in place through Py_Initialize") {
+    CHECK(hooks_survived_initialization);
+    CHECK(obj_after_initialization.allocs > 0);
+}
+
+TEST_CASE("each CPython domain counts exactly the sizes asked for") {
+    REQUIRE(memlens::install_python_hooks());
+    memlens::set_peak_mode(memlens::peak_mode::exact);
+
+    SECTION("RAW: malloc, calloc, realloc, free, and a null free") {
+        const memlens::memory_stats raw0 = of(PYMEM_DOMAIN_RAW);
+        memlens::reset_peak();
+        void* a = PyMem_RawMalloc(100);
+        void* b = PyMem_RawCalloc(10, 30);
+        a = PyMem_RawRealloc(a, 250);
+        PyMem_RawFree(b);
+        PyMem_RawFree(nullptr);
+        REQUIRE(a);
+        const change c = since(raw0, PYMEM_DOMAIN_RAW);
+        CHECK(c.allocs == 3);
+        CHECK(c.frees == 2);
+        CHECK(c.total == 100 + 300 + 250);
+        CHECK(c.current == 250);
+        CHECK(c.peak == 100 + 300 + 250 - 100);
+        PyMem_RawFree(a);
+        CHECK(since(raw0, PYMEM_DOMAIN_RAW).current == 0);
+    }
+
+    SECTION("MEM: blocks above pymalloc's limit count once, in MEM, not again in RAW") {
+        const memlens::memory_stats raw0 = of(PYMEM_DOMAIN_RAW);
+        const memlens::memory_stats mem0 = of(PYMEM_DOMAIN_MEM);
+        memlens::reset_peak();
+        void* small = PyMem_Malloc(24);
+        void* large = PyMem_Malloc(1000);
+        small = PyMem_Realloc(small, 600);
+        PyMem_Free(large);
+        REQUIRE(small);
+        const change c = since(mem0, PYMEM_DOMAIN_MEM);
+        CHECK(c.allocs == 3);
+        CHECK(c.frees == 2);
+        CHECK(c.total == 24 + 1000 + 600);
+        CHECK(c.current == 600);
+        CHECK(c.peak == 24 + 1000 - 24 + 600);
+        PyMem_Free(small);
+        CHECK(since(mem0, PYMEM_DOMAIN_MEM).current == 0);
+        const change raw = since(raw0, PYMEM_DOMAIN_RAW);
+        CHECK(raw.allocs == 0);
+        CHECK(raw.frees == 0);
+    }
+
+    SECTION("OBJ: small, zero-sized, large and overflowing requests") {
+        const memlens::memory_stats raw0 = of(PYMEM_DOMAIN_RAW);
+        const memlens::memory_stats obj0 = of(PYMEM_DOMAIN_OBJ);
+        memlens::reset_peak();
+        void* small = PyObject_Malloc(40);
+        void* empty = PyObject_Malloc(0);
+        void* large = PyObject_Calloc(3, 2000);
+        void* refused = PyObject_Calloc(SIZE_MAX / 2 + 1, 2);
+        REQUIRE(small);
+        REQUIRE(empty);
+        REQUIRE(large);
+        CHECK(refused == nullptr);
+        CHECK(static_cast<unsigned char*>(large)[5999] == 0);
+        PyObject_Free(small);
+        PyObject_Free(empty);
+        PyObject_Free(large);
+        const change c = since(obj0, PYMEM_DOMAIN_OBJ);
+        CHECK(c.allocs == 3);
+        CHECK(c.frees == 3);
+        CHECK(c.total == 40 + 0 + 6000);
+        CHECK(c.current == 0);
+        CHECK(c.peak == 6040);
+        const change raw = since(raw0, PYMEM_DOMAIN_RAW);
+        CHECK(raw.allocs == 0);
+        CHECK(raw.frees == 0);
+    }
+    memlens::set_peak_mode(memlens::peak_mode::batched);
+}
+
+TEST_CASE("blocks allocated before the hooks are freed and reallocated through them uncounted") {
+    REQUIRE(memlens::remove_python_hooks());
+    void* raw_freed = PyMem_RawMalloc(64);
+    void* raw_grown = PyMem_RawMalloc(64);
+    void* mem_shrunk = PyMem_Malloc(48);
+    void* obj_freed = PyObject_Malloc(32);
+    void* obj_grown = PyObject_Malloc(700);
+    std::memset(raw_grown, 7, 64);
+    std::memset(obj_grown, 9, 700);
+    REQUIRE(memlens::install_python_hooks());
+
+    const memlens::memory_stats raw0 = of(PYMEM_DOMAIN_RAW);
+    const memlens::memory_stats mem0 = of(PYMEM_DOMAIN_MEM);
+    const memlens::memory_stats obj0 = of(PYMEM_DOMAIN_OBJ);
+    PyMem_RawFree(raw_freed);
+    PyObject_Free(obj_freed);
+    raw_grown = PyMem_RawRealloc(raw_grown, 5000);
+    mem_shrunk = PyMem_Realloc(mem_shrunk, 16);
+    obj_grown = PyObject_Realloc(obj_grown, 800);
+    REQUIRE(raw_grown);
+    REQUIRE(mem_shrunk);
+    REQUIRE(obj_grown);
+    CHECK(static_cast<unsigned char*>(raw_grown)[63] == 7);
+    CHECK(static_cast<unsigned char*>(obj_grown)[699] == 9);
+
+    const change raw = since(raw0, PYMEM_DOMAIN_RAW);
+    const change mem = since(mem0, PYMEM_DOMAIN_MEM);
+    const change obj = since(obj0, PYMEM_DOMAIN_OBJ);
+    CHECK(raw.allocs == 1);
+    CHECK(raw.frees == 0);
+    CHECK(raw.current == 5000);
+    CHECK(mem.allocs == 1);
+    CHECK(mem.frees == 0);
+    CHECK(mem.current == 16);
+    CHECK(obj.allocs == 1);
+    CHECK(obj.frees == 0);
+    CHECK(obj.current == 800);
+
+    PyMem_RawFree(raw_grown);
+    PyMem_Free(mem_shrunk);
+    PyObject_Free(obj_grown);
+    for (PyMemAllocatorDomain d : {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ}) {
+        const change after = since(d == PYMEM_DOMAIN_RAW ? raw0 : d == PYMEM_DOMAIN_MEM ? mem0 : obj0, d);
+        CHECK(after.allocs == 1);
+        CHECK(after.frees == 1);
+        CHECK(after.current == 0);
+    }
+}
+
+TEST_CASE("removing the hooks restores the previous allocators field for field") {
+    REQUIRE(memlens::remove_python_hooks());
+    CHECK_FALSE(memlens::python_hooks_installed());
+    PyMemAllocatorEx before[3];
+    for (int i = 0; i < 3; ++i) PyMem_GetAllocator(all_domains[i], &before[i]);
+
+    REQUIRE(memlens::install_python_hooks());
+    CHECK(memlens::python_hooks_installed());
+    PyMemAllocatorEx installed[3];
+    for (int i = 0; i < 3; ++i) {
+        PyMem_GetAllocator(all_domains[i], &installed[i]);
+        CHECK_FALSE(same_allocator(installed[i], before[i]));
+    }
+    // Installing again changes nothing: the hooks do not wrap themselves.
+    REQUIRE(memlens::install_python_hooks());
+    for (int i = 0; i < 3; ++i) {
+        PyMemAllocatorEx again;
+        PyMem_GetAllocator(all_domains[i], &again);
+        CHECK(same_allocator(again, installed[i]));
+    }
+
+    void* kept = PyMem_Malloc(128);
+    REQUIRE(kept);
+    CHECK(of(PYMEM_DOMAIN_MEM).current >= 128);
+    REQUIRE(memlens::remove_python_hooks());
+    for (int i = 0; i < 3; ++i) {
+        PyMemAllocatorEx after;
+        PyMem_GetAllocator(all_domains[i], &after);
+        CHECK(same_allocator(after, before[i]));
+        // Nobody sees the frees of what is left once the hooks are gone: counted out now.
+        CHECK(of(all_domains[i]).current == 0);
+    }
+    const memlens::memory_stats mem_removed = of(PYMEM_DOMAIN_MEM);
+    PyMem_Free(kept);
+    CHECK(of(PYMEM_DOMAIN_MEM).frees == mem_removed.frees);
+    // Removing when not installed does nothing.
+    CHECK(memlens::remove_python_hooks());
+    REQUIRE(memlens::install_python_hooks());
+}
+
+TEST_CASE("removal is refused while another party wraps the hooks") {
+    REQUIRE(memlens::install_python_hooks());
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &wrapped);
+    PyMemAllocatorEx wrapper{nullptr, &wrapper_malloc, &wrapper_calloc, &wrapper_realloc, &wrapper_free};
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &wrapper);
+    last_error.clear();
+    memlens::set_error_handler(&keep_error);
+    CHECK_FALSE(memlens::remove_python_hooks());
+    memlens::set_error_handler(nullptr);
+    CHECK(last_error.find("python.obj") != std::string::npos);
+    CHECK(memlens::python_hooks_installed());
+    PyMemAllocatorEx now;
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &now);
+    CHECK(same_allocator(now, wrapper));
+
+    // Still counting underneath the wrapper.
+    const memlens::memory_stats obj0 = of(PYMEM_DOMAIN_OBJ);
+    void* p = PyObject_Malloc(72);
+    REQUIRE(p);
+    CHECK(since(obj0, PYMEM_DOMAIN_OBJ).current == 72);
+    PyObject_Free(p);
+    CHECK(since(obj0, PYMEM_DOMAIN_OBJ).current == 0);
+
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &wrapped);
+    CHECK(memlens::remove_python_hooks());
+    REQUIRE(memlens::install_python_hooks());
+}
+
+TEST_CASE("the RAW domain counts exactly from several threads without the GIL") {
+    REQUIRE(memlens::install_python_hooks());
+    constexpr int thread_count = 4;
+    constexpr int rounds = 2000;
+    const memlens::memory_stats raw0 = of(PYMEM_DOMAIN_RAW);
+    std::vector<void*> kept(thread_count, nullptr);
+    PyThreadState* saved = PyEval_SaveThread();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < thread_count; ++t) {
+        threads.emplace_back([t, &kept] {
+            for (int i = 0; i < rounds; ++i) {
+                void* p = PyMem_RawMalloc(static_cast<std::size_t>(16 + i % 64));
+                void* q = PyMem_RawCalloc(2, static_cast<std::size_t>(8 + t));
+                p = PyMem_RawRealloc(p, 100);
+                PyMem_RawFree(q);
+                if (i + 1 == rounds) {
+                    kept[static_cast<std::size_t>(t)] = p;
+                } else {
+                    PyMem_RawFree(p);
+                }
+            }
+        });
+    }
+    for (std::thread& t : threads) t.join();
+    PyEval_RestoreThread(saved);
+
+    std::size_t total = 0;
+    for (int t = 0; t < thread_count; ++t) {
+        for (int i = 0; i < rounds; ++i) total += static_cast<std::size_t>(16 + i % 64 + 2 * (8 + t) + 100);
+    }
+    const change c = since(raw0, PYMEM_DOMAIN_RAW);
+    CHECK(c.allocs == 3u * thread_count * rounds);
+    CHECK(c.frees == 3u * thread_count * rounds - thread_count);
+    CHECK(c.total == total);
+    CHECK(c.current == 100 * thread_count);
+    for (void* p : kept) PyMem_RawFree(p);
+    CHECK(since(raw0, PYMEM_DOMAIN_RAW).current == 0);
+}
+
+// tracemalloc (CPython 3.11, Modules/_tracemalloc.c) wraps all three domains when started and
+// traces every top-level call with its requested size; calls made inside its own MEM or OBJ
+// hook (pymalloc's large blocks through PyMem_RawMalloc) are not traced again. Started first and
+// wrapped by memlens right after, so both see the same calls from then on: the sum of the
+// python.* domains and tracemalloc's traced memory move together, byte for byte, and so do
+// their peaks after both are reset at the same moment.
+TEST_CASE("python.* current and peak agree with tracemalloc.get_traced_memory") {
+    REQUIRE(memlens::remove_python_hooks());
+    PyObject* module = PyImport_ImportModule("_tracemalloc");
+    REQUIRE(module);
+    PyObject* start = PyObject_GetAttrString(module, "start");
+    PyObject* stop = PyObject_GetAttrString(module, "stop");
+    PyObject* get_traced_memory = PyObject_GetAttrString(module, "get_traced_memory");
+    PyObject* reset_peak = PyObject_GetAttrString(module, "reset_peak");
+    REQUIRE((start && stop && get_traced_memory && reset_peak));
+    const char* workload =
+        "kept = [bytes(1000) for _ in range(100)]\n"
+        "churn = [str(i) * 10 for i in range(10000)]\n"
+        "big = bytearray(1 << 20)\n"
+        "del churn, big\n"
+        "table = {i: [i] for i in range(1000)}\n";
+    PyObject* code = Py_CompileString(workload, "<workload>", Py_file_input);
+    PyObject* globals = PyDict_New();
+    REQUIRE((code && globals));
+    PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
+    memlens::set_peak_mode(memlens::peak_mode::exact);
+
+    call(start);
+    REQUIRE(memlens::install_python_hooks());
+    auto python_current = [] {
+        std::int64_t sum = 0;
+        for (PyMemAllocatorDomain d : all_domains) sum += static_cast<std::int64_t>(of(d).current);
+        return sum;
+    };
+    const std::int64_t m0 = python_current();
+    const traced t0 = read_traced(get_traced_memory);
+    memlens::reset_peak();
+    call(reset_peak);
+
+    PyObject* result = PyEval_EvalCode(code, globals, globals);
+    REQUIRE(result);
+    Py_DECREF(result);
+    // A RAW block from C++: tracemalloc traces RAW too.
+    void* raw = PyMem_RawMalloc(12345);
+    REQUIRE(raw);
+
+    const std::int64_t m1 = python_current();
+    const memlens::memory_stats all = memlens::stats();
+    const traced t1 = read_traced(get_traced_memory);
+    CAPTURE(m0, t0.current, m1, t1.current, all.peak, t1.peak);
+    CHECK(static_cast<std::int64_t>(all.current) == m1);
+    CHECK(m0 == t0.current);
+    CHECK(m1 == t1.current);
+    CHECK(static_cast<std::int64_t>(all.peak) == t1.peak);
+    // The workload's figures are real: the megabyte came and went, the kept bytes stayed.
+    CHECK(t1.peak - t1.current >= (1 << 20));
+    CHECK(t1.current - t0.current >= 100 * 1000 + 12345);
+
+    PyMem_RawFree(raw);
+    Py_DECREF(globals);
+    Py_DECREF(code);
+    REQUIRE(memlens::remove_python_hooks());
+    call(stop);
+    memlens::set_peak_mode(memlens::peak_mode::batched);
+    Py_DECREF(reset_peak);
+    Py_DECREF(get_traced_memory);
+    Py_DECREF(stop);
+    Py_DECREF(start);
+    Py_DECREF(module);
+    REQUIRE(memlens::install_python_hooks());
+}
