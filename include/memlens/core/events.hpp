@@ -151,6 +151,7 @@ MEMLENS_NOINLINE inline block_mark site_allocation(std::uintptr_t address, std::
     site->bytes.fetch_add(size, relaxed);
     site->live_allocs.fetch_add(1, relaxed);
     site->live_bytes.fetch_add(size, relaxed);
+    if (MEMLENS_UNLIKELY(d != heap_slot) && site->domain.load(relaxed) != d) site->domain.store(d, relaxed);
     if (!record->shared) {
         const std::uint32_t place = static_cast<std::uint32_t>(sequence % recent_block_count);
         record->recent_address[place] = address;

@@ -24,6 +24,9 @@ struct site_totals {
     // so one lane alone may wrap below zero; the sum over the lanes is exact.
     std::atomic<std::uint64_t> live_allocs{0};
     std::atomic<std::uint64_t> live_bytes{0};
+    // The domain of the blocks whose headers name this site, when it is not "heap" (0 then): a
+    // stack ends in one call to one allocation function, so one domain per site.
+    std::atomic<std::uint32_t> domain{0};
 };
 
 constexpr std::uint32_t stack_id_bits = 24;
@@ -83,6 +86,7 @@ struct site_sum {
     std::uint64_t temporaries = 0;
     std::uint64_t live_allocs = 0;
     std::uint64_t live_bytes = 0;
+    std::uint32_t domain = 0;
 };
 
 inline site_sum read_site(std::uint32_t stack) noexcept {
@@ -95,6 +99,7 @@ inline site_sum read_site(std::uint32_t stack) noexcept {
         out.temporaries += t->temporaries.load(relaxed);
         out.live_allocs += t->live_allocs.load(relaxed);
         out.live_bytes += t->live_bytes.load(relaxed);
+        if (const std::uint32_t d = t->domain.load(relaxed)) out.domain = d;
     }
     return out;
 }

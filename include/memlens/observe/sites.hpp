@@ -230,7 +230,7 @@ snapshot collect(Keep&& keep, bool with_process = true, bool sited = true) {
         if (sited && alive != 0) {
             live_allocation a;
             a.size = at_least_zero(t.live_bytes);
-            a.domain = heap_slot;
+            a.domain = t.domain != 0 ? t.domain : heap_slot;
             a.stack = id;
             a.count = alive;
             s.allocations.push_back(a);

@@ -15,11 +15,13 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include <cxxabi.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
@@ -508,8 +510,45 @@ inline const std::string& choose_symbolizer(symbolizer_choice& choice) {
     return choice.tool;
 }
 
+inline bool same_file(const char* a, const char* b) noexcept {
+    struct ::stat sa{};
+    struct ::stat sb{};
+    return ::stat(a, &sa) == 0 && ::stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// The environment `env` less every MEMLENS_* variable, and less `own_object` (the file that holds
+// this code) in LD_PRELOAD: a symbolizer run under a preloaded memlens would write a report at
+// its own exit, and start a symbolizer for that report, without end.
+inline std::vector<std::string> child_environment(char** env, const char* own_object) {
+    std::vector<std::string> out;
+    for (char** e = env; e && *e; ++e) {
+        const std::string_view entry(*e);
+        if (entry.substr(0, 8) == "MEMLENS_") continue;
+        if (entry.substr(0, 11) != "LD_PRELOAD=") {
+            out.emplace_back(entry);
+            continue;
+        }
+        std::string kept = "LD_PRELOAD=";
+        bool any = false;
+        std::size_t at = 11;
+        while (at <= entry.size()) {
+            std::size_t end = entry.find_first_of(": ", at);
+            if (end == std::string_view::npos) end = entry.size();
+            const std::string path(entry.substr(at, end - at));
+            if (!path.empty() && !(own_object && same_file(path.c_str(), own_object))) {
+                if (any) kept += ':';
+                kept += path;
+                any = true;
+            }
+            at = end + 1;
+        }
+        if (any) out.push_back(kept);
+    }
+    return out;
+}
+
 // Runs `args` (args[0] a path) with stdin and stderr on /dev/null and returns what it wrote
-// to stdout. A child still running after `timeout_ms` is killed; its output so far is kept.
+// to stdout, in the program's environment less memlens's own (child_environment). A child still running after `timeout_ms` is killed; its output so far is kept.
 // posix_spawn, not popen or system: the host may be multithreaded and may have its own
 // SIGCHLD handling.
 inline std::string run_child(const std::vector<std::string>& args, unsigned timeout_ms) {
@@ -533,8 +572,15 @@ inline std::string run_child(const std::vector<std::string>& args, unsigned time
     std::vector<char*> argv;
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
+    ::Dl_info self{};
+    const bool placed = ::dladdr(reinterpret_cast<const void*>(&symbolizer_runs), &self) != 0;
+    const std::vector<std::string> environment =
+        child_environment(environ, placed ? self.dli_fname : nullptr);
+    std::vector<char*> envp;
+    for (const std::string& e : environment) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
     ::pid_t pid = 0;
-    const int spawned = ::posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ);
+    const int spawned = ::posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), envp.data());
     ::posix_spawnattr_destroy(&attributes);
     ::posix_spawn_file_actions_destroy(&actions);
     ::close(fds[1]);

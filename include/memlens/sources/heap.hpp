@@ -21,8 +21,9 @@ MEMLENS_NAMESPACE_BEGIN namespace detail {
 struct heap_header {
     // The requested size; in a block_sited block, size:40 | stack:24.
     std::uint64_t size;
-    // offset_shift:5 | record:12: the offset from the start of the malloc block to the user
-    // pointer is 1 << offset_shift; a block_sited block adds the allocating thread's record.
+    // offset_shift:5 | record:12 | malloc:1: the offset from the start of the malloc block to
+    // the user pointer is 1 << offset_shift; a block_sited block adds the allocating thread's
+    // record; the malloc bit marks a block of the malloc family's hooks.
     std::uint32_t origin;
     // Check word; its three low bits are block_counted, block_recorded and block_sited.
     std::uint32_t tag;
@@ -36,6 +37,8 @@ constexpr std::uint32_t heap_magic = 0x6d4c6e73u;
 constexpr std::uint32_t block_flags = block_counted | block_recorded | block_sited;
 constexpr std::uint64_t sited_size_mask = sited_size_limit - 1;
 constexpr unsigned origin_record_shift = 5;
+// Set in the origin of a block from the malloc family (sources/malloc.hpp), counted in "malloc".
+constexpr std::uint32_t origin_malloc_bit = 1u << 17;
 
 inline std::uint32_t heap_check(std::uint64_t size, std::uint32_t origin) noexcept {
     const auto mixed = static_cast<std::uint32_t>(size ^ (size >> 32)) * 0x9e3779b1u;
@@ -80,6 +83,45 @@ struct passed_operators {
 
 inline passed_operators process_operators{};
 
+// The allocator under the hooks' blocks: the C library's malloc, whatever the process made of
+// it (a sanitizer's, jemalloc). Where memlens replaces malloc itself (sources/malloc.hpp), the
+// hooks go to glibc's own entry points instead, so that a block is not wrapped, and counted,
+// twice.
+struct c_heap {
+    static void* allocate(std::size_t n) noexcept { return std::malloc(n); }
+    static void* allocate_zeroed(std::size_t n) noexcept { return std::calloc(1, n); }
+    static void* allocate_aligned(std::size_t alignment, std::size_t n) noexcept {
+        void* p = nullptr;
+        return ::posix_memalign(&p, alignment, n) == 0 ? p : nullptr;
+    }
+    static void* reallocate(void* p, std::size_t n) noexcept { return std::realloc(p, n); }
+    static void release(void* p) noexcept { std::free(p); }
+};
+
+}  // namespace detail
+MEMLENS_NAMESPACE_END
+
+// glibc exports its allocator under these names as well, for replacements of malloc to call.
+extern "C" {
+void* __libc_malloc(std::size_t) noexcept;
+void* __libc_calloc(std::size_t, std::size_t) noexcept;
+void* __libc_memalign(std::size_t, std::size_t) noexcept;
+void* __libc_realloc(void*, std::size_t) noexcept;
+void __libc_free(void*) noexcept;
+}
+
+MEMLENS_NAMESPACE_BEGIN namespace detail {
+
+struct libc_heap {
+    static void* allocate(std::size_t n) noexcept { return ::__libc_malloc(n); }
+    static void* allocate_zeroed(std::size_t n) noexcept { return ::__libc_calloc(1, n); }
+    static void* allocate_aligned(std::size_t alignment, std::size_t n) noexcept {
+        return ::__libc_memalign(alignment, n);
+    }
+    static void* reallocate(void* p, std::size_t n) noexcept { return ::__libc_realloc(p, n); }
+    static void release(void* p) noexcept { ::__libc_free(p); }
+};
+
 inline std::atomic<hooks_role> heap_role{hooks_role::undecided};
 // Plain blocks handed out while undecided; their frees are expected to come back header-less.
 inline std::atomic<std::uint64_t> undecided_blocks{0};
@@ -103,8 +145,9 @@ inline hooks_role role_of_code_at([[maybe_unused]] const void* code) noexcept {
 }
 
 // `aligned`: the call came through an align_val_t form of operator new.
-MEMLENS_NOINLINE inline void* plain_allocate(std::size_t size, std::size_t alignment, new_form form,
-                                             bool aligned) noexcept {
+template <class System>
+MEMLENS_NOINLINE void* plain_allocate(std::size_t size, std::size_t alignment, new_form form,
+                                      bool aligned) noexcept {
     hooks_role role = heap_role.load(std::memory_order_acquire);
     if (role == hooks_role::undecided) {
         // The return address lies in the operator new that called, in this copy's object.
@@ -124,46 +167,67 @@ MEMLENS_NOINLINE inline void* plain_allocate(std::size_t size, std::size_t align
             return process_operators.allocate[k](size, std::nothrow);
         }
     }
-    void* p = nullptr;
-    if (alignment <= alignof(std::max_align_t)) return std::malloc(size ? size : 1);
-    return ::posix_memalign(&p, alignment, size ? size : 1) == 0 ? p : nullptr;
+    if (alignment <= alignof(std::max_align_t)) return System::allocate(size ? size : 1);
+    return System::allocate_aligned(alignment, size ? size : 1);
 }
 
-// Null when the system is out of memory; the operators decide whether that throws.
-MEMLENS_ALWAYS_INLINE void* heap_allocate(std::size_t size, std::size_t alignment,
-                                          new_form form = new_form::single, bool aligned = false) noexcept {
-    if (MEMLENS_UNLIKELY(heap_role.load(relaxed) != hooks_role::process)) {
-        if (void* p = plain_allocate(size, alignment, form, aligned)) return p;
-        if (heap_role.load(relaxed) != hooks_role::process) return nullptr;
-    }
-    // Alignments are powers of two, so the offset is kept as one.
-    const std::size_t offset = alignment <= sizeof(heap_header) ? sizeof(heap_header) : alignment;
-    if (size > SIZE_MAX - offset || offset > UINT32_MAX) return nullptr;
-    const auto shift = static_cast<std::uint32_t>(__builtin_ctzll(offset));
-    void* base = nullptr;
-    if (offset == sizeof(heap_header)) {
-        base = std::malloc(size + offset);
-    } else if (::posix_memalign(&base, alignment, size + offset) != 0) {
-        base = nullptr;
-    }
-    if (!base) return nullptr;
-    auto* user = static_cast<unsigned char*>(base) + offset;
+// Counts a block of `size` bytes at `user`, in domain slot `d`, and writes its header: the
+// offset to the start of its malloc block as the power of two `shift`, plus `origin_bits`.
+MEMLENS_ALWAYS_INLINE void* mark_block(unsigned char* user, std::size_t size, std::uint32_t shift,
+                                       std::uint32_t d, std::uint32_t origin_bits) noexcept {
     auto* h = reinterpret_cast<heap_header*>(user) - 1;
+    const std::uint32_t base_origin = shift | origin_bits;
     // Worked out before counting, whose stores the compiler cannot prove leave the header alone.
-    const std::uint32_t check = heap_check(size, shift);
-    const block_mark mark = counted() ? on_alloc(user, size, heap_slot, true) : 0u;
+    const std::uint32_t check = heap_check(size, base_origin);
+    const block_mark mark = counted() ? on_alloc(user, size, d, true) : 0u;
     if (MEMLENS_UNLIKELY(mark & block_sited)) {
         const std::uint64_t word = size | (std::uint64_t{mark_stack(mark)} << 40);
-        const std::uint32_t origin = shift | (mark_record(mark) << origin_record_shift);
+        const std::uint32_t origin = base_origin | (mark_record(mark) << origin_record_shift);
         h->size = word;
         h->origin = origin;
         h->tag = heap_check(word, origin) | static_cast<std::uint32_t>(mark & block_flags);
         return user;
     }
     h->size = size;
-    h->origin = shift;
+    h->origin = base_origin;
     h->tag = check | static_cast<std::uint32_t>(mark);
     return user;
+}
+
+// The header's offset for `alignment` (a power of two), kept as a power of two itself.
+inline std::size_t block_offset(std::size_t alignment) noexcept {
+    return alignment <= sizeof(heap_header) ? sizeof(heap_header) : alignment;
+}
+
+// A block of `size` bytes aligned to `alignment` (a power of two), with its header in front,
+// counted in domain slot `d`; `zeroed` clears it as calloc does. Null when the system is out of
+// memory or the size cannot carry a header.
+template <class System>
+MEMLENS_ALWAYS_INLINE void* place_block(std::size_t size, std::size_t alignment, std::uint32_t d,
+                                        bool zeroed = false, std::uint32_t origin_bits = 0) noexcept {
+    const std::size_t offset = block_offset(alignment);
+    if (size > SIZE_MAX - offset || offset > UINT32_MAX) return nullptr;
+    void* base = nullptr;
+    if (offset != sizeof(heap_header)) {
+        base = System::allocate_aligned(alignment, size + offset);
+        if (base && zeroed) std::memset(base, 0, size + offset);
+    } else {
+        base = zeroed ? System::allocate_zeroed(size + offset) : System::allocate(size + offset);
+    }
+    if (!base) return nullptr;
+    return mark_block(static_cast<unsigned char*>(base) + offset, size,
+                      static_cast<std::uint32_t>(__builtin_ctzll(offset)), d, origin_bits);
+}
+
+// Null when the system is out of memory; the operators decide whether that throws.
+template <class System>
+MEMLENS_ALWAYS_INLINE void* heap_allocate(std::size_t size, std::size_t alignment,
+                                          new_form form = new_form::single, bool aligned = false) noexcept {
+    if (MEMLENS_UNLIKELY(heap_role.load(relaxed) != hooks_role::process)) {
+        if (void* p = plain_allocate<System>(size, alignment, form, aligned)) return p;
+        if (heap_role.load(relaxed) != hooks_role::process) return nullptr;
+    }
+    return place_block<System>(size, alignment, heap_slot);
 }
 
 // Reads the header words before a pointer that may not be ours: under a sanitizer they may sit
@@ -187,30 +251,32 @@ inline std::atomic<std::uint64_t> foreign_frees{0};
 constexpr std::uint32_t heap_freed_tag = 0x46524545u;
 
 // A bystander's delete: back to the process's operator of the same form.
-inline void pass_release(void* p, new_form form, std::size_t alignment) noexcept {
+template <class System>
+void pass_release(void* p, new_form form, std::size_t alignment) noexcept {
     const auto k = static_cast<std::size_t>(form);
     if (alignment != 0 && process_operators.release_aligned[k]) {
         process_operators.release_aligned[k](p, std::align_val_t(alignment));
     } else if (alignment == 0 && process_operators.release[k]) {
         process_operators.release[k](p);
     } else {
-        std::free(p);
+        System::release(p);
     }
 }
 
 // `alignment`: what an align_val_t form of operator delete was given, 0 for the other forms.
-MEMLENS_COLD inline void free_foreign(void* p, bool had_place_for_header, new_form form,
-                                      std::size_t alignment) noexcept {
+template <class System>
+MEMLENS_COLD void free_foreign(void* p, bool had_place_for_header, new_form form,
+                               std::size_t alignment) noexcept {
     // A bystander's blocks and those handed out before the role was known have no header.
     if (heap_role.load(relaxed) != hooks_role::process) {
-        pass_release(p, form, alignment);
+        pass_release<System>(p, form, alignment);
         return;
     }
     std::uint64_t early = undecided_blocks.load(relaxed);
     while (early != 0 && !undecided_blocks.compare_exchange_weak(early, early - 1, relaxed)) {
     }
     if (early != 0) {
-        std::free(p);
+        System::release(p);
         return;
     }
     // Reported a few times, then counted quietly: a host that does this once does it often.
@@ -222,7 +288,7 @@ MEMLENS_COLD inline void free_foreign(void* p, bool had_place_for_header, new_fo
                          : "operator delete got a pointer that memlens's operator new did not "
                            "return; it is passed to free() and not counted");
     }
-    std::free(p);
+    System::release(p);
 }
 
 MEMLENS_COLD inline void free_twice() noexcept {
@@ -231,32 +297,11 @@ MEMLENS_COLD inline void free_twice() noexcept {
                  "not freed again");
 }
 
-MEMLENS_ALWAYS_INLINE void heap_free(void* p, new_form form = new_form::single,
-                                    std::size_t alignment = 0) noexcept {
-    if (!p) return;
-    // A bystander's blocks are the process's: nothing to read before them (under TSan the
-    // bytes there may not even be mapped).
-    if (MEMLENS_UNLIKELY(heap_role.load(relaxed) == hooks_role::bystander)) {
-        pass_release(p, form, alignment);
-        return;
-    }
-    // Every block the hooks return is 16-byte aligned; anything else is not ours to read.
-    if (MEMLENS_UNLIKELY(reinterpret_cast<std::uintptr_t>(p) % sizeof(heap_header) != 0)) {
-        free_foreign(p, false, form, alignment);
-        return;
-    }
-    const heap_header h = read_header(p);
-    if (MEMLENS_UNLIKELY(!header_valid(h))) {
-        if (h.tag == heap_freed_tag) {
-            free_twice();
-        } else {
-            free_foreign(p, true, form, alignment);
-        }
-        return;
-    }
+// Uncounts a block with a valid header `h` from domain slot `d`, as it is freed or moved.
+MEMLENS_ALWAYS_INLINE void unplace_block(void* p, const heap_header& h, std::uint32_t d) noexcept {
     const std::uint64_t size = header_size(h);
     // A counted block is uncounted whatever the thread is doing now, so the figures stay exact.
-    if (h.tag & block_counted) count_free(static_cast<std::size_t>(size), heap_slot);
+    if (h.tag & block_counted) count_free(static_cast<std::size_t>(size), d);
     if (MEMLENS_UNLIKELY(h.tag & (block_recorded | block_sited))) {
         if (h.tag & block_sited) {
             forget_site(reinterpret_cast<std::uintptr_t>(p), size, static_cast<std::uint32_t>(h.size >> 40),
@@ -265,8 +310,41 @@ MEMLENS_ALWAYS_INLINE void heap_free(void* p, new_form form = new_form::single,
             forget_allocation(p);
         }
     }
+}
+
+// Frees a block with a valid header `h`, counted in domain slot `d`.
+template <class System>
+MEMLENS_ALWAYS_INLINE void release_block(void* p, const heap_header& h, std::uint32_t d) noexcept {
+    unplace_block(p, h, d);
     reinterpret_cast<heap_header*>(p)[-1].tag = heap_freed_tag;
-    std::free(static_cast<unsigned char*>(p) - header_offset(h));
+    System::release(static_cast<unsigned char*>(p) - header_offset(h));
+}
+
+template <class System>
+MEMLENS_ALWAYS_INLINE void heap_free(void* p, new_form form = new_form::single,
+                                    std::size_t alignment = 0) noexcept {
+    if (!p) return;
+    // A bystander's blocks are the process's: nothing to read before them (under TSan the
+    // bytes there may not even be mapped).
+    if (MEMLENS_UNLIKELY(heap_role.load(relaxed) == hooks_role::bystander)) {
+        pass_release<System>(p, form, alignment);
+        return;
+    }
+    // Every block the hooks return is 16-byte aligned; anything else is not ours to read.
+    if (MEMLENS_UNLIKELY(reinterpret_cast<std::uintptr_t>(p) % sizeof(heap_header) != 0)) {
+        free_foreign<System>(p, false, form, alignment);
+        return;
+    }
+    const heap_header h = read_header(p);
+    if (MEMLENS_UNLIKELY(!header_valid(h))) {
+        if (h.tag == heap_freed_tag) {
+            free_twice();
+        } else {
+            free_foreign<System>(p, true, form, alignment);
+        }
+        return;
+    }
+    release_block<System>(p, h, heap_slot);
 }
 
 }  // namespace detail

@@ -9,7 +9,18 @@
 
 #include "heap.hpp"
 
+// Marks the unit that defines the hooks, for sources/malloc.hpp, which must come first.
+#define MEMLENS_DETAIL_NEW_HOOKS 1
+
 MEMLENS_NAMESPACE_BEGIN namespace detail {
+
+// Where sources/malloc.hpp replaces malloc, the blocks come from glibc's own allocator (see
+// c_heap); the hooks are defined in this one unit, so the choice is made once per object.
+#if defined(MEMLENS_DETAIL_MALLOC_HOOKS)
+using hook_heap = libc_heap;
+#else
+using hook_heap = c_heap;
+#endif
 
 // Out of line: the new-handler loop runs only when the system is out of memory.
 MEMLENS_NOINLINE inline void* heap_new_retry(std::size_t size, std::size_t alignment, new_form form,
@@ -18,13 +29,13 @@ MEMLENS_NOINLINE inline void* heap_new_retry(std::size_t size, std::size_t align
         std::new_handler handler = std::get_new_handler();
         if (!handler) throw std::bad_alloc();
         handler();
-        if (void* p = heap_allocate(size, alignment, form, aligned)) return p;
+        if (void* p = heap_allocate<hook_heap>(size, alignment, form, aligned)) return p;
     }
 }
 
 // `aligned`: called through an align_val_t form, which a bystander passes on as one.
 MEMLENS_ALWAYS_INLINE void* heap_new(std::size_t size, std::size_t alignment, new_form form, bool aligned) {
-    if (void* p = heap_allocate(size, alignment, form, aligned)) return p;
+    if (void* p = heap_allocate<hook_heap>(size, alignment, form, aligned)) return p;
     return heap_new_retry(size, alignment, form, aligned);
 }
 
@@ -56,7 +67,7 @@ inline void* new_of(std::size_t size, std::align_val_t alignment, const std::not
     return heap_new_nothrow(size, static_cast<std::size_t>(alignment), form, true);
 }
 MEMLENS_ALWAYS_INLINE void delete_of(void* p, new_form form, std::align_val_t alignment = {}) noexcept {
-    heap_free(p, form, static_cast<std::size_t>(alignment));
+    heap_free<hook_heap>(p, form, static_cast<std::size_t>(alignment));
 }
 
 // Internal linkage, and this header is in one unit of its object: its address marks the object

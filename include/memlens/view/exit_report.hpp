@@ -6,6 +6,8 @@
 #include <exception>
 #include <string>
 
+#include <unistd.h>
+
 #include "../observe/sites.hpp"
 #include "report.hpp"
 
@@ -48,6 +50,16 @@ inline std::string exit_folded(const snapshot& s, folded_exit kind) {
     return folded_stacks(s, options);
 }
 
+// `path` with each "%p" replaced by the process id, so that the processes of one program, its
+// children after fork and the programs they exec, each write a report of their own.
+inline std::string output_path_for_process(std::string path, long pid) {
+    const std::string id = std::to_string(pid);
+    for (std::size_t at = path.find("%p"); at != std::string::npos; at = path.find("%p", at + id.size())) {
+        path.replace(at, 2, id);
+    }
+    return path;
+}
+
 inline void write_exit_report() noexcept {
     guard quiet;
     std::string path;
@@ -59,6 +71,7 @@ inline void write_exit_report() noexcept {
         kind = settings.output_kind;
     }
     try {
+        path = output_path_for_process(path, static_cast<long>(::getpid()));
         const bool sites_recorded = recording_mode();
         const snapshot s = take_snapshot();
         if (path.empty()) {

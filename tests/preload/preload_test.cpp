@@ -1,0 +1,182 @@
+// libmemlens_preload.so and memlens-run on a program built without memlens (workload.cpp): the
+// reports of the program, of its forked child and of the program it execs name exactly the
+// blocks each one leaked, in the domain of the function that allocated them, and every
+// malloc-family form is counted at its call.
+#include <catch2/catch.hpp>
+
+#include <dirent.h>
+#include <sys/wait.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <memlens/view/json.hpp>
+
+#include "../support.hpp"
+
+namespace {
+
+// Blocks and bytes whose stack passes through `function`, and the domain of the last of them.
+struct through {
+    std::uint64_t blocks = 0;
+    std::uint64_t bytes = 0;
+    std::string domain;
+};
+
+bool passes_through(const memlens::snapshot& s, std::uint32_t stack, const std::string& function) {
+    const auto frames = s.stacks.find(stack);
+    if (frames == s.stacks.end()) return false;
+    for (std::uintptr_t address : frames->second) {
+        const auto symbol = s.symbols.find(address);
+        if (symbol != s.symbols.end() && symbol->second.function == function) return true;
+    }
+    return false;
+}
+
+through alive_through(const memlens::snapshot& s, const std::string& function) {
+    through t;
+    for (const memlens::live_allocation& a : s.allocations) {
+        if (!passes_through(s, a.stack, function)) continue;
+        t.blocks += s.weight(a);
+        t.bytes += s.bytes(a);
+        t.domain = s.domain_names.at(a.domain);
+    }
+    return t;
+}
+
+through allocated_through(const memlens::snapshot& s, const std::string& function) {
+    through t;
+    for (const memlens::site_record& r : s.sites) {
+        if (!passes_through(s, r.stack, function)) continue;
+        t.blocks += r.allocs;
+        t.bytes += r.bytes;
+    }
+    return t;
+}
+
+std::vector<std::string> reports_in(const std::string& directory) {
+    std::vector<std::string> names;
+    if (DIR* d = ::opendir(directory.c_str())) {
+        while (const dirent* e = ::readdir(d)) {
+            const std::string name = e->d_name;
+            if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) {
+                names.push_back(directory + "/" + name);
+            }
+        }
+        ::closedir(d);
+    }
+    return names;
+}
+
+// Runs `command` with sh and returns its exit status (-1 when it did not exit).
+int run(const std::string& command) {
+    const int status = std::system(command.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+const std::string run_script = MEMLENS_RUN_SCRIPT;
+const std::string workload = MEMLENS_PRELOAD_WORKLOAD;
+
+}  // namespace
+
+TEST_CASE("a program built without memlens is profiled whole: its leaks, its child's, its exec's", "[preload]") {
+    memlens_test::temporary_directory dir;
+    const int status = run(run_script + " --mode sites --output '" + dir.path + "/run.%p.json' -- " +
+                           workload + " > /dev/null");
+    CHECK(status == 3);
+    const std::vector<std::string> reports = reports_in(dir.path);
+    // One per process: the program, its forked child and the program it exec'd; the symbolizers
+    // that memlens starts at each exit write none.
+    REQUIRE(reports.size() == 3);
+
+    int parents = 0, children = 0, execs = 0;
+    for (const std::string& path : reports) {
+        const memlens::snapshot s = memlens::read_json(path);
+        INFO(path);
+        if (alive_through(s, "leak_after_exec").blocks != 0) {
+            ++execs;
+            const through exec_leak = alive_through(s, "leak_after_exec");
+            CHECK(exec_leak.blocks == 1);
+            CHECK(exec_leak.bytes == 7000);
+            CHECK(exec_leak.domain == "malloc");
+            CHECK(alive_through(s, "leak_with_malloc").blocks == 0);
+            continue;
+        }
+        // The parent and the forked child both hold the parent's leaks; the child has one more.
+        const through child_leak = alive_through(s, "leak_in_child");
+        if (child_leak.blocks != 0) {
+            ++children;
+            CHECK(child_leak.blocks == 1);
+            CHECK(child_leak.bytes == 5000);
+        } else {
+            ++parents;
+            CHECK(s.run.pid != 0);
+        }
+        const through from_malloc = alive_through(s, "leak_with_malloc");
+        CHECK(from_malloc.blocks == 1);
+        CHECK(from_malloc.bytes == 100);
+        CHECK(from_malloc.domain == "malloc");
+        const through from_array = alive_through(s, "leak_with_new_array");
+        CHECK(from_array.blocks == 1);
+        CHECK(from_array.bytes == 200);
+        CHECK(from_array.domain == "heap");
+        // Three frames up, through the callers that kept their frames.
+        CHECK(alive_through(s, "leak_at_depth_3").bytes == 200);
+        const through from_new = alive_through(s, "leak_with_operator_new");
+        CHECK(from_new.blocks == 1);
+        CHECK(from_new.bytes == 300);
+        CHECK(from_new.domain == "heap");
+
+        // Every form at its call: calloc 100 and realloc to 1000; posix_memalign 100 moved by
+        // realloc to 200, aligned_alloc 256, memalign 10, valloc 10; reallocarray 100 and
+        // strdup's 8. All of it freed.
+        const through calloc_realloc = allocated_through(s, "churn_calloc_realloc");
+        CHECK(calloc_realloc.blocks == 2);
+        CHECK(calloc_realloc.bytes == 1100);
+        const through aligned = allocated_through(s, "churn_aligned");
+        CHECK(aligned.blocks == 5);
+        CHECK(aligned.bytes == 576);
+        const through array = allocated_through(s, "churn_reallocarray");
+        CHECK(array.blocks == 2);
+        CHECK(array.bytes == 108);
+        CHECK(alive_through(s, "churn_calloc_realloc").blocks == 0);
+        CHECK(alive_through(s, "churn_aligned").blocks == 0);
+        CHECK(alive_through(s, "churn_reallocarray").blocks == 0);
+    }
+    CHECK(parents == 1);
+    CHECK(children == 1);
+    CHECK(execs == 1);
+}
+
+TEST_CASE("memlens-run refuses what it cannot run, and a lost report is said, not fatal", "[preload]") {
+    memlens_test::temporary_directory dir;
+    CHECK(run(run_script + " --mode everything -- " + workload + " 2> '" + dir.path + "/mode.txt'") == 2);
+    CHECK(read_text(dir.path + "/mode.txt").find("accepted: counters, sites, sampled") != std::string::npos);
+    CHECK(run(run_script + " 2> /dev/null") == 2);
+    CHECK(run(run_script + " --output 2> /dev/null") == 2);
+
+    // The program runs to its own end; the report that cannot be written is named on stderr.
+    CHECK(run(run_script + " --output '" + dir.path + "/missing/run.json' -- " + workload + " > /dev/null 2> '" +
+              dir.path + "/lost.txt'") == 3);
+    CHECK(read_text(dir.path + "/lost.txt").find("the exit report is lost") != std::string::npos);
+}
+
+TEST_CASE("memlens-run passes the exit status through and prints the text report with --output -", "[preload]") {
+    memlens_test::temporary_directory dir;
+    CHECK(run(run_script + " --mode counters --output - -- " + workload + " > /dev/null 2> '" + dir.path +
+              "/text.txt'") == 3);
+    // Counters mode says how much is alive, once per process (the child and the exec as well).
+    const std::string text = read_text(dir.path + "/text.txt");
+    CHECK(text.find("still alive at exit") != std::string::npos);
+}

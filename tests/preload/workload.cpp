@@ -1,0 +1,94 @@
+// A program that knows nothing of memlens: preload_test.cpp runs it under libmemlens_preload.so
+// and checks the reports against what each function below allocates, frees and leaks.
+//   workload          the parent: leaks, freed pairs of every malloc-family form, a fork, an
+//                     exec of itself; exits with status 3
+//   workload exec     the exec'd copy: leaks one block and exits with status 0
+#include <malloc.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#define WORKLOAD_FUNCTION extern "C" __attribute__((noinline))
+
+// Leaked blocks stay reachable from here, and every freed block passes through here first: the
+// compiler may not drop an allocation whose pointer is stored in a volatile.
+void* volatile kept[16];
+int kept_count = 0;
+
+static void* keep(void* p) {
+    kept[kept_count++ % 16] = p;
+    return p;
+}
+
+WORKLOAD_FUNCTION void leak_with_malloc() { keep(std::malloc(100)); }
+WORKLOAD_FUNCTION void leak_with_new_array() { keep(new char[200]); }
+WORKLOAD_FUNCTION void leak_with_operator_new() { keep(::operator new(300)); }
+WORKLOAD_FUNCTION void leak_at_depth_2() { leak_with_new_array(); }
+WORKLOAD_FUNCTION void leak_at_depth_3() { leak_at_depth_2(); }
+WORKLOAD_FUNCTION void leak_in_child() { keep(std::malloc(5000)); }
+WORKLOAD_FUNCTION void leak_after_exec() { keep(std::malloc(7000)); }
+
+// Each allocates and frees; the sizes name the calls in the test.
+WORKLOAD_FUNCTION void churn_calloc_realloc() {
+    char* p = static_cast<char*>(keep(std::calloc(10, 10)));
+    for (int i = 0; i < 100; ++i) {
+        if (p[i] != 0) std::abort();
+    }
+    p = static_cast<char*>(keep(std::realloc(p, 1000)));
+    std::free(p);
+}
+WORKLOAD_FUNCTION void churn_aligned() {
+    void* a = nullptr;
+    if (posix_memalign(&a, 64, 100) != 0 || reinterpret_cast<unsigned long>(a) % 64 != 0) std::abort();
+    keep(a);
+    a = keep(std::realloc(a, 200));
+    std::free(a);
+    void* b = keep(aligned_alloc(128, 256));
+    if (reinterpret_cast<unsigned long>(b) % 128 != 0) std::abort();
+    std::free(b);
+    void* c = keep(memalign(256, 10));
+    if (reinterpret_cast<unsigned long>(c) % 256 != 0) std::abort();
+    std::free(c);
+    void* d = keep(valloc(10));
+    if (reinterpret_cast<unsigned long>(d) % 4096 != 0) std::abort();
+    std::free(d);
+}
+WORKLOAD_FUNCTION void churn_reallocarray() {
+    void* p = keep(reallocarray(nullptr, 10, 10));
+    if (malloc_usable_size(p) < 100) std::abort();
+    std::free(p);
+    char* s = static_cast<char*>(keep(strdup("seven b")));
+    std::free(s);
+}
+
+int main(int argc, char** argv) {
+    if (argc > 1 && std::strcmp(argv[1], "exec") == 0) {
+        leak_after_exec();
+        return 0;
+    }
+    leak_with_malloc();
+    leak_at_depth_3();
+    leak_with_operator_new();
+    churn_calloc_realloc();
+    churn_aligned();
+    churn_reallocarray();
+    const pid_t child = fork();
+    if (child == 0) {
+        leak_in_child();
+        std::exit(0);
+    }
+    int status = 0;
+    if (child < 0 || waitpid(child, &status, 0) != child || status != 0) return 1;
+    const pid_t exec_child = fork();
+    if (exec_child == 0) {
+        execl("/proc/self/exe", argv[0], "exec", static_cast<char*>(nullptr));
+        _exit(126);
+    }
+    if (exec_child < 0 || waitpid(exec_child, &status, 0) != exec_child || status != 0) return 1;
+    std::printf("kept %d\n", kept_count);
+    return 3;
+}
