@@ -81,7 +81,7 @@ inline PyObject* from_exception() {
     } catch (const std::invalid_argument& e) {
         return fail(PyExc_ValueError, e.what());
     } catch (const std::exception& e) {
-        return fail(PyExc_OSError, e.what());
+        return fail(PyExc_RuntimeError, e.what());
     }
 }
 
@@ -174,6 +174,14 @@ inline bool parse_bytes(PyObject* value, const char* who, std::uint64_t& out) {
     return bad();
 }
 
+// The text of a str; "" for anything else, or for a str that is not valid UTF-8.
+inline std::string text_of(PyObject* o) {
+    const char* u = o && PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : nullptr;
+    if (u) return u;
+    PyErr_Clear();
+    return {};
+}
+
 // The Python frame's file, line and function, for a scope's site.
 inline void caller_place(std::string& file, unsigned& line, std::string& function) {
     PyFrameObject* frame = PyEval_GetFrame();
@@ -182,11 +190,11 @@ inline void caller_place(std::string& file, unsigned& line, std::string& functio
     PyCodeObject* code = PyFrame_GetCode(frame);
     PyObject* c = reinterpret_cast<PyObject*>(code);
     if (PyObject* f = PyObject_GetAttrString(c, "co_filename")) {
-        if (const char* u = PyUnicode_Check(f) ? PyUnicode_AsUTF8(f) : nullptr) file = u;
+        file = text_of(f);
         Py_DECREF(f);
     }
     if (PyObject* n = PyObject_GetAttrString(c, "co_name")) {
-        if (const char* u = PyUnicode_Check(n) ? PyUnicode_AsUTF8(n) : nullptr) function = u;
+        function = text_of(n);
         Py_DECREF(n);
     }
     Py_DECREF(code);
@@ -637,19 +645,18 @@ inline PyObject* m_scope(PyObject*, PyObject* args, PyObject* kwargs) {
 
 // The name, file, line and function of a callable, for the site of a profiled function.
 inline scope_site* site_of(PyObject* function) {
-    std::string name, file, qualname;
+    std::string name, file;
     unsigned line = 0;
     for (const char* attribute : {"__qualname__", "__name__"}) {
         PyObject* n = PyObject_GetAttrString(function, attribute);
-        if (n && PyUnicode_Check(n)) name = PyUnicode_AsUTF8(n);
+        name = text_of(n);
         Py_XDECREF(n);
-        PyErr_Clear();
         if (!name.empty()) break;
     }
     if (name.empty()) name = Py_TYPE(function)->tp_name;
     if (PyObject* code = PyObject_GetAttrString(function, "__code__")) {
         if (PyObject* f = PyObject_GetAttrString(code, "co_filename")) {
-            if (PyUnicode_Check(f)) file = PyUnicode_AsUTF8(f);
+            file = text_of(f);
             Py_DECREF(f);
         }
         if (PyObject* l = PyObject_GetAttrString(code, "co_firstlineno")) {
@@ -800,6 +807,9 @@ inline PyObject* m_write_report(PyObject*, PyObject* args, PyObject* kwargs) {
         } else {
             write_report(take_snapshot(), file, title);
         }
+    } catch (const std::runtime_error& e) {
+        // What write_report throws when the file cannot be written.
+        return fail(PyExc_OSError, e.what());
     } catch (...) {
         return from_exception();
     }

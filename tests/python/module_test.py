@@ -11,6 +11,7 @@ import os
 import pathlib
 import sys
 import tempfile
+import threading
 import unittest
 
 if len(sys.argv) > 1:
@@ -136,6 +137,29 @@ class Scopes(unittest.TestCase):
 
         self.assertEqual(len(Holder().make(300)), 300)
         self.assertEqual(timed.allocated, 357)
+
+    def test_a_scope_counts_its_own_thread_only(self):
+        kept = [None]
+        figures = {}
+        go = threading.Event()
+        done = threading.Event()
+
+        def work():
+            go.wait()
+            with memlens.scope() as mine:
+                kept[0] = bytearray(1_000_000)
+            figures["worker"] = mine.usage()
+            done.set()
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        with memlens.scope() as main:
+            go.set()
+            done.wait()
+        worker.join()
+        self.assertEqual((figures["worker"]["allocated"], figures["worker"]["allocs"]), (1_000_057, 2))
+        # What the main thread did while it waited (the events' locks), not the worker's bytes.
+        self.assertLess(main.allocated, 1_000_000)
 
     def test_misuse_is_refused(self):
         s = memlens.scope()
