@@ -1,13 +1,19 @@
 // memlens/python_module.hpp: the `memlens` module for Python code: figures, scopes and
 // profiled functions, snapshots and their differences, reports, memory limits for tests, and the
 // footprint of a value. A host registers it before starting the interpreter; an extension module
-// returns it from its PyInit_memlens. Needs <Python.h>; no other memlens header includes this one.
+// returns it from its PyInit_memlens. Needs <Python.h> of CPython 3.10 or later; no other memlens
+// header includes this one.
 #pragma once
 
 // CPython asks to come before any standard header: it sets feature macros they read.
 #include <Python.h>
 
 #include <structmember.h>
+
+// Types that cannot be instantiated from Python (Py_TPFLAGS_DISALLOW_INSTANTIATION) are 3.10's.
+#if PY_VERSION_HEX < 0x030A0000
+#error "memlens/python_module.hpp needs CPython 3.10 or later"
+#endif
 
 #include <algorithm>
 #include <cctype>
