@@ -217,7 +217,6 @@ struct scope_state {
     std::uint64_t limit_bytes = 0;
     std::optional<scope> open;  // while a with block runs
     block_usage last{};         // the last closed block or decorated call
-    bool measured = false;
     PyObject* enter = nullptr;  // the enter_call the with statement calls; owned
 };
 
@@ -271,7 +270,6 @@ inline bool within_limit(const scope_state& s, const block_usage& u) {
 inline void closed(scope_state& s, const block_usage& u) {
     if (s.site) s.site->add(u);
     s.last = u;
-    s.measured = true;
 }
 
 inline py_scope* new_scope(scope_site* site, limit_kind limit, std::uint64_t limit_bytes) {
@@ -430,6 +428,8 @@ inline PyObject* scope_call(PyObject* o, PyObject* args, PyObject* kwargs) {
 
 inline PyObject* profiled_call(PyObject* o, PyObject* args, PyObject* kwargs) {
     auto* self = reinterpret_cast<py_profiled*>(o);
+    // Cleared by the collector while in a cycle of garbage; a finalizer may still reach it.
+    if (!self->function || !self->scope) return fail(PyExc_RuntimeError, "memlens: this profiled function was collected");
     PyObject* result = nullptr;
     block_usage u{};
     {
@@ -477,6 +477,7 @@ inline void profiled_dealloc(PyObject* o) {
 
 inline PyObject* profiled_scope(PyObject* o, void*) {
     PyObject* scope = reinterpret_cast<PyObject*>(reinterpret_cast<py_profiled*>(o)->scope);
+    if (!scope) Py_RETURN_NONE;
     Py_INCREF(scope);
     return scope;
 }
