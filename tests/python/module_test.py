@@ -248,6 +248,12 @@ class Snapshots(unittest.TestCase):
         self.assertEqual(set(newer.domains), set(memlens.domains()))
         stats = newer.statistics(by="domain")
         self.assertEqual(sum(r["bytes"] for r in stats), sum(r["bytes"] for r in rows.values()))
+        with tempfile.TemporaryDirectory() as folder:
+            memlens.write_report(os.path.join(folder, "sites.folded"), snapshot=newer)
+            with open(os.path.join(folder, "sites.folded")) as f:
+                stacks = f.read().splitlines()
+        # One line per stack, ending in its live bytes, which add up to the snapshot's.
+        self.assertEqual(sum(int(line.rsplit(" ", 1)[1]) for line in stacks), sum(r["bytes"] for r in stats))
 
     def test_counters_snapshots_cannot_be_compared(self):
         older = memlens.snapshot()
