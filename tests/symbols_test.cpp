@@ -328,3 +328,27 @@ TEST_CASE("truncated and corrupt ELF files read as modules without names", "[sym
     SUCCEED("no crash");
 }
 
+
+TEST_CASE("the symbolizer runs without memlens's variables and without memlens's own library", "[symbols]") {
+    // This test program stands for the library that holds memlens: it is not loaded by
+    // LD_PRELOAD here, but the rule only compares files.
+    char self[4096] = {};
+    const ssize_t length = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    REQUIRE(length > 0);
+    std::string path_entry = "PATH=/usr/bin";
+    std::string mode_entry = "MEMLENS_MODE=sites";
+    std::string output_entry = "MEMLENS_OUTPUT=run.%p.html";
+    std::string preload_entry = std::string("LD_PRELOAD=/nowhere/first.so:") + self + " /nowhere/last.so";
+    std::string home_entry = "HOME=/root";
+    char* env[] = {&path_entry[0], &mode_entry[0], &output_entry[0], &preload_entry[0], &home_entry[0], nullptr};
+    const std::vector<std::string> kept = memlens::detail::child_environment(env, "/proc/self/exe");
+    CHECK(kept == std::vector<std::string>{"PATH=/usr/bin", "LD_PRELOAD=/nowhere/first.so:/nowhere/last.so",
+                                           "HOME=/root"});
+
+    // With memlens's library alone in LD_PRELOAD, the variable goes.
+    std::string only_self = std::string("LD_PRELOAD=") + self;
+    char* alone[] = {&only_self[0], &home_entry[0], nullptr};
+    CHECK(memlens::detail::child_environment(alone, "/proc/self/exe") == std::vector<std::string>{"HOME=/root"});
+    // Nothing known about this code's file: only the MEMLENS_* variables go.
+    CHECK(memlens::detail::child_environment(env, nullptr).size() == 4);
+}

@@ -85,7 +85,8 @@ std::string read_text(const std::string& path) {
     return text.str();
 }
 
-const std::string run_script = MEMLENS_RUN_SCRIPT;
+// Through bash, so that the script needs no mode bits (meson configures it without them).
+const std::string run_script = std::string("bash ") + MEMLENS_RUN_SCRIPT;
 const std::string workload = MEMLENS_PRELOAD_WORKLOAD;
 
 }  // namespace
