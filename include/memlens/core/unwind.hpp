@@ -874,17 +874,19 @@ hybrid_walk(std::uintptr_t* out, std::size_t max, std::size_t skip, unwind_regis
     while (pc != 0) {
         if (position >= 0) out[position] = pc;
         if (++position == end) break;
-        const cfi_module* m = nullptr;
-        std::uint64_t key = main_module_key;
-        if (MEMLENS_UNLIKELY(pc - main_low >= main_size)) {
-            if (!(m = startup_module(pc)) && !(m = memo.find(pc)) && !(m = remember_module(pc, memo))) break;
-            key = m->key;
-        }
         const std::uint64_t hash = pc_hash(pc);
         const rule_slot& slot = rule_slot_for(hash);
         std::uint64_t rule = slot.rule.load(relaxed);
-        if (MEMLENS_UNLIKELY((slot.check.load(relaxed) ^ rule ^ key) != hash)) {
-            rule = rule_miss(pc, m);
+        // A slot sealed with the fixed key was filled for this address while it lay in the main
+        // program or a start-up library, which are never unloaded, so it still does: the
+        // module needs no finding. That is most frames, and every frame of libc's start-up.
+        if (MEMLENS_UNLIKELY((slot.check.load(relaxed) ^ rule ^ main_module_key) != hash)) {
+            const cfi_module* m = nullptr;
+            if (pc - main_low >= main_size) {
+                if (!(m = startup_module(pc)) && !(m = memo.find(pc)) && !(m = remember_module(pc, memo))) break;
+            }
+            const std::uint64_t key = m ? m->key : main_module_key;
+            if ((slot.check.load(relaxed) ^ rule ^ key) != hash) rule = rule_miss(pc, m);
         }
         std::uintptr_t next_sp;
         std::uintptr_t next_fp = fp;
