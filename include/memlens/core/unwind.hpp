@@ -813,6 +813,23 @@ MEMLENS_NOINLINE inline std::uint64_t rule_miss(std::uintptr_t pc, const cfi_mod
     return rule;
 }
 
+// The rule of a return address whose slot does not hold it under the start-up key: found from
+// its module, which this places first; 0 when the address lies in no module. Out of line, so
+// that the walk's loop keeps its few registers.
+MEMLENS_NOINLINE inline std::uint64_t rule_elsewhere(std::uintptr_t pc, std::uint64_t hash,
+                                                     module_memo& memo) noexcept {
+    const cfi_module* m = nullptr;
+    // While another thread looks the main program up, its addresses too go through the lookups.
+    const bool main_known = main_module.state.load(std::memory_order_acquire) == 2;
+    if (!main_known || pc - 1 - main_module.start >= main_module.end - main_module.start) {
+        if (!(m = startup_module(pc)) && !(m = memo.find(pc)) && !(m = remember_module(pc, memo))) return 0;
+    }
+    const rule_slot& slot = rule_slot_for(hash);
+    const std::uint64_t rule = slot.rule.load(relaxed);
+    if ((slot.check.load(relaxed) ^ rule ^ (m ? m->key : main_module_key)) == hash) return rule;
+    return rule_miss(pc, m);
+}
+
 // ---- the walk ------------------------------------------------------------------------------
 
 // The registers the walk tracks, as they are in the frame it is about to leave: the return
@@ -835,20 +852,7 @@ MEMLENS_ALWAYS_INLINE std::size_t
 hybrid_walk(std::uintptr_t* out, std::size_t max, std::size_t skip, unwind_registers regs,
             std::uintptr_t low, std::uintptr_t last) noexcept {
     if (max == 0) return 0;
-    int state = main_module.state.load(std::memory_order_acquire);
-    if (MEMLENS_UNLIKELY(state == 0)) {
-        find_main_module();
-        state = main_module.state.load(std::memory_order_acquire);
-    }
-    // pc - 1 is the call instruction; main_low is one above the start to save the subtraction.
-    // Empty while another thread looks the main program up, or if it was not found: every
-    // address then goes through the lookups below.
-    std::uintptr_t main_low = 1;
-    std::uintptr_t main_size = 0;
-    if (MEMLENS_LIKELY(state == 2)) {
-        main_low = main_module.start + 1;
-        main_size = main_module.end - main_module.start;
-    }
+    if (MEMLENS_UNLIKELY(main_module.state.load(std::memory_order_acquire) == 0)) find_main_module();
     // In [low, last] and word aligned, in one comparison: rotated, a misaligned offset has a
     // top bit set.
     low = (low + 7) & ~std::uintptr_t{7};
@@ -874,17 +878,14 @@ hybrid_walk(std::uintptr_t* out, std::size_t max, std::size_t skip, unwind_regis
     while (pc != 0) {
         if (position >= 0) out[position] = pc;
         if (++position == end) break;
-        const cfi_module* m = nullptr;
-        std::uint64_t key = main_module_key;
-        if (MEMLENS_UNLIKELY(pc - main_low >= main_size)) {
-            if (!(m = startup_module(pc)) && !(m = memo.find(pc)) && !(m = remember_module(pc, memo))) break;
-            key = m->key;
-        }
         const std::uint64_t hash = pc_hash(pc);
         const rule_slot& slot = rule_slot_for(hash);
         std::uint64_t rule = slot.rule.load(relaxed);
-        if (MEMLENS_UNLIKELY((slot.check.load(relaxed) ^ rule ^ key) != hash)) {
-            rule = rule_miss(pc, m);
+        // A slot sealed with the fixed key was filled for this address while it lay in the main
+        // program or a start-up library, which are never unloaded, so it still does: the
+        // module needs no finding. That is most frames, and every frame of libc's start-up.
+        if (MEMLENS_UNLIKELY((slot.check.load(relaxed) ^ rule ^ main_module_key) != hash)) {
+            rule = rule_elsewhere(pc, hash, memo);
         }
         std::uintptr_t next_sp;
         std::uintptr_t next_fp = fp;
