@@ -14,6 +14,7 @@
 
 #include "live_table.hpp"
 #include "sampler.hpp"
+#include "source_frames.hpp"
 #include "site_table.hpp"
 #include "stacks.hpp"
 #include "state.hpp"
@@ -57,8 +58,9 @@ MEMLENS_ALWAYS_INLINE void note_peak() noexcept {
 // The calling thread's stack, interned; 0 when none could be captured.
 inline std::uint32_t current_stack() noexcept {
     std::uintptr_t frames[max_stack_depth];
-    const std::size_t depth =
+    std::size_t depth =
         capture_stack(frames, settings.stack_depth.load(relaxed), settings.method.load(relaxed));
+    if (auto join = stack_joiner.load(relaxed)) depth = join(frames, depth, max_stack_depth);
     return depth ? stacks.intern(frames, depth) : 0;
 }
 

@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../core/source_frames.hpp"
 #include "../core/state.hpp"
 #include "../detail/index.hpp"
 #include "../detail/names.hpp"
@@ -734,6 +735,7 @@ inline std::vector<frame_info> symbolize(const std::vector<std::uintptr_t>& retu
         }
         bool rescanned = false;
         for (std::size_t i = 0; i < return_addresses.size(); ++i) {
+            if (detail::is_source_frame(return_addresses[i])) continue;
             // The call is the instruction before the return address.
             const std::uintptr_t pc = return_addresses[i] - 1;
             std::shared_ptr<detail::symbol_module> m = detail::find_module(cache, pc);
@@ -808,6 +810,17 @@ inline std::vector<frame_info> symbolize(const std::vector<std::uintptr_t>& retu
     for (std::size_t i = 0; i < return_addresses.size(); ++i) {
         frame_info& f = out[i];
         f.address = return_addresses[i];
+        if (detail::is_source_frame(f.address)) {
+            detail::source_frame named{};
+            auto name = detail::source_frame_namer.load(std::memory_order_acquire);
+            if (name && name(f.address, named)) {
+                f.function = named.function;
+                f.file = named.file;
+                f.line = named.line;
+                f.module = named.module;
+            }
+            continue;
+        }
         if (!owners[i]) continue;
         detail::symbol_module& m = *owners[i];
         f.module = m.path;
