@@ -38,6 +38,10 @@ TEST_CASE("short names collapse template arguments and keep lambdas and operator
     CHECK(short_name("void run<main::{lambda()#2}>(main::{lambda()#2}&&)") == "run<>");
     CHECK(short_name("(anonymous namespace)::helper<int>(int)") == "(anonymous namespace)::helper<>");
     CHECK(short_name("Foo::operator bool() const") == "Foo::operator bool");
+    // Python's names of code without a name of its own are not template arguments.
+    CHECK(short_name("<module>") == "<module>");
+    CHECK(short_name("outer.<locals>.inner") == "outer.<locals>.inner");
+    CHECK(short_name("Widget.<listcomp>") == "Widget.<listcomp>");
     CHECK(short_name("operator new(unsigned long)") == "operator new");
     CHECK(short_name("main") == "main");
     CHECK(short_name("") == "");

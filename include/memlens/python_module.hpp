@@ -91,6 +91,24 @@ inline PyObject* from_exception() {
     }
 }
 
+// A new list of `make(row)` for each of `rows`, or null with the error set by the first that
+// failed.
+template <class Rows, class Make>
+PyObject* python_list(const Rows& rows, Make make) {
+    PyObject* out = PyList_New(0);
+    if (!out) return nullptr;
+    for (const auto& r : rows) {
+        PyObject* item = make(r);
+        if (!item || PyList_Append(out, item) != 0) {
+            Py_XDECREF(item);
+            Py_DECREF(out);
+            return nullptr;
+        }
+        Py_DECREF(item);
+    }
+    return out;
+}
+
 inline PyObject* stats_dict(const memory_stats& s) {
     return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K}", "current", static_cast<unsigned long long>(s.current),
                          "peak", static_cast<unsigned long long>(s.peak), "total",
@@ -542,21 +560,12 @@ inline PyObject* snapshot_statistics(PyObject* o, PyObject* args, PyObject* kwar
     if (!parse_group(by, group)) return nullptr;
     try {
         const std::vector<statistic> rows = statistics(*reinterpret_cast<py_snapshot*>(o)->data, group);
-        PyObject* out = PyList_New(0);
-        for (const statistic& r : rows) {
-            PyObject* row = out ? Py_BuildValue("{s:s,s:K,s:K,s:O}", "key", r.key.c_str(), "bytes",
-                                                static_cast<unsigned long long>(r.bytes), "count",
-                                                static_cast<unsigned long long>(r.count), "estimated",
-                                                r.estimated ? Py_True : Py_False)
-                                : nullptr;
-            if (!row || PyList_Append(out, row) != 0) {
-                Py_XDECREF(row);
-                Py_XDECREF(out);
-                return nullptr;
-            }
-            Py_DECREF(row);
-        }
-        return out;
+        return python_list(rows, [](const statistic& r) {
+            return Py_BuildValue("{s:s,s:K,s:K,s:O}", "key", r.key.c_str(), "bytes",
+                                 static_cast<unsigned long long>(r.bytes), "count",
+                                 static_cast<unsigned long long>(r.count), "estimated",
+                                 r.estimated ? Py_True : Py_False);
+        });
     } catch (...) {
         return from_exception();
     }
@@ -704,24 +713,14 @@ inline PyObject* m_limit_memory(PyObject*, PyObject* arg) { return make_limit(ar
 inline PyObject* m_limit_leaks(PyObject*, PyObject* arg) { return make_limit(arg, limit_kind::leaks); }
 
 inline PyObject* m_scopes(PyObject*, PyObject*) {
-    PyObject* out = PyList_New(0);
-    if (!out) return nullptr;
-    for (const named_scope_stats& s : named_scopes()) {
-        PyObject* row = Py_BuildValue("{s:s,s:s,s:I,s:s,s:K,s:K,s:K,s:L,s:K}", "name", s.name.c_str(),
-                                      "file", s.file.c_str(), "line", s.line, "function",
-                                      s.function.c_str(), "calls", static_cast<unsigned long long>(s.calls),
-                                      "allocated", static_cast<unsigned long long>(s.allocated), "allocs",
-                                      static_cast<unsigned long long>(s.allocs), "net",
-                                      static_cast<long long>(s.net), "max_peak",
-                                      static_cast<unsigned long long>(s.max_peak));
-        if (!row || PyList_Append(out, row) != 0) {
-            Py_XDECREF(row);
-            Py_DECREF(out);
-            return nullptr;
-        }
-        Py_DECREF(row);
-    }
-    return out;
+    return python_list(named_scopes(), [](const named_scope_stats& s) {
+        return Py_BuildValue("{s:s,s:s,s:I,s:s,s:K,s:K,s:K,s:L,s:K}", "name", s.name.c_str(), "file",
+                             s.file.c_str(), "line", s.line, "function", s.function.c_str(), "calls",
+                             static_cast<unsigned long long>(s.calls), "allocated",
+                             static_cast<unsigned long long>(s.allocated), "allocs",
+                             static_cast<unsigned long long>(s.allocs), "net", static_cast<long long>(s.net),
+                             "max_peak", static_cast<unsigned long long>(s.max_peak));
+    });
 }
 
 inline PyObject* m_snapshot(PyObject*, PyObject*) {
@@ -766,23 +765,14 @@ inline PyObject* m_compare(PyObject*, PyObject* args, PyObject* kwargs) {
     }
     try {
         const std::vector<statistic_diff> rows = compare(a, b, group);
-        PyObject* out = PyList_New(0);
-        for (const statistic_diff& r : rows) {
-            PyObject* row = out ? Py_BuildValue("{s:s,s:K,s:L,s:K,s:L,s:O}", "key", r.key.c_str(), "bytes",
-                                                static_cast<unsigned long long>(r.bytes), "bytes_diff",
-                                                static_cast<long long>(r.bytes_diff), "count",
-                                                static_cast<unsigned long long>(r.count), "count_diff",
-                                                static_cast<long long>(r.count_diff), "estimated",
-                                                r.estimated ? Py_True : Py_False)
-                                : nullptr;
-            if (!row || PyList_Append(out, row) != 0) {
-                Py_XDECREF(row);
-                Py_XDECREF(out);
-                return nullptr;
-            }
-            Py_DECREF(row);
-        }
-        return out;
+        return python_list(rows, [](const statistic_diff& r) {
+            return Py_BuildValue("{s:s,s:K,s:L,s:K,s:L,s:O}", "key", r.key.c_str(), "bytes",
+                                 static_cast<unsigned long long>(r.bytes), "bytes_diff",
+                                 static_cast<long long>(r.bytes_diff), "count",
+                                 static_cast<unsigned long long>(r.count), "count_diff",
+                                 static_cast<long long>(r.count_diff), "estimated",
+                                 r.estimated ? Py_True : Py_False);
+        });
     } catch (...) {
         return from_exception();
     }
@@ -921,16 +911,12 @@ inline PyObject* m_compare_footprints(PyObject*, PyObject* factories) {
     }
     if (ok) {
         std::stable_sort(rows.begin(), rows.end(), [](const row& a, const row& b) { return a.bytes < b.bytes; });
-        out = PyList_New(0);
-        for (const row& r : rows) {
-            if (!out) break;
-            PyObject* line = Py_BuildValue("{s:O,s:O,s:O,s:O}", "name", r.name, "bytes",
-                                           PyDict_GetItemString(r.figures, "bytes"), "blocks",
-                                           PyDict_GetItemString(r.figures, "blocks"), "getsizeof",
-                                           PyDict_GetItemString(r.figures, "getsizeof"));
-            if (!line || PyList_Append(out, line) != 0) Py_CLEAR(out);
-            Py_XDECREF(line);
-        }
+        out = python_list(rows, [](const row& r) {
+            return Py_BuildValue("{s:O,s:O,s:O,s:O}", "name", r.name, "bytes",
+                                 PyDict_GetItemString(r.figures, "bytes"), "blocks",
+                                 PyDict_GetItemString(r.figures, "blocks"), "getsizeof",
+                                 PyDict_GetItemString(r.figures, "getsizeof"));
+        });
     }
     for (const row& r : rows) {
         Py_DECREF(r.name);

@@ -91,6 +91,13 @@ inline std::string short_name(std::string_view function) {
             const std::size_t j = operator_name_end(name, i + 8);
             out.append(name, i, j - i);
             i = j - 1;
+        } else if (name[i] == '<' && (i == 0 || name[i - 1] == '.')) {
+            // Python's names for code without one ("<module>", "f.<locals>.g", "<lambda>"):
+            // no C++ name starts a template argument list there.
+            const std::size_t j = name.find('>', i);
+            const std::size_t end = j == std::string::npos ? size : j + 1;
+            out.append(name, i, end - i);
+            i = end - 1;
         } else if (name[i] == '<') {
             // Skip to the matching '>': arguments may hold lambdas, whose "(...)" and "{...}"
             // never hold an unmatched '<', and operators ("operator<"), whose symbols are skipped.
