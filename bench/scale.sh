@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs bench/scale_workload.cpp's two workloads, which keep millions of blocks alive, untracked,
-# under memlens in each mode and under heaptrack when it is installed, and prints the CPU time and
-# peak resident set of each run beside the untracked one, and what sites mode adds as a fraction of
+# under memlens in each mode, under libmemlens_preload.so where it is built, and under heaptrack
+# when it is installed, and prints the CPU time and peak resident set of each run beside the
+# untracked one, and what sites mode (and the preload mode's) adds as a fraction of
 # what heaptrack adds (the goal is at most 0.2).
 # Usage: bench/scale.sh [build-dir] [map-keys] [document-records] [runs]
 # Each row is the run with the median CPU time of `runs` runs (default 3): on a shared virtual
@@ -21,6 +22,8 @@ document_records=${3:-100000}
 runs=${4:-3}
 plain=$build/bench/scale_workload_plain
 hooked=$build/bench/scale_workload
+# Measured too where it is built (MEMLENS_PRELOAD_LIBRARY names another copy).
+preload=${MEMLENS_PRELOAD_LIBRARY:-$build/libmemlens_preload.so}
 for program in "$plain" "$hooked"; do
   [[ -x $program ]] || { echo "missing $program: build scale_workload and scale_workload_plain first" >&2; exit 2; }
 done
@@ -108,6 +111,16 @@ workload() {
   MEMLENS_MODE=sites MEMLENS_BLOCKS=1 measure "memlens sites, blocks" "$hooked" "$name" "$size"
   same_checksum "memlens sites, blocks"
   row "memlens sites+blocks"
+  # The preload mode: the untracked build, profiled whole by libmemlens_preload.so.
+  local preload_added=""
+  if [[ -f $preload ]]; then
+    for mode in counters sites; do
+      LD_PRELOAD=$preload MEMLENS_MODE=$mode measure "preload $mode" "$plain" "$name" "$size"
+      same_checksum "preload $mode"
+      row "preload $mode"
+      if [[ $mode == sites ]]; then preload_added=$(added); fi
+    done
+  fi
   if command -v heaptrack >/dev/null; then
     measure "heaptrack" heaptrack -o "$work/heaptrack-$name" "$plain" "$name" "$size"
     same_checksum "heaptrack"
@@ -124,6 +137,13 @@ workload() {
       if (h > 0) printf ": %.2f of heaptrack'"'"'s (goal: at most 0.2)", s / h }')
     echo "$line"
     summary+=("$line")
+    if [[ -n $preload_added ]]; then
+      line=$(awk -v s="$preload_added" -v h="$heaptrack_added" -v n="$name" 'BEGIN {
+        printf "%-9s preload sites adds %.2f s of CPU, heaptrack %.2f s", n, s, h
+        if (h > 0) printf ": %.2f of heaptrack'"'"'s (goal: at most 0.2)", s / h }')
+      echo "$line"
+      summary+=("$line")
+    fi
   fi
 }
 
