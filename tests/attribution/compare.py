@@ -1,4 +1,4 @@
-"""Checks memlens's allocation sites against heaptrack's on the same binary (issue 10).
+"""Checks memlens's allocation sites against heaptrack's on the same binary.
 
 Runs the workload (tests/attribution/workload.cpp) once in memlens's sites mode, where it prints
 memlens's view of its leaks, and once under heaptrack. Then, for every leak:

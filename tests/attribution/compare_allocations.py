@@ -1,4 +1,4 @@
-"""Checks memlens's count of allocations per site against heaptrack's on the same binary (issue 10).
+"""Checks memlens's count of allocations per site against heaptrack's on the same binary.
 
 Runs the document workload (tests/attribution/document.cpp) once in memlens's sites mode, where
 it prints, per stack, every allocation memlens recorded (freed or not) and the stack's site, and
