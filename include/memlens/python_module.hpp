@@ -6,9 +6,7 @@
 #pragma once
 
 // CPython asks to come before any standard header: it sets feature macros they read.
-#include <Python.h>
-
-#include <structmember.h>
+#include "detail/python_headers.hpp"
 
 // Types that cannot be instantiated from Python (Py_TPFLAGS_DISALLOW_INSTANTIATION) are 3.10's.
 #if PY_VERSION_HEX < 0x030A0000

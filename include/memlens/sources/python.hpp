@@ -4,7 +4,7 @@
 #pragma once
 
 // CPython asks to come before any standard header: it sets feature macros they read.
-#include <Python.h>
+#include "../detail/python_headers.hpp"
 
 // The Python frames of an allocation are read from the interpreter's own frame chain, whose
 // layout only the internal headers give, and which changes with every minor version: this is
@@ -12,12 +12,18 @@
 // native only.
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && !defined(Py_LIMITED_API)
 #define MEMLENS_DETAIL_PYTHON_FRAMES() 1
-#ifdef Py_BUILD_CORE
+#ifndef Py_BUILD_CORE
+#define MEMLENS_DETAIL_PY_BUILD_CORE_SET 1
+#define Py_BUILD_CORE 1
+#endif
+#if __has_include(<internal/pycore_frame.h>)
 #include <internal/pycore_frame.h>
 #else
-#define Py_BUILD_CORE 1
-#include <internal/pycore_frame.h>
+#include <python3.11/internal/pycore_frame.h>
+#endif
+#ifdef MEMLENS_DETAIL_PY_BUILD_CORE_SET
 #undef Py_BUILD_CORE
+#undef MEMLENS_DETAIL_PY_BUILD_CORE_SET
 #endif
 #else
 #define MEMLENS_DETAIL_PYTHON_FRAMES() 0
