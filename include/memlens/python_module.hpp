@@ -54,7 +54,7 @@ struct python_site {
 };
 
 // Never destroyed, for the reason above; the GIL orders every access.
-inline std::map<std::string, python_site*>* python_sites = nullptr;
+MEMLENS_DETAIL_PER_COPY inline std::map<std::string, python_site*>* python_sites = nullptr;
 
 inline scope_site& site_named(const std::string& name, const std::string& file, unsigned line,
                               const std::string& function) {
@@ -65,11 +65,11 @@ inline scope_site& site_named(const std::string& name, const std::string& file, 
 }
 
 // The types of the module most recently created; each interpreter start creates them anew.
-inline PyTypeObject* scope_type = nullptr;
-inline PyTypeObject* enter_type = nullptr;
-inline PyTypeObject* descriptor_type = nullptr;
-inline PyTypeObject* profiled_type = nullptr;
-inline PyTypeObject* snapshot_type = nullptr;
+MEMLENS_DETAIL_PER_COPY inline PyTypeObject* scope_type = nullptr;
+MEMLENS_DETAIL_PER_COPY inline PyTypeObject* enter_type = nullptr;
+MEMLENS_DETAIL_PER_COPY inline PyTypeObject* descriptor_type = nullptr;
+MEMLENS_DETAIL_PER_COPY inline PyTypeObject* profiled_type = nullptr;
+MEMLENS_DETAIL_PER_COPY inline PyTypeObject* snapshot_type = nullptr;
 
 inline PyObject* fail(PyObject* kind, const std::string& message) {
     PyErr_SetString(kind, message.c_str());

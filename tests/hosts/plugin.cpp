@@ -3,6 +3,7 @@
 // hooks serve only its own code; with hidden visibility and opened RTLD_LOCAL, the process's
 // lookup never finds them; linked plainly and ahead of libstdc++, they are the process's.
 #include <memlens/sources/new.hpp>
+#include <memlens/sources/record.hpp>
 #include <memlens/track.hpp>
 
 #include <cstdint>
@@ -29,6 +30,19 @@ __attribute__((visibility("default"))) int plugin_hooks_role() {
 
 __attribute__((visibility("default"))) std::uint64_t plugin_heap_allocs() {
     return memlens::stats(memlens::domain::heap()).allocs;
+}
+
+// Where this copy of the headers finds memlens's state: the same address as the program's when
+// the process holds one state.
+__attribute__((visibility("default"))) const void* plugin_state_address() {
+    return &memlens::detail::core;
+}
+
+// Counts `bytes` in a domain the plugin names, as a plugin's own allocator would.
+__attribute__((visibility("default"))) void plugin_record(std::size_t bytes) {
+    static const memlens::domain d = memlens::domain::named("plugin");
+    static char block[1];
+    memlens::record_alloc(block, bytes, d);
 }
 
 }  // extern "C"

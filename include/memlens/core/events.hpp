@@ -25,11 +25,11 @@ MEMLENS_NAMESPACE_BEGIN namespace detail {
 // Copies the live table as the peak snapshot; registered by configure() and by
 // <memlens/hooks.hpp> (observe/sites.hpp). A pointer, so that the sources do not pull in the
 // snapshot code.
-inline std::atomic<void (*)()> peak_capturer{nullptr};
+MEMLENS_DETAIL_PER_COPY inline std::atomic<void (*)()> peak_capturer{nullptr};
 // The process peak at which the next copy is taken: 10% (at least 64 KiB) above the last, so
 // that a run copies the table a few dozen times, not at every new peak.
-inline std::atomic<std::int64_t> next_peak_capture{0};
-inline std::atomic<bool> peak_capturing{false};
+MEMLENS_DETAIL_SHARED inline std::atomic<std::int64_t> next_peak_capture{0};
+MEMLENS_DETAIL_SHARED inline std::atomic<bool> peak_capturing{false};
 
 constexpr std::int64_t peak_capture_min_step = 64 * 1024;
 
@@ -210,7 +210,7 @@ MEMLENS_NOINLINE inline void forget_allocation(const void* p) noexcept {
 
 // Set by <memlens/hooks.hpp> (view/exit_report.hpp): writes what the settings ask for at exit.
 // A pointer, so that the report writers are compiled only in the unit that holds the hooks.
-inline std::atomic<void (*)()> exit_writer{nullptr};
+MEMLENS_DETAIL_PER_COPY inline std::atomic<void (*)()> exit_writer{nullptr};
 
 inline void run_at_exit() noexcept {
     if (void (*write)() = exit_writer.load(std::memory_order_acquire)) {
@@ -242,7 +242,7 @@ inline void unlock_live_table() noexcept {
     settings_lock.unlock();
 }
 
-inline std::atomic<int> start_state{0};
+MEMLENS_DETAIL_SHARED inline std::atomic<int> start_state{0};
 
 // Runs once, at the first event or the first configure(): reads the environment, arranges for
 // the exit report and for fork. Registered at the first event, the exit handler runs after the

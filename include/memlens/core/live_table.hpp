@@ -62,7 +62,7 @@ struct alignas(64) live_shard {
     std::size_t mapped = 0;
 };
 
-MEMLENS_CONSTINIT inline live_shard live_shards[live_shard_count]{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline live_shard live_shards[live_shard_count]{};
 
 // Fibonacci hashing: one multiplication spreads even evenly spaced addresses over the top bits,
 // which are all the table uses. It runs on every probe, for the distances of robin hood.
@@ -162,7 +162,7 @@ inline void erase_slot(live_shard& s, std::uint64_t slot) noexcept {
 // report frees, or a free while the table was not consulted): the new allocation replaces it.
 // Set while this thread holds a shard: a signal handler that frees a recorded block then must
 // not wait for the lock its own thread holds.
-MEMLENS_CONSTINIT inline thread_local bool holding_shard = false;
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline thread_local bool holding_shard = false;
 
 class shard_hold {
 public:

@@ -40,10 +40,10 @@ struct live_settings {
     char output[output_path_capacity] = {};
 };
 
-MEMLENS_CONSTINIT inline live_settings settings{};
-MEMLENS_CONSTINIT inline spin_lock settings_lock{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline live_settings settings{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline spin_lock settings_lock{};
 // Under settings_lock: whether the environment has been read; see start_live.
-inline bool live_started = false;
+MEMLENS_DETAIL_SHARED inline bool live_started = false;
 
 // The accepted range of each numeric setting: the environment reader and configure() both check
 // against these, so that the two can never disagree.

@@ -45,7 +45,7 @@ struct site_directory {
     spin_lock lock;
 };
 
-MEMLENS_CONSTINIT inline site_directory site_table{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline site_directory site_table{};
 
 inline bool valid_stack_id(std::uint32_t stack) noexcept {
     return stack != 0 && stack < (1u << stack_id_bits);

@@ -30,9 +30,11 @@ struct source_frame {
 // Set once by a source, never cleared: null in programs without one, which then pay one relaxed
 // load per captured stack. The joiner rewrites the `depth` native frames in place, with room for
 // `max`, and returns the new depth; it runs under the guard, inside allocation hooks.
-inline std::atomic<std::size_t (*)(std::uintptr_t* frames, std::size_t depth, std::size_t max) noexcept>
-    stack_joiner{nullptr};
-inline std::atomic<bool (*)(std::uintptr_t address, source_frame& out) noexcept> source_frame_namer{nullptr};
+using stack_joiner_function = std::size_t (*)(std::uintptr_t* frames, std::size_t depth,
+                                             std::size_t max) noexcept;
+using frame_namer_function = bool (*)(std::uintptr_t address, source_frame& out) noexcept;
+MEMLENS_DETAIL_SHARED inline std::atomic<stack_joiner_function> stack_joiner{nullptr};
+MEMLENS_DETAIL_SHARED inline std::atomic<frame_namer_function> source_frame_namer{nullptr};
 
 }  // namespace detail
 MEMLENS_NAMESPACE_END

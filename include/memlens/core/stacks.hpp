@@ -59,9 +59,10 @@ struct thread_stack {
 
 // Constant-initialized and trivially destructible, so no TLS wrapper runs and a capture during
 // thread exit or after static destruction still finds it.
-MEMLENS_CONSTINIT inline thread_local thread_stack this_stack{{1, 0}, stack_lookup::pending};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline thread_local thread_stack this_stack{
+    {1, 0}, stack_lookup::pending};
 
-inline std::atomic<bool> stack_lookup_reported{false};
+MEMLENS_DETAIL_SHARED inline std::atomic<bool> stack_lookup_reported{false};
 
 // The main thread's stack mapping grows down as the stack deepens, up to RLIMIT_STACK; the
 // kernel keeps at least 128 MiB below the stack's top free of other mappings for it.
@@ -186,7 +187,7 @@ MEMLENS_COLD inline bool regions_for(std::uintptr_t fp, stack_region& first,
 // ---- the unwinder -------------------------------------------------------------------------
 
 // 0: not warmed up; -1: ready; otherwise the id of the process warming it up.
-inline std::atomic<std::int64_t> unwinder_state{0};
+MEMLENS_DETAIL_SHARED inline std::atomic<std::int64_t> unwinder_state{0};
 
 struct unwind_walk {
     std::uintptr_t* out;
@@ -590,7 +591,7 @@ private:
 };
 
 /// The stacks of the allocation-site observer.
-MEMLENS_CONSTINIT inline stack_table stacks{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline stack_table stacks{};
 
 }  // namespace detail
 MEMLENS_NAMESPACE_END

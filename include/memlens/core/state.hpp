@@ -180,8 +180,8 @@ struct core_state {
 
 // Constant-initialized and never destroyed, so events before main and after static
 // destruction find it intact.
-MEMLENS_CONSTINIT inline core_state core{};
-MEMLENS_CONSTINIT inline thread_record late_record{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline core_state core{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline thread_record late_record{};
 
 struct thread_state {
     thread_record* record;
@@ -197,7 +197,7 @@ struct thread_state {
     std::uint64_t sample_state;
 };
 
-MEMLENS_CONSTINIT inline thread_local thread_state this_thread{nullptr, nullptr, 0, false, 0, 0, 0};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline thread_local thread_state this_thread{};
 
 // A thread claims (takes an exact view of the others' pending bytes) when it finds another
 // holder whose claim is older than claim_quiet_ns: threads that take turns claim at once,

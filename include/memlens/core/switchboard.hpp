@@ -19,12 +19,12 @@ constexpr std::uint32_t sw_sampling = 1u << 3;    // allocations are sampled by 
 constexpr std::uint32_t sw_lookups = 1u << 4;     // the table may hold blocks without a header
 constexpr std::uint32_t sw_refused = 1u << 5;     // another layout owns the program: count nothing
 
-inline std::atomic<std::uint32_t> switchboard{sw_unstarted};
+MEMLENS_DETAIL_SHARED inline std::atomic<std::uint32_t> switchboard{sw_unstarted};
 // Leak checks and snapshots that need every allocation recorded while they run.
-inline std::atomic<int> recorders{0};
-inline std::atomic<bool> table_has_headerless{false};
+MEMLENS_DETAIL_SHARED inline std::atomic<int> recorders{0};
+MEMLENS_DETAIL_SHARED inline std::atomic<bool> table_has_headerless{false};
 // Under settings_lock: units built with other layout options started first; see claim_layout.
-inline bool layout_refused = false;
+MEMLENS_DETAIL_SHARED inline bool layout_refused = false;
 
 // What a block of the global hooks remembers in its header; see sources/heap.hpp.
 constexpr std::uint32_t block_counted = 1u;

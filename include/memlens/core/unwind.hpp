@@ -528,7 +528,7 @@ struct main_program {
     cfi_module module = {};
 };
 
-MEMLENS_CONSTINIT inline main_program main_module{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline main_program main_module{};
 
 constexpr std::uint64_t main_module_key = 0x6d61696e;
 
@@ -636,7 +636,7 @@ struct startup_set {
     cfi_module modules[max_startup_modules] = {};
 };
 
-MEMLENS_CONSTINIT inline startup_set startup_modules{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline startup_set startup_modules{};
 
 #if MEMLENS_DETAIL_CFI_WALK()
 struct needed_names {
@@ -762,7 +762,7 @@ constexpr std::size_t rule_cache_bits = 13;
 constexpr std::size_t rule_cache_slots = std::size_t{1} << rule_cache_bits;
 
 // 128 KiB of zero pages: costs nothing until the hybrid walk runs.
-MEMLENS_CONSTINIT inline rule_slot rule_cache[rule_cache_slots]{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline rule_slot rule_cache[rule_cache_slots]{};
 
 MEMLENS_ALWAYS_INLINE std::uint64_t pc_hash(std::uintptr_t pc) noexcept {
     return pc * 0x9e3779b97f4a7c15u;

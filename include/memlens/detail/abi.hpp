@@ -13,7 +13,7 @@
 // one word. Within one executable that is every unit; a process-wide meeting point across
 // shared objects with hidden symbols belongs to the state that all copies of memlens share.
 namespace memlens::unversioned {
-inline std::atomic<const char*> first_layout{nullptr};
+MEMLENS_DETAIL_SHARED inline std::atomic<const char*> first_layout{nullptr};
 }  // namespace memlens::unversioned
 
 MEMLENS_NAMESPACE_BEGIN namespace detail {

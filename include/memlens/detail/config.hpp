@@ -36,6 +36,16 @@
 #define MEMLENS_ALWAYS_INLINE inline
 #endif
 
+// One memlens state per process, whichever shared objects hold a copy of the headers: the
+// process-wide variables keep default visibility even under -fvisibility=hidden, so that the
+// dynamic loader can bind every copy to one definition. GCC gives inline variables unique
+// binding, which the loader honours across RTLD_LOCAL and -Bsymbolic objects and which keeps
+// the object that holds the chosen definition loaded; see core/process.hpp for the rest.
+#define MEMLENS_DETAIL_SHARED __attribute__((visibility("default")))
+// What belongs to one copy of the headers: whether this copy's operator new is the process's,
+// and pointers into this copy's code, which may be unloaded while the state lives on.
+#define MEMLENS_DETAIL_PER_COPY __attribute__((visibility("hidden")))
+
 // Fixed so that every table the hooks touch can live in memory mapped once, never allocated.
 #ifndef MEMLENS_MAX_DOMAINS
 #define MEMLENS_MAX_DOMAINS 64

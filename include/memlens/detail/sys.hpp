@@ -34,7 +34,7 @@ inline void default_error_handler(const char* message) noexcept {
     write_stderr("\n");
 }
 
-inline std::atomic<error_function> error_sink{&default_error_handler};
+MEMLENS_DETAIL_SHARED inline std::atomic<error_function> error_sink{&default_error_handler};
 
 MEMLENS_COLD inline void report_error(const char* message) noexcept {
     error_sink.load(std::memory_order_acquire)(message);

@@ -48,7 +48,7 @@ private:
 };
 
 namespace detail {
-MEMLENS_CONSTINIT inline std::atomic<scope_site*> scope_sites{nullptr};
+MEMLENS_DETAIL_PER_COPY MEMLENS_CONSTINIT inline std::atomic<scope_site*> scope_sites{nullptr};
 }
 
 inline void scope_site::add(const block_usage& u) noexcept {

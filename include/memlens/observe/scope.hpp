@@ -160,7 +160,7 @@ inline void unlink_ended_frames() noexcept {
     }
 }
 
-inline std::atomic<bool> too_many_scopes_reported{false};
+MEMLENS_DETAIL_SHARED inline std::atomic<bool> too_many_scopes_reported{false};
 
 // Owner only: a free frame of the thread's record, opened; null when there is none.
 inline scope_frame* open_frame(std::uint64_t& opening) noexcept {

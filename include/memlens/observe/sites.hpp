@@ -266,7 +266,7 @@ struct peak_store {
     snapshot* latest = nullptr;
 };
 
-MEMLENS_CONSTINIT inline peak_store peak_copies{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline peak_store peak_copies{};
 
 // Runs inside an allocation hook, under a guard: it must not take a lock that code allocating
 // while holding it could be waiting for, so it reads only the live table and the counters.

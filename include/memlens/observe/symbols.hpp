@@ -70,7 +70,7 @@ inline std::vector<frame_info> symbolize(const std::vector<std::uintptr_t>& retu
 namespace detail {
 
 // Symbolizer children started so far: lets tests see that cached calls spawn nothing.
-MEMLENS_CONSTINIT inline std::atomic<std::uint64_t> symbolizer_runs{0};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<std::uint64_t> symbolizer_runs{0};
 
 struct elf_symbol {
     std::uintptr_t start = 0;  // st_value: relative to the load base, as lookups are

@@ -81,7 +81,7 @@ struct passed_operators {
     void (*release_aligned[2])(void*, std::align_val_t) noexcept;
 };
 
-inline passed_operators process_operators{};
+MEMLENS_DETAIL_PER_COPY inline passed_operators process_operators{};
 
 // The allocator under the hooks' blocks: the C library's malloc, whatever the process made of
 // it (a sanitizer's, jemalloc). Where memlens replaces malloc itself (sources/malloc.hpp), the
@@ -122,9 +122,9 @@ struct libc_heap {
     static void release(void* p) noexcept { ::__libc_free(p); }
 };
 
-inline std::atomic<hooks_role> heap_role{hooks_role::undecided};
+MEMLENS_DETAIL_PER_COPY inline std::atomic<hooks_role> heap_role{hooks_role::undecided};
 // Plain blocks handed out while undecided; their frees are expected to come back header-less.
-inline std::atomic<std::uint64_t> undecided_blocks{0};
+MEMLENS_DETAIL_PER_COPY inline std::atomic<std::uint64_t> undecided_blocks{0};
 
 // The main program's operator new always wins the process's symbol lookup, so its copy decides
 // at once, without a lock or an allocation; a shared object's copy needs dlsym, which must not
@@ -244,7 +244,7 @@ inline heap_header read_header(const void* p) noexcept {
     return h;
 }
 
-inline std::atomic<std::uint64_t> foreign_frees{0};
+MEMLENS_DETAIL_SHARED inline std::atomic<std::uint64_t> foreign_frees{0};
 
 // Written over a block's check word as it is freed, so that a second delete can tell. glibc's
 // thread cache overwrites that word with a key of its own, and then only a guess is left.
@@ -359,7 +359,7 @@ inline std::uint64_t foreign_frees() noexcept { return detail::foreign_frees.loa
 namespace detail {
 
 // -1 until asked; then 1 when the program's operator new is memlens's, 0 when it is not.
-inline std::atomic<int> hooks_answer{-1};
+MEMLENS_DETAIL_SHARED inline std::atomic<int> hooks_answer{-1};
 
 }  // namespace detail
 

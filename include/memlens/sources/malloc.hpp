@@ -29,7 +29,7 @@
 
 MEMLENS_NAMESPACE_BEGIN namespace detail {
 
-inline std::atomic<std::uint32_t> malloc_domain_slot{0};
+MEMLENS_DETAIL_SHARED inline std::atomic<std::uint32_t> malloc_domain_slot{0};
 
 // Named at the first block: naming takes a spin lock and never allocates.
 MEMLENS_NOINLINE inline std::uint32_t name_malloc_domain() noexcept {
@@ -55,7 +55,7 @@ inline void* malloc_block(std::size_t size, std::size_t alignment, bool zeroed =
     return p;
 }
 
-inline std::atomic<std::uint64_t> foreign_malloc_frees{0};
+MEMLENS_DETAIL_SHARED inline std::atomic<std::uint64_t> foreign_malloc_frees{0};
 
 MEMLENS_COLD inline void report_foreign_free(const char* function, bool freed_before) noexcept {
     if (foreign_malloc_frees.fetch_add(1, relaxed) >= 4) return;

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <new>
 
+#include "../core/process.hpp"
 #include "heap.hpp"
 
 // Marks the unit that defines the hooks, for sources/malloc.hpp, which must come first.
@@ -144,6 +145,8 @@ static bool decide_heap_role() noexcept {
     return true;
 }
 
+// Before the shared objects that the program opens later can bind to a state of their own.
+[[maybe_unused]] static const bool process_state_claimed = claim_process_state();
 [[maybe_unused]] static const bool heap_role_decided = decide_heap_role();
 
 }  // namespace detail

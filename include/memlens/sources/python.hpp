@@ -60,7 +60,7 @@ MEMLENS_NAMESPACE_BEGIN namespace detail {
 // The table costs about 30 bytes per live block, in pages memlens maps itself, and one locked
 // probe per call. Entries reuse the live table's layout: size_stack holds the whole size and
 // origin the memlens domain slot.
-MEMLENS_CONSTINIT inline live_shard python_shards[live_shard_count]{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline live_shard python_shards[live_shard_count]{};
 
 inline live_shard& python_shard(std::uint64_t hash) noexcept {
     return python_shards[hash >> (64 - live_shard_bits)];
@@ -122,15 +122,15 @@ constexpr std::uint32_t python_frame_limit = std::uint32_t{1} << 20;
 constexpr std::size_t python_frame_slots = std::size_t{2} * python_frame_limit;
 constexpr std::size_t python_arena_bytes = 256 * 1024;
 
-MEMLENS_CONSTINIT inline std::atomic<std::uint32_t> python_depth{python_default_depth};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<std::uint32_t> python_depth{python_default_depth};
 // Set by the MEM and OBJ hooks around their event, for the stack joiner: only there is the GIL
 // known to be held, so that the thread's frames are its own to read.
-MEMLENS_CONSTINIT inline thread_local bool python_frames_here = false;
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline thread_local bool python_frames_here = false;
 
 // The code of the eval loop, whose native frames the Python frames replace; empty when it could
 // not be found, and then no Python frames are joined.
-MEMLENS_CONSTINIT inline std::atomic<std::uintptr_t> python_eval_begin{0};
-MEMLENS_CONSTINIT inline std::atomic<std::uintptr_t> python_eval_size{0};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<std::uintptr_t> python_eval_begin{0};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<std::uintptr_t> python_eval_size{0};
 
 // One interned frame: its header, then the function's text and the file's, each ending in 0.
 struct python_frame_record {
@@ -155,7 +155,7 @@ struct python_frame_table {
     std::atomic<bool> full_reported{false};
 };
 
-MEMLENS_CONSTINIT inline python_frame_table python_frames{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline python_frame_table python_frames{};
 
 // The UTF-8 text of str `s`, cut at `limit` bytes between code points; "?" when it is not a
 // ready str. Reads the object's storage: PyUnicode_AsUTF8 may allocate the UTF-8 copy.
@@ -453,8 +453,8 @@ constexpr PyMemAllocatorDomain python_domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMA
                                                     PYMEM_DOMAIN_OBJ};
 constexpr const char* python_domain_names[3] = {"python.raw", "python.mem", "python.obj"};
 
-MEMLENS_CONSTINIT inline python_hook python_hooks[3]{};
-MEMLENS_CONSTINIT inline spin_lock python_install_lock{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline python_hook python_hooks[3]{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline spin_lock python_install_lock{};
 
 // The previous allocator runs under the guard: pymalloc serves large and failed requests of the
 // MEM and OBJ domains through PyMem_RawMalloc, whose hook then sees the guard and leaves those

@@ -1,0 +1,43 @@
+"""The memlens extension module imported by Debian's python3 running under libmemlens_preload.so:
+the process holds one memlens state, so the module reads the preloaded library's figures (the
+malloc family and operator new) beside its own Python hooks' figures, and each byte counts in
+one domain only.
+
+Usage: LD_PRELOAD=libmemlens_preload.so python3 under_preload.py EXTENSION_FOLDER
+"""
+import sys
+import unittest
+
+sys.path.insert(0, sys.argv.pop(1))
+import memlens  # noqa: E402
+
+PYTHON_DOMAINS = ("python.raw", "python.mem", "python.obj")
+
+
+def python_current():
+    return sum(memlens.stats(name)["current"] for name in PYTHON_DOMAINS)
+
+
+class UnderPreload(unittest.TestCase):
+    def test_the_module_sees_the_preloaded_hooks(self):
+        self.assertTrue(memlens.native_heap_counted())
+        self.assertIn("malloc", memlens.domains())
+        # The interpreter's start-up went through malloc before the module was imported.
+        self.assertGreater(memlens.stats("malloc")["allocs"], 1000)
+
+    def test_a_python_block_counts_in_its_python_domain_only(self):
+        size = 8_000_000
+        malloc_before = memlens.stats("malloc")["current"]
+        python_before = python_current()
+        keep = bytearray(size)
+        python_grew = python_current() - python_before
+        malloc_grew = memlens.stats("malloc")["current"] - malloc_before
+        self.assertGreaterEqual(python_grew, size)
+        # The Python hooks call malloc under memlens's guard, which the preloaded copy shares.
+        self.assertLess(malloc_grew, size // 100)
+        del keep
+        self.assertLess(python_current() - python_before, size // 100)
+
+
+if __name__ == "__main__":
+    unittest.main()
