@@ -1,8 +1,9 @@
 // A program with memlens's hooks that opens a plugin holding its own copy of the headers (linked
 // with -Bsymbolic, built with hidden visibility, or plain), RTLD_LOCAL as CPython opens extension
 // modules: the process must keep one memlens state, so that what the plugin counts is the
-// program's figures and the reverse.
-// Usage: host_shared_state PLUGIN.so; exits 0 when every expectation holds.
+// program's figures and the reverse. A plugin built with other layout options cannot share it:
+// its copy must refuse to count, and say so, rather than corrupt the program's state.
+// Usage: host_shared_state [--other-layout] PLUGIN.so; exits 0 when every expectation holds.
 #include <memlens/sources/new.hpp>
 #include <memlens/track.hpp>
 
@@ -12,6 +13,7 @@
 #include <string>
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include "expect.hpp"
 
@@ -27,18 +29,69 @@ F find(void* plugin, const char* name) {
 
 std::uint64_t heap_allocs() { return memlens::stats(memlens::domain::heap()).allocs; }
 
+bool has_domain(const char* name) {
+    for (const auto& d : memlens::domains()) {
+        if (d.domain.name() == name) return true;
+    }
+    return false;
+}
+
+// What `call` writes to stderr.
+template <class F>
+std::string said_by(F call) {
+    char path[] = "/tmp/memlens-host-XXXXXX";
+    const int fd = ::mkstemp(path);
+    const int saved = ::dup(2);
+    ::dup2(fd, 2);
+    call();
+    ::dup2(saved, 2);
+    ::close(saved);
+    std::string text;
+    if (std::FILE* f = std::fopen(path, "rb")) {
+        char buffer[1024];
+        std::size_t n;
+        while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
+        std::fclose(f);
+    }
+    ::close(fd);
+    ::unlink(path);
+    return text;
+}
+
+int other_layout(void* plugin) {
+    auto state_address = find<const void* (*)()>(plugin, "plugin_state_address");
+    auto record = find<void (*)(std::size_t)>(plugin, "plugin_record");
+    if (!state_address || !record) {
+        std::fprintf(stdout, "FAILED: the plugin's functions are missing\n");
+        return 1;
+    }
+    expect(state_address() != &memlens::detail::core, "a copy of another layout has a state apart");
+    const std::string said = said_by([&] { record(4096); });
+    std::fprintf(stdout, "the plugin said: %s", said.c_str());
+    expect(said.find("different MEMLENS_MAX_DOMAINS") != std::string::npos,
+           "the plugin's copy says why it counts nothing");
+    expect(!has_domain("plugin"), "nothing the refused copy counted reaches the program");
+    if (failures == 0) std::fprintf(stdout, "all expectations hold\n");
+    return failures == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 2) {
-        std::fprintf(stderr, "usage: %s PLUGIN.so\n", argv[0]);
+    const bool other = argc == 3 && std::strcmp(argv[1], "--other-layout") == 0;
+    if (argc != 2 && !other) {
+        std::fprintf(stderr, "usage: %s [--other-layout] PLUGIN.so\n", argv[0]);
         return 2;
     }
-    void* plugin = ::dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    // The program's state starts before the plugin's copy looks for one.
+    char* volatile first = new char[1];
+    delete[] first;
+    void* plugin = ::dlopen(argv[argc - 1], RTLD_NOW | RTLD_LOCAL);
     if (!plugin) {
         std::fprintf(stdout, "FAILED: dlopen: %s\n", ::dlerror());
         return 1;
     }
+    if (other) return other_layout(plugin);
     auto state_address = find<const void* (*)()>(plugin, "plugin_state_address");
     auto make_block = find<char* (*)(std::size_t)>(plugin, "plugin_make_block");
     auto free_block = find<void (*)(char*)>(plugin, "plugin_free_block");
