@@ -1087,6 +1087,9 @@ inline PyObject* create_module() {
         -1, functions, nullptr, nullptr, nullptr, nullptr};
 
     if (!install_python_hooks()) return fail(PyExc_ImportError, "memlens: cannot install the Python allocator hooks");
+    // Python's allocations reach the process's state through this copy's hooks: its events must
+    // be able to take the peak snapshot when the settings ask for one.
+    install_peak_capturer();
     if (!create_type(scope_spec, scope_type) || !create_type(enter_spec, enter_type) ||
         !create_type(descriptor_spec, descriptor_type) || !create_type(profiled_spec, profiled_type) ||
         !create_type(snapshot_spec, snapshot_type)) {

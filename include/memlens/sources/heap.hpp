@@ -83,18 +83,45 @@ struct passed_operators {
 
 MEMLENS_DETAIL_PER_COPY inline passed_operators process_operators{};
 
+// Set when memlens's malloc (sources/malloc.hpp, the preload library) serves the process. A
+// program with hooks of its own, run under it, then takes its blocks from that malloc inside the
+// guard: counted once, in "heap", by the program's hooks, with the malloc's header beneath.
+MEMLENS_DETAIL_SHARED inline std::atomic<bool> malloc_replaced{false};
+
+template <class Call>
+MEMLENS_ALWAYS_INLINE void* from_malloc(Call call) noexcept {
+    if (MEMLENS_UNLIKELY(malloc_replaced.load(relaxed))) {
+        guard quiet;
+        // The compiler knows that malloc reads no memory of the program's, and would otherwise
+        // drop the guard's increment and decrement around it.
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        void* p = call();
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        return p;
+    }
+    return call();
+}
+
 // The allocator under the hooks' blocks: the C library's malloc, whatever the process made of
 // it (a sanitizer's, jemalloc). Where memlens replaces malloc itself (sources/malloc.hpp), the
 // hooks go to glibc's own entry points instead, so that a block is not wrapped, and counted,
 // twice.
 struct c_heap {
-    static void* allocate(std::size_t n) noexcept { return std::malloc(n); }
-    static void* allocate_zeroed(std::size_t n) noexcept { return std::calloc(1, n); }
-    static void* allocate_aligned(std::size_t alignment, std::size_t n) noexcept {
-        void* p = nullptr;
-        return ::posix_memalign(&p, alignment, n) == 0 ? p : nullptr;
+    static void* allocate(std::size_t n) noexcept {
+        return from_malloc([n] { return std::malloc(n); });
     }
-    static void* reallocate(void* p, std::size_t n) noexcept { return std::realloc(p, n); }
+    static void* allocate_zeroed(std::size_t n) noexcept {
+        return from_malloc([n] { return std::calloc(1, n); });
+    }
+    static void* allocate_aligned(std::size_t alignment, std::size_t n) noexcept {
+        return from_malloc([alignment, n] {
+            void* p = nullptr;
+            return ::posix_memalign(&p, alignment, n) == 0 ? p : nullptr;
+        });
+    }
+    static void* reallocate(void* p, std::size_t n) noexcept {
+        return from_malloc([p, n] { return std::realloc(p, n); });
+    }
     static void release(void* p) noexcept { std::free(p); }
 };
 

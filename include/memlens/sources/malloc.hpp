@@ -34,6 +34,7 @@ MEMLENS_DETAIL_SHARED inline std::atomic<std::uint32_t> malloc_domain_slot{0};
 // Named at the first block: naming takes a spin lock and never allocates.
 MEMLENS_NOINLINE inline std::uint32_t name_malloc_domain() noexcept {
     const std::uint32_t slot = domain::named("malloc").id();
+    malloc_replaced.store(true, relaxed);
     malloc_domain_slot.store(slot, relaxed);
     return slot;
 }
