@@ -181,3 +181,45 @@ TEST_CASE("memlens-run passes the exit status through and prints the text report
     const std::string text = read_text(dir.path + "/text.txt");
     CHECK(text.find("still alive at exit") != std::string::npos);
 }
+
+TEST_CASE("fork() while other threads are inside the allocator leaves every child able to run", "[preload]") {
+    memlens_test::temporary_directory dir;
+    CHECK(run(run_script + " --mode sites --output '" + dir.path + "/run.%p.json' -- " + workload +
+              " fork-threads") == 0);
+    // The children leave with _exit(), which writes no report.
+    const std::vector<std::string> reports = reports_in(dir.path);
+    REQUIRE(reports.size() == 1);
+    const memlens::snapshot s = memlens::read_json(reports[0]);
+    CHECK(s.run.pid != 0);
+}
+
+TEST_CASE("exit() from a thread writes the report on that thread and passes its status", "[preload]") {
+    memlens_test::temporary_directory dir;
+    CHECK(run(run_script + " --mode sites --output '" + dir.path + "/run.json' -- " + workload + " exit-thread") ==
+          4);
+    const memlens::snapshot s = memlens::read_json(dir.path + "/run.json");
+    const through leak = alive_through(s, "leak_in_exiting_thread");
+    CHECK(leak.blocks == 1);
+    CHECK(leak.bytes == 6000);
+    CHECK(leak.domain == "malloc");
+}
+
+TEST_CASE("a library opened and closed again keeps its leaks in the report", "[preload]") {
+    memlens_test::temporary_directory dir;
+    CHECK(run(run_script + " --mode sites --output '" + dir.path + "/run.json' -- " + workload + " dlopen " +
+              MEMLENS_PRELOAD_TEST_LIBRARY) == 0);
+    const memlens::snapshot s = memlens::read_json(dir.path + "/run.json");
+    const through after = alive_through(s, "leak_after_dlclose");
+    CHECK(after.blocks == 1);
+    CHECK(after.bytes == 9000);
+    // The library's own block outlives the library, whose frames can no longer be named; what it
+    // allocated as it loaded went with it.
+    std::uint64_t from_library = 0;
+    std::uint64_t loading = 0;
+    for (const memlens::live_allocation& a : s.allocations) {
+        if (s.bytes(a) == 8000 * s.weight(a)) from_library += s.weight(a);
+        if (s.bytes(a) == 200 * s.weight(a) || s.bytes(a) == 201 * s.weight(a)) loading += s.weight(a);
+    }
+    CHECK(from_library == 1);
+    CHECK(loading == 0);
+}

@@ -3,14 +3,23 @@
 //   workload          the parent: leaks, freed pairs of every malloc-family form, a fork, an
 //                     exec of itself; exits with status 3
 //   workload exec     the exec'd copy: leaks one block and exits with status 0
+//   workload fork-threads   forks 50 times while four threads churn the allocator; each child
+//                     allocates and exits; exits with status 0
+//   workload exit-thread    a thread leaks a block and calls exit(4) while main waits
+//   workload dlopen LIB     opens LIB (preload/library.cpp), which allocates as it loads, leaks
+//                     through it, closes it and leaks again; exits with status 0
+#include <dlfcn.h>
 #include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <thread>
+#include <vector>
 
 #define WORKLOAD_FUNCTION extern "C" __attribute__((noinline))
 
@@ -65,11 +74,74 @@ WORKLOAD_FUNCTION void churn_reallocarray() {
     std::free(s);
 }
 
+WORKLOAD_FUNCTION void leak_in_exiting_thread() { keep(std::malloc(6000)); }
+WORKLOAD_FUNCTION void leak_after_dlclose() { keep(std::malloc(9000)); }
+
+// A fork while other threads are inside the allocator must leave the child a usable allocator
+// and memlens: the child allocates, and exits on its own.
+static int fork_under_threads() {
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> churners;
+    for (int t = 0; t < 4; ++t) {
+        churners.emplace_back([&stop] {
+            while (!stop.load()) {
+                void* p = keep(std::malloc(64));
+                std::free(p);
+                delete[] static_cast<char*>(keep(new char[32]));
+            }
+        });
+    }
+    int failures = 0;
+    for (int i = 0; i < 50; ++i) {
+        const pid_t child = fork();
+        if (child == 0) {
+            std::free(keep(std::malloc(128)));
+            delete[] static_cast<char*>(keep(new char[256]));
+            _exit(0);
+        }
+        int status = 0;
+        if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            ++failures;
+        }
+    }
+    stop = true;
+    for (std::thread& t : churners) t.join();
+    return failures == 0 ? 0 : 1;
+}
+
+// exit() from a thread other than main: the exit report is written on that thread.
+static int exit_from_thread() {
+    std::thread([] {
+        leak_in_exiting_thread();
+        std::exit(4);
+    }).detach();
+    for (;;) pause();
+}
+
+// A library that allocates as it loads, leaks through the program, and is then unloaded: the
+// report still counts its block, whose stack points into a library that is gone.
+static int open_and_close(const char* path) {
+    void* library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!library) {
+        std::fprintf(stderr, "dlopen: %s\n", dlerror());
+        return 1;
+    }
+    auto leak = reinterpret_cast<void* (*)(std::size_t)>(dlsym(library, "library_leak"));
+    if (!leak) return 1;
+    keep(leak(8000));
+    if (dlclose(library) != 0) return 1;
+    leak_after_dlclose();
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "exec") == 0) {
         leak_after_exec();
         return 0;
     }
+    if (argc > 1 && std::strcmp(argv[1], "fork-threads") == 0) return fork_under_threads();
+    if (argc > 1 && std::strcmp(argv[1], "exit-thread") == 0) return exit_from_thread();
+    if (argc > 2 && std::strcmp(argv[1], "dlopen") == 0) return open_and_close(argv[2]);
     leak_with_malloc();
     leak_at_depth_3();
     leak_with_operator_new();
