@@ -2,8 +2,11 @@
 // with -Bsymbolic, built with hidden visibility, or plain), RTLD_LOCAL as CPython opens extension
 // modules: the process must keep one memlens state, so that what the plugin counts is the
 // program's figures and the reverse. A plugin built with other layout options cannot share it:
-// its copy must refuse to count, and say so, rather than corrupt the program's state.
-// Usage: host_shared_state [--other-layout] PLUGIN.so; exits 0 when every expectation holds.
+// its copy must refuse to count, and say so, rather than corrupt the program's state. A plugin
+// whose copy the loader cannot join (its state's symbols hidden, as a Clang-built -Bsymbolic
+// plugin's are bound to itself) must say that its figures are apart.
+// Usage: host_shared_state [--other-layout | --apart] PLUGIN.so; exits 0 when every expectation
+// holds.
 #include <memlens/sources/new.hpp>
 #include <memlens/track.hpp>
 
@@ -58,19 +61,23 @@ std::string said_by(F call) {
     return text;
 }
 
-int other_layout(void* plugin) {
+// A plugin whose copy keeps a state apart: it says `reason` at its first event.
+int apart(void* plugin, const char* reason, bool counts) {
     auto state_address = find<const void* (*)()>(plugin, "plugin_state_address");
     auto record = find<void (*)(std::size_t)>(plugin, "plugin_record");
     if (!state_address || !record) {
         std::fprintf(stdout, "FAILED: the plugin's functions are missing\n");
         return 1;
     }
-    expect(state_address() != &memlens::detail::core, "a copy of another layout has a state apart");
+    expect(state_address() != &memlens::detail::core, "the plugin's copy has a state apart");
     const std::string said = said_by([&] { record(4096); });
     std::fprintf(stdout, "the plugin said: %s", said.c_str());
-    expect(said.find("different MEMLENS_MAX_DOMAINS") != std::string::npos,
-           "the plugin's copy says why it counts nothing");
-    expect(!has_domain("plugin"), "nothing the refused copy counted reaches the program");
+    expect(said.find(reason) != std::string::npos, "the plugin's copy says why its figures are apart");
+    expect(!has_domain("plugin"), "nothing the plugin's copy counted reaches the program");
+    if (counts) {
+        auto plugin_allocs = find<std::uint64_t (*)()>(plugin, "plugin_heap_allocs");
+        expect(plugin_allocs && plugin_allocs() != heap_allocs(), "the plugin's copy reads figures of its own");
+    }
     if (failures == 0) std::fprintf(stdout, "all expectations hold\n");
     return failures == 0 ? 0 : 1;
 }
@@ -79,8 +86,9 @@ int other_layout(void* plugin) {
 
 int main(int argc, char** argv) {
     const bool other = argc == 3 && std::strcmp(argv[1], "--other-layout") == 0;
-    if (argc != 2 && !other) {
-        std::fprintf(stderr, "usage: %s [--other-layout] PLUGIN.so\n", argv[0]);
+    const bool split = argc == 3 && std::strcmp(argv[1], "--apart") == 0;
+    if (argc != 2 && !other && !split) {
+        std::fprintf(stderr, "usage: %s [--other-layout | --apart] PLUGIN.so\n", argv[0]);
         return 2;
     }
     // The program's state starts before the plugin's copy looks for one.
@@ -91,7 +99,8 @@ int main(int argc, char** argv) {
         std::fprintf(stdout, "FAILED: dlopen: %s\n", ::dlerror());
         return 1;
     }
-    if (other) return other_layout(plugin);
+    if (other) return apart(plugin, "different MEMLENS_MAX_DOMAINS", false);
+    if (split) return apart(plugin, "keeps a memlens state of its own", true);
     auto state_address = find<const void* (*)()>(plugin, "plugin_state_address");
     auto make_block = find<char* (*)(std::size_t)>(plugin, "plugin_make_block");
     auto free_block = find<void (*)(char*)>(plugin, "plugin_free_block");

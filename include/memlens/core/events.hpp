@@ -13,6 +13,7 @@
 #include <pthread.h>
 
 #include "live_table.hpp"
+#include "process.hpp"
 #include "sampler.hpp"
 #include "source_frames.hpp"
 #include "site_table.hpp"
@@ -267,6 +268,7 @@ MEMLENS_COLD inline void start_live() noexcept {
              "with the same values";
         report_error(m.c_str());
     }
+    if (claimed) mark_process_state(&core);
     {
         lock_guard hold(settings_lock);
         layout_refused = !claimed;

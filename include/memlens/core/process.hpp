@@ -17,9 +17,14 @@
 
 #include <dlfcn.h>
 #include <elf.h>
+#include <fcntl.h>
 #include <link.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "../detail/config.hpp"
+#include "../detail/sys.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace detail {
 
@@ -96,6 +101,73 @@ inline bool claim_process_state() noexcept {
         if (std::strstr(name, "7memlens") != nullptr) ::dlsym(RTLD_DEFAULT, name);
     }
     return true;
+}
+
+// Where the loader cannot join copies (Clang gives inline variables no unique binding, so
+// copies in objects opened RTLD_LOCAL, or linked -Bsymbolic, each bind to their own), a state
+// says so when it starts: each leaves a one-page memory file mapped under a name that carries
+// its address, which /proc/self/maps shows to every copy. Only system calls: it runs inside a
+// hook, at a state's first event.
+constexpr const char state_mark[] = "memlens-state-";
+
+inline std::size_t hex_text(std::uintptr_t value, char* out) noexcept {
+    char digits[2 * sizeof value];
+    std::size_t n = 0;
+    do {
+        digits[n++] = "0123456789abcdef"[value & 15u];
+        value >>= 4;
+    } while (value != 0);
+    for (std::size_t i = 0; i < n; ++i) out[i] = digits[n - 1 - i];
+    return n;
+}
+
+// Whether /proc/self/maps shows the mark of a state other than the one named `mine`.
+inline bool other_state_marked(const char* mine) noexcept {
+    const int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char line[512];
+    std::size_t used = 0;
+    bool found = false;
+    char chunk[4096];
+    ssize_t got = 0;
+    while (!found && (got = ::read(fd, chunk, sizeof chunk)) > 0) {
+        for (ssize_t i = 0; i < got && !found; ++i) {
+            if (chunk[i] != '\n') {
+                if (used + 1 < sizeof line) line[used++] = chunk[i];
+                continue;
+            }
+            line[used] = '\0';
+            used = 0;
+            const char* mark = std::strstr(line, state_mark);
+            if (!mark) continue;
+            const std::size_t length = std::strlen(mine);
+            found = std::strncmp(mark, mine, length) != 0 ||
+                    (mark[length] != ' ' && mark[length] != '\0');
+        }
+    }
+    ::close(fd);
+    return found;
+}
+
+// Leaves this state's mark and says so when another state left one.
+MEMLENS_COLD inline void mark_process_state(const void* state) noexcept {
+    char name[sizeof state_mark + 2 * sizeof(std::uintptr_t)];
+    std::memcpy(name, state_mark, sizeof state_mark - 1);
+    const std::size_t n = hex_text(reinterpret_cast<std::uintptr_t>(state), name + sizeof state_mark - 1);
+    name[sizeof state_mark - 1 + n] = '\0';
+    const long fd = ::syscall(SYS_memfd_create, name, 1u /* MFD_CLOEXEC */);
+    if (fd < 0) return;
+    const long page = ::sysconf(_SC_PAGESIZE);
+    if (::ftruncate(static_cast<int>(fd), page) == 0) {
+        ::mmap(nullptr, static_cast<std::size_t>(page), PROT_READ, MAP_SHARED, static_cast<int>(fd), 0);
+    }
+    ::close(static_cast<int>(fd));
+    if (other_state_marked(name)) {
+        report_error("another copy of memlens in this process keeps a memlens state of its own (a "
+                     "shared object built with Clang and opened RTLD_LOCAL or linked with "
+                     "-Bsymbolic, or one that hides memlens's symbols): what it counts is not in "
+                     "these figures, nor the reverse");
+    }
 }
 
 }  // namespace detail

@@ -41,7 +41,10 @@
 // dynamic loader can bind every copy to one definition. GCC gives inline variables unique
 // binding, which the loader honours across RTLD_LOCAL and -Bsymbolic objects and which keeps
 // the object that holds the chosen definition loaded; see core/process.hpp for the rest.
+// A test defines it empty, under -fvisibility=hidden, for a copy that the loader cannot join.
+#ifndef MEMLENS_DETAIL_SHARED
 #define MEMLENS_DETAIL_SHARED __attribute__((visibility("default")))
+#endif
 // What belongs to one copy of the headers: whether this copy's operator new is the process's,
 // and pointers into this copy's code, which may be unloaded while the state lives on.
 #define MEMLENS_DETAIL_PER_COPY __attribute__((visibility("hidden")))
