@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdio>
+#include <string>
 
 namespace host_test {
 
@@ -13,6 +14,18 @@ inline void expect(bool ok, const char* what) {
         std::fprintf(stdout, "FAILED: %s\n", what);
         ++failures;
     }
+}
+
+// The whole of a file, empty when it cannot be read.
+inline std::string read_file(const char* path) {
+    std::string text;
+    if (std::FILE* f = std::fopen(path, "rb")) {
+        char buffer[1024];
+        std::size_t n;
+        while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
+        std::fclose(f);
+    }
+    return text;
 }
 
 }  // namespace host_test

@@ -18,17 +18,7 @@ namespace {
 
 using host_test::expect;
 using host_test::failures;
-
-std::string read_file(const char* path) {
-    std::string text;
-    if (std::FILE* f = std::fopen(path, "rb")) {
-        char buffer[1024];
-        std::size_t n;
-        while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
-        std::fclose(f);
-    }
-    return text;
-}
+using host_test::read_file;
 
 }  // namespace
 

@@ -49,14 +49,8 @@ std::string said_by(F call) {
     call();
     ::dup2(saved, 2);
     ::close(saved);
-    std::string text;
-    if (std::FILE* f = std::fopen(path, "rb")) {
-        char buffer[1024];
-        std::size_t n;
-        while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) text.append(buffer, n);
-        std::fclose(f);
-    }
     ::close(fd);
+    const std::string text = host_test::read_file(path);
     ::unlink(path);
     return text;
 }
