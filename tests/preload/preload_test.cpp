@@ -223,3 +223,22 @@ TEST_CASE("a library opened and closed again keeps its leaks in the report", "[p
     CHECK(from_library == 1);
     CHECK(loading == 0);
 }
+
+TEST_CASE("what the program maps counts in mmap, in pages, partial unmaps and mremap included", "[preload]") {
+    memlens_test::temporary_directory dir;
+    CHECK(run(run_script + " --mode counters --output '" + dir.path + "/run.json' -- " + workload + " mmap") == 0);
+    const memlens::snapshot s = memlens::read_json(dir.path + "/run.json");
+    bool found = false;
+    for (const memlens::domain_figures& d : s.domains) {
+        if (d.name != "mmap") continue;
+        found = true;
+        // 1 MiB less its upper half, and 64 KiB grown to 128 KiB; the 40 KiB region is gone.
+        CHECK(d.figures.current == (512u << 10) + (128u << 10));
+        CHECK(d.figures.peak == (1u << 20) + (64u << 10) + 10 * 4096);
+        // Three mappings and the one mremap made; half of one, the old place of the moved one
+        // and the third returned.
+        CHECK(d.figures.allocs == 4);
+        CHECK(d.figures.frees == 3);
+    }
+    CHECK(found);
+}

@@ -6,10 +6,13 @@
 //   workload fork-threads   forks 50 times while four threads churn the allocator; each child
 //                     allocates and exits; exits with status 0
 //   workload exit-thread    a thread leaks a block and calls exit(4) while main waits
+//   workload mmap     maps three regions, unmaps half of one, grows one with mremap and
+//                     unmaps the third: 640 KiB stay mapped; exits with status 0
 //   workload dlopen LIB     opens LIB (preload/library.cpp), which allocates as it loads, leaks
 //                     through it, closes it and leaks again; exits with status 0
 #include <dlfcn.h>
 #include <malloc.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -134,6 +137,26 @@ static int open_and_close(const char* path) {
     return 0;
 }
 
+static void* map_anonymous(std::size_t bytes) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) std::abort();
+    static_cast<char*>(p)[0] = 1;
+    return p;
+}
+
+static int map_and_unmap() {
+    char* big = static_cast<char*>(map_anonymous(1 << 20));
+    void* grown = map_anonymous(64 << 10);
+    void* gone = map_anonymous(10 * 4096);
+    if (munmap(big + (512 << 10), 512 << 10) != 0) return 1;
+    grown = mremap(grown, 64 << 10, 128 << 10, MREMAP_MAYMOVE);
+    if (grown == MAP_FAILED) return 1;
+    if (munmap(gone, 10 * 4096) != 0) return 1;
+    keep(big);
+    keep(grown);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "exec") == 0) {
         leak_after_exec();
@@ -141,6 +164,7 @@ int main(int argc, char** argv) {
     }
     if (argc > 1 && std::strcmp(argv[1], "fork-threads") == 0) return fork_under_threads();
     if (argc > 1 && std::strcmp(argv[1], "exit-thread") == 0) return exit_from_thread();
+    if (argc > 1 && std::strcmp(argv[1], "mmap") == 0) return map_and_unmap();
     if (argc > 2 && std::strcmp(argv[1], "dlopen") == 0) return open_and_close(argv[2]);
     leak_with_malloc();
     leak_at_depth_3();

@@ -9,6 +9,7 @@
 
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "config.hpp"
@@ -69,16 +70,36 @@ private:
 // Spreads nearby values over the top bits with one multiplication (Fibonacci hashing).
 inline std::uint64_t fibonacci_hash(std::uint64_t a) noexcept { return (a ^ (a >> 32)) * 0x9e3779b97f4a7c15ULL; }
 
+// The kernel's mmap and munmap without the C library's entry points, which a preloaded memlens
+// replaces (sources/mmap.hpp) and counts; a sanitizer must see every mapping to keep its
+// shadow memory right, and no sanitized build replaces them.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MEMLENS_DETAIL_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define MEMLENS_DETAIL_SANITIZED 1
+#endif
+#endif
+
 // Zeroed pages straight from the kernel: the core's own tables live here so that building them
 // can never re-enter an allocation hook.
 inline void* map_pages(std::size_t bytes) noexcept {
+#if defined(MEMLENS_DETAIL_SANITIZED)
     void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+#else
+    void* p = reinterpret_cast<void*>(
+        ::syscall(SYS_mmap, nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+#endif
     return p == MAP_FAILED ? nullptr : p;
 }
 
 // For tables that grow by moving to a larger mapping: the old one goes back to the kernel.
 inline void unmap_pages(void* p, std::size_t bytes) noexcept {
+#if defined(MEMLENS_DETAIL_SANITIZED)
     if (p) ::munmap(p, bytes);
+#else
+    if (p) ::syscall(SYS_munmap, p, bytes);
+#endif
 }
 
 }  // namespace detail
