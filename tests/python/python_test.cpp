@@ -345,8 +345,8 @@ TEST_CASE("blocks from under the hooks are freed and reallocated through them, a
     CHECK(since(raw0, PYMEM_DOMAIN_RAW).current == 0);
 }
 
-// About one block in 256 would start a page behind its header; those move to a larger block that
-// keeps the header on their page. Many small blocks of every domain make sure some do.
+// Some blocks would start a page behind their header; those move to a larger block that keeps the
+// header on their page. Many small blocks of every domain make sure some do under pymalloc.
 TEST_CASE("blocks whose header would sit on the page before move and stay exact") {
     REQUIRE(memlens::install_python_hooks());
     constexpr int count = 20000;
@@ -374,7 +374,9 @@ TEST_CASE("blocks whose header would sit on the page before move and stay exact"
     }
     CHECK(page_starts == 0);
     CHECK(unread == 0);
-    CHECK(wide > 0);
+    // pymalloc's pools put some of these blocks at a page start; a sanitizer's malloc may never.
+    const char* allocator = std::getenv("PYTHONMALLOC");
+    if (!allocator || std::string(allocator) == "pymalloc") CHECK(wide > 0);
     std::size_t total = 0;
     for (int i = 0; i < 3; ++i) {
         const change c = since(before[static_cast<std::size_t>(i)], all_domains[i]);

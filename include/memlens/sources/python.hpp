@@ -660,10 +660,10 @@ inline void python_drain_table() noexcept {
 // on_alloc in its heap form, so that only recorded blocks look the live table up when freed and
 // sited ones carry their site, except when mode off switches the global hooks' counting off:
 // these domains keep counting then.
-inline block_mark python_observe(const void* user, std::size_t size, std::uint32_t domain_index) noexcept {
+MEMLENS_ALWAYS_INLINE block_mark python_observe(const void* user, std::size_t size, std::uint32_t domain_index) noexcept {
     const std::uint32_t slot = python_slots[domain_index].load(relaxed);
-    // Only a stack being captured reads the flag: counters-only modes skip the thread-local.
     const std::uint32_t sw = switchboard.load(relaxed);
+    // Only a stack being captured reads python_frames_here: counters mode skips the thread-local.
     if (sw == 0) return on_alloc(user, size, slot, true);
     const bool frames = domain_index != 0;
     if (frames) python_frames_here = true;
@@ -672,9 +672,9 @@ inline block_mark python_observe(const void* user, std::size_t size, std::uint32
     return mark;
 }
 
-// Counts the free of a headered block, when its generation is the current one, and tells the
-// observers whatever its generation: they drop a block when it really goes.
-inline void python_forget(void* user, const python_header& h) noexcept {
+// Tells the observers that a headered block goes, whatever its generation: they hold a block
+// until it really goes, while the counters of an older generation were settled at removal.
+MEMLENS_ALWAYS_INLINE void python_forget(void* user, const python_header& h) noexcept {
     if (MEMLENS_UNLIKELY(h.tag & (block_recorded | block_sited))) {
         if (h.tag & block_sited) {
             forget_site(reinterpret_cast<std::uintptr_t>(user), python_size(h), static_cast<std::uint32_t>(h.word >> 40),
@@ -684,7 +684,9 @@ inline void python_forget(void* user, const python_header& h) noexcept {
         }
     }
 }
-inline void python_uncount(const python_header& h) noexcept {
+
+// Counts the free of a headered block when its generation is the current one.
+MEMLENS_ALWAYS_INLINE void python_uncount(const python_header& h) noexcept {
     const auto generation = static_cast<std::uint32_t>(h.tag >> python_generation_shift) & python_generation_mask;
     if ((h.tag & block_counted) &&
         generation == (python_generation.load(relaxed) & python_generation_mask)) {
@@ -724,7 +726,7 @@ MEMLENS_COLD inline void python_plain_block() noexcept {
 
 // The user pointer of a new block at `base` (null: out of memory) holding `size` bytes, headered
 // and counted when `count`; the data to keep (a realloc's) is `keep` bytes at `data`.
-inline void* python_finish(const python_hook* h, unsigned char* base, unsigned char* data, std::size_t size,
+MEMLENS_ALWAYS_INLINE void* python_finish(const python_hook* h, unsigned char* base, unsigned char* data, std::size_t size,
                            std::size_t keep, bool zeroed, bool count) noexcept {
     if (!base) return nullptr;
     unsigned char* user = data;
