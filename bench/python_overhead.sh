@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What memlens adds to a Python workload run by Debian's /usr/bin/python3, beside what tracemalloc
 # adds at 1 and at 25 frames, all in the same run: the CPU time (user + system) of each setting,
-# its slowdown over the plain run, and sites mode's slowdown as a fraction of tracemalloc's at the
-# same depth (the goals: counters under 5%, sampled under 10%, sites at most a third).
+# its slowdown over the plain run, its peak RSS, and sites mode's slowdown as a fraction of
+# tracemalloc's at the same depth (the goals: counters under 5%, sampled under 10%, sites at most
+# a third).
 # memlens runs as the extension module tests/python builds (import memlens installs the hooks on
 # the three allocator domains); MEMLENS_MODE and MEMLENS_PYTHON_DEPTH choose what it records.
 # Usage: bench/python_overhead.sh [build-dir] [runs]   (each figure is the median of `runs`, default 5)
@@ -36,18 +37,22 @@ index = {w: n for n, w in enumerate(words)}
 print(len(text), len(index), file=sys.stderr)
 PY
 
-# Median CPU seconds of `runs` runs of: env ASSIGNMENTS... python ARGS...
-cpu_seconds() {
-  local times=()
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# Median CPU seconds and median peak RSS (MiB) of `runs` runs of: env ASSIGNMENTS... python ARGS...
+measure() {
+  local times=() sizes=() line
   for ((i = 0; i < runs; i++)); do
-    times+=("$("$gnu_time" -f '%U %S' env "$@" 2>&1 >/dev/null | tail -n1 | awk '{ print $1 + $2 }')")
+    line=$("$gnu_time" -f '%U %S %M' env "$@" 2>&1 >/dev/null | tail -n1)
+    times+=("$(awk '{ print $1 + $2 }' <<<"$line")")
+    sizes+=("$(awk '{ printf "%.1f", $3 / 1024 }' <<<"$line")")
   done
-  printf '%s\n' "${times[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+  echo "$(printf '%s\n' "${times[@]}" | median) $(printf '%s\n' "${sizes[@]}" | median)"
 }
 
-echo "python: $("$python" --version 2>&1); median CPU seconds of $runs runs"
-plain=$(cpu_seconds "$python" "$workload")
-printf '%-26s %8.3f s\n' "plain" "$plain"
+echo "python: $("$python" --version 2>&1); medians of $runs runs: CPU seconds, slowdown, peak RSS"
+read -r plain plain_rss < <(measure "$python" "$workload")
+printf '%-26s %8.3f s  %7s  %7.1f MiB\n' "plain" "$plain" "" "$plain_rss"
 slowdown() { awk -v t="$1" -v p="$plain" 'BEGIN { printf "%.1f", (t / p - 1) * 100 }'; }
 declare -A seconds
 settings=(
@@ -61,8 +66,9 @@ settings=(
 for entry in "${settings[@]}"; do
   name=${entry%%|*}
   read -r -a assignments <<<"${entry#*|}"
-  seconds[$name]=$(cpu_seconds "${assignments[@]}" "$python" "$workload")
-  printf '%-26s %8.3f s  %+6s%%\n' "$name" "${seconds[$name]}" "$(slowdown "${seconds[$name]}")"
+  read -r cpu rss < <(measure "${assignments[@]}" "$python" "$workload")
+  seconds[$name]=$cpu
+  printf '%-26s %8.3f s  %+6s%%  %7.1f MiB\n' "$name" "$cpu" "$(slowdown "$cpu")" "$rss"
 done
 for depth in 1 25; do
   frames=frames

@@ -101,11 +101,8 @@ struct python_host : Catch::TestEventListenerBase {
         Py_InitializeEx(0);
         hooks_survived_initialization = installed;
         for (int i = 0; i < 3; ++i) {
-            PyMemAllocatorEx now;
-            PyMem_GetAllocator(all_domains[i], &now);
             hooks_survived_initialization = hooks_survived_initialization &&
-                                            now.ctx == &memlens::detail::python_hooks[i] &&
-                                            now.malloc == &memlens::detail::python_malloc;
+                                            memlens::detail::python_hook_current(static_cast<std::size_t>(i));
         }
         obj_after_initialization = of(PYMEM_DOMAIN_OBJ);
     }
@@ -249,7 +246,9 @@ TEST_CASE("blocks allocated before the hooks are freed and reallocated through t
     }
 }
 
-TEST_CASE("removing the hooks restores the previous allocators field for field") {
+// The blocks the hooks gave a header must come back to them to lose it, so removal leaves them
+// in place, passing calls on uncounted, and installing again turns the same hooks back on.
+TEST_CASE("removal leaves the hooks passing calls on uncounted; installing turns them back on") {
     REQUIRE(memlens::remove_python_hooks());
     CHECK_FALSE(memlens::python_hooks_installed());
     PyMemAllocatorEx before[3];
@@ -260,7 +259,8 @@ TEST_CASE("removing the hooks restores the previous allocators field for field")
     PyMemAllocatorEx installed[3];
     for (int i = 0; i < 3; ++i) {
         PyMem_GetAllocator(all_domains[i], &installed[i]);
-        CHECK_FALSE(same_allocator(installed[i], before[i]));
+        CHECK(same_allocator(installed[i], before[i]));
+        CHECK(memlens::detail::python_hook_current(static_cast<std::size_t>(i)));
     }
     // Installing again changes nothing: the hooks do not wrap themselves.
     REQUIRE(memlens::install_python_hooks());
@@ -270,23 +270,135 @@ TEST_CASE("removing the hooks restores the previous allocators field for field")
         CHECK(same_allocator(again, installed[i]));
     }
 
-    void* kept = PyMem_Malloc(128);
+    auto* kept = static_cast<unsigned char*>(PyMem_Malloc(128));
     REQUIRE(kept);
+    std::memset(kept, 5, 128);
     CHECK(of(PYMEM_DOMAIN_MEM).current >= 128);
     REQUIRE(memlens::remove_python_hooks());
     for (int i = 0; i < 3; ++i) {
         PyMemAllocatorEx after;
         PyMem_GetAllocator(all_domains[i], &after);
-        CHECK(same_allocator(after, before[i]));
-        // Nobody sees the frees of what is left once the hooks are gone: counted out now.
+        CHECK(same_allocator(after, installed[i]));
+        CHECK_FALSE(memlens::detail::python_hook_current(static_cast<std::size_t>(i)));
+        // The live blocks are counted out at once; their frees will not count again.
         CHECK(of(all_domains[i]).current == 0);
     }
     const memlens::memory_stats mem_removed = of(PYMEM_DOMAIN_MEM);
+    // New blocks pass through without a header; the headered one keeps its data when it moves.
+    void* later = PyMem_Malloc(64);
+    REQUIRE(later);
+    later = PyMem_Realloc(later, 96);
+    kept = static_cast<unsigned char*>(PyMem_Realloc(kept, 4000));
+    REQUIRE(later);
+    REQUIRE(kept);
+    CHECK(kept[0] == 5);
+    CHECK(kept[127] == 5);
     PyMem_Free(kept);
-    CHECK(of(PYMEM_DOMAIN_MEM).frees == mem_removed.frees);
+    PyMem_Free(later);
+    const memlens::memory_stats mem_after = of(PYMEM_DOMAIN_MEM);
+    CHECK(mem_after.allocs == mem_removed.allocs);
+    CHECK(mem_after.frees == mem_removed.frees);
+    CHECK(mem_after.current == 0);
     // Removing when not installed does nothing.
     CHECK(memlens::remove_python_hooks());
     REQUIRE(memlens::install_python_hooks());
+}
+
+// A block the hooks never saw, from the allocator under them, at the start of a page: the 16
+// bytes before it are never read (the page before may not be mapped), and it passes through.
+TEST_CASE("blocks from under the hooks are freed and reallocated through them, also at a page start") {
+    REQUIRE(memlens::install_python_hooks());
+    const PyMemAllocatorEx& under = memlens::detail::python_hooks[0][0].previous;
+    const memlens::memory_stats raw0 = of(PYMEM_DOMAIN_RAW);
+    void* freed = under.malloc(under.ctx, 40);
+    auto* grown = static_cast<unsigned char*>(under.malloc(under.ctx, 40));
+    REQUIRE((freed && grown));
+    std::memset(grown, 3, 40);
+    PyMem_RawFree(freed);
+    grown = static_cast<unsigned char*>(PyMem_RawRealloc(grown, 3000));
+    REQUIRE(grown);
+    CHECK(grown[39] == 3);
+    change c = since(raw0, PYMEM_DOMAIN_RAW);
+    CHECK(c.allocs == 1);
+    CHECK(c.frees == 0);
+    CHECK(c.current == 3000);
+    PyMem_RawFree(grown);
+    CHECK(since(raw0, PYMEM_DOMAIN_RAW).current == 0);
+
+    // The debug hooks' RAW functions take only their own blocks.
+    const char* allocator = std::getenv("PYTHONMALLOC");
+    if (allocator && std::string(allocator) == "debug") return;
+    void* aligned = nullptr;
+    REQUIRE(::posix_memalign(&aligned, 4096, 4096) == 0);
+    std::memset(aligned, 0xff, 4096);
+    PyMem_RawFree(aligned);
+    void* moved = nullptr;
+    REQUIRE(::posix_memalign(&moved, 4096, 64) == 0);
+    std::memset(moved, 4, 64);
+    moved = PyMem_RawRealloc(moved, 100);
+    REQUIRE(moved);
+    CHECK(static_cast<unsigned char*>(moved)[63] == 4);
+    c = since(raw0, PYMEM_DOMAIN_RAW);
+    CHECK(c.allocs == 2);
+    CHECK(c.current == 100);
+    PyMem_RawFree(moved);
+    CHECK(since(raw0, PYMEM_DOMAIN_RAW).current == 0);
+}
+
+// Some blocks would start a page behind their header; those move to a larger block that keeps the
+// header on their page. Many small blocks of every domain make sure some do under pymalloc.
+TEST_CASE("blocks whose header would sit on the page before move and stay exact") {
+    REQUIRE(memlens::install_python_hooks());
+    constexpr int count = 20000;
+    std::vector<void*> blocks;
+    blocks.reserve(3 * count);
+    std::vector<memlens::memory_stats> before;
+    for (PyMemAllocatorDomain d : all_domains) before.push_back(of(d));
+    std::size_t requested = 0;
+    for (int i = 0; i < count; ++i) {
+        const std::size_t n = static_cast<std::size_t>(i % 48);
+        blocks.push_back(PyMem_RawMalloc(n));
+        blocks.push_back(PyMem_Malloc(n + 16));
+        blocks.push_back(PyObject_Calloc(1, n + 32));
+        requested += 3 * n + 48;
+    }
+    int wide = 0;
+    int page_starts = 0;
+    int unread = 0;
+    for (void* p : blocks) {
+        REQUIRE(p);
+        if (reinterpret_cast<std::uintptr_t>(p) % 4096 == 0) ++page_starts;
+        memlens::detail::python_header h{};
+        if (!memlens::detail::python_read_header(p, h)) ++unread;
+        if (h.tag & memlens::detail::python_wide_bit) ++wide;
+    }
+    CHECK(page_starts == 0);
+    CHECK(unread == 0);
+    // pymalloc's pools put some of these blocks at a page start; a sanitizer's malloc may never.
+    const char* allocator = std::getenv("PYTHONMALLOC");
+    if (!allocator || std::string(allocator) == "pymalloc") CHECK(wide > 0);
+    std::size_t total = 0;
+    for (int i = 0; i < 3; ++i) {
+        const change c = since(before[static_cast<std::size_t>(i)], all_domains[i]);
+        CHECK(c.allocs == count);
+        total += c.total;
+    }
+    CHECK(total == requested);
+    for (std::size_t i = 0; i < blocks.size(); i += 3) {
+        blocks[i] = PyMem_RawRealloc(blocks[i], 200);
+        blocks[i + 1] = PyMem_Realloc(blocks[i + 1], 8);
+        REQUIRE((blocks[i] && blocks[i + 1]));
+    }
+    for (std::size_t i = 0; i < blocks.size(); i += 3) {
+        PyMem_RawFree(blocks[i]);
+        PyMem_Free(blocks[i + 1]);
+        PyObject_Free(blocks[i + 2]);
+    }
+    for (int i = 0; i < 3; ++i) {
+        const change c = since(before[static_cast<std::size_t>(i)], all_domains[i]);
+        CHECK(c.current == 0);
+        CHECK(c.frees == c.allocs);
+    }
 }
 
 TEST_CASE("removal is refused while another party wraps the hooks") {

@@ -38,6 +38,8 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "../core/counters.hpp"
 #include "../core/events.hpp"
@@ -46,20 +48,130 @@
 
 MEMLENS_NAMESPACE_BEGIN namespace detail {
 
-// CPython's frees pass no size, so the hooks keep each counted block's size in a table keyed by
-// address, not in a header in front of the block as the operator new hooks do:
-// - removing the hooks must give back the previous allocators while blocks made through the
-//   hooks are still alive, and those allocators will free them later: a header would leave them
-//   with pointers 16 bytes into their own blocks;
-// - a block made before the hooks were installed is simply not in the table, so its free and
-//   realloc go on uncounted without reading any memory around a pointer memlens did not hand
-//   out (a header check would read 16 bytes before it, mapped for pymalloc, glibc and the debug
-//   hooks, but not for every allocator a host may set);
-// - a 16-byte header would move every object up a pymalloc size class, and those within 16
-//   bytes of pymalloc's 512-byte limit over to malloc.
-// The table costs about 30 bytes per live block, in pages memlens maps itself, and one locked
-// probe per call. Entries reuse the live table's layout: size_stack holds the whole size and
-// origin the memlens domain slot.
+// CPython's frees pass no size, so each block counted by the hooks carries a 16-byte header in
+// front of it, as the operator new hooks' blocks do: the requested size (with the site in sites
+// mode), the flags of on_alloc's mark, the domain, the removal generation, and a check word.
+// - Telling headers apart. Blocks allocated before the hooks went in (or while they were
+//   removed) come back through them without a header. A header is believed only when its check
+//   word matches a hash of the user address, the other header bits and a random key drawn at the
+//   first install: a block without one matches by chance once in 2^36 frees, and nothing outside
+//   memlens can compute the word. The 16 bytes in front of a pointer are read only when they
+//   lie in the pointer's own 4 KiB page, which is mapped because the block is (no assumption
+//   about the allocator below); a pointer in a page's first 16 bytes is never taken for a
+//   headered one, and a headered block whose pointer would land there moves to a block 16 bytes
+//   larger and starts 32 bytes in (about one block in 256 from a 16-byte aligned allocator).
+//   The check word is cleared as a block is freed, so a stale header cannot match an address
+//   handed out again.
+// - Removal. Once headered blocks exist, CPython must keep freeing them through a hook that
+//   strips the header: remove_python_hooks() leaves the hooks in place, passing new blocks
+//   through without a header or a count, and counts the live bytes out at once (the figures
+//   drop to zero, as tracemalloc.stop's do). Each removal starts a new generation; a block of
+//   an older one is freed uncounted, whichever hook sees it. Every memlens hook reads every
+//   memlens header, so a wrapper that was stacked between two of them (tracemalloc started
+//   while the hooks were removed, then stopped) may drop the upper one from the chain: the
+//   lower one strips its headers, handing the allocator below the pointer it returned. Only a
+//   wrapper under the first hooks that is taken away while headered blocks live (a party that
+//   restores what it found, under memlens) hands them to an allocator that cannot take them.
+//   An upper hook keeps its sizes in a table instead of headers (see python_shards).
+// - Size. 16 bytes, not 8: CPython promises 16-byte alignment on 64-bit targets (pymalloc's
+//   ALIGNMENT, and the C library's malloc), which an 8-byte header would break. A request
+//   moves up one pymalloc size class (they are 16 bytes apart), and requests within 16 bytes
+//   of pymalloc's 512-byte limit go to malloc instead: bench/README.md gives the measured cost.
+struct python_header {
+    // The requested size; in a block_sited block, size:40 | stack:24.
+    std::uint64_t word;
+    // check:36 | generation:10 | record:12 | domain:2 | wide:1 | flags:3 (block_counted,
+    // block_recorded, block_sited). `wide`: the user pointer is 32 bytes into the block, not 16.
+    std::uint64_t tag;
+};
+static_assert(sizeof(python_header) == 16, "the header must keep CPython's 16-byte alignment");
+
+constexpr std::uint64_t python_wide_bit = 1u << 3;
+constexpr unsigned python_domain_shift = 4;
+constexpr unsigned python_record_shift = 6;
+constexpr unsigned python_generation_shift = 18;
+constexpr std::uint32_t python_generation_mask = (1u << 10) - 1;
+constexpr unsigned python_check_shift = 28;
+// A header of a generation 1024 removals back reads as current again; nothing removes that often.
+static_assert(python_check_shift - python_generation_shift == 10, "the generation has 10 bits");
+constexpr std::uintptr_t python_page = 4096;
+// The room a zero-byte request gets behind the header. Unhooked, pymalloc sends such a request
+// to malloc(1), which leaves room for two pointers, and CPython 3.11's compiler depends on it:
+// with no room behind the header, compiling lost a pointer it had stored and crashed.
+constexpr std::size_t python_empty_room = 16;
+
+inline std::size_t python_room(std::size_t size) noexcept { return size ? size : python_empty_room; }
+
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<std::uint64_t> python_key{0};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<std::uint32_t> python_generation{0};
+
+inline std::uint64_t python_check(std::uintptr_t user, std::uint64_t word, std::uint64_t low) noexcept {
+    std::uint64_t x = (user ^ python_key.load(relaxed)) * 0x9e3779b97f4a7c15u;
+    x ^= word * 0xc2b2ae3d27d4eb4fu + low;
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9u;
+    x ^= x >> 29;
+    return x >> python_check_shift << python_check_shift;
+}
+
+inline std::uint64_t python_seal(std::uintptr_t user, std::uint64_t word, std::uint64_t low) noexcept {
+    return low | python_check(user, word, low);
+}
+
+// The header in front of `p` when it has one. Under a sanitizer the bytes read may sit in a
+// redzone or in the allocator's own bookkeeping, which is why the checks are off here.
+#if defined(__clang__) || defined(__GNUC__)
+__attribute__((no_sanitize("address", "hwaddress", "thread")))
+#endif
+inline bool python_read_header(const void* p, python_header& out) noexcept {
+    const auto address = reinterpret_cast<std::uintptr_t>(p);
+    if (address % alignof(std::uint64_t) != 0 || address % python_page < sizeof(python_header)) return false;
+    const auto* words = static_cast<const volatile std::uint64_t*>(p) - 2;
+    out.word = words[0];
+    out.tag = words[1];
+    const std::uint64_t low = out.tag & ((std::uint64_t{1} << python_check_shift) - 1);
+    return out.tag == python_seal(address, out.word, low);
+}
+
+inline python_header* python_header_of(void* user) noexcept {
+    return static_cast<python_header*>(user) - 1;
+}
+
+inline unsigned char* python_base(void* user, const python_header& h) noexcept {
+    return static_cast<unsigned char*>(user) - ((h.tag & python_wide_bit) ? 32 : 16);
+}
+
+inline std::uint64_t python_size(const python_header& h) noexcept {
+    return (h.tag & block_sited) ? h.word & (sited_size_limit - 1) : h.word;
+}
+
+inline std::uint32_t python_domain_index(const python_header& h) noexcept {
+    return static_cast<std::uint32_t>(h.tag >> python_domain_shift) & 3u;
+}
+
+// Writes the header of a block at `user` holding `size` bytes, with on_alloc's `mark`.
+inline void python_write_header(void* user, std::size_t size, block_mark mark, std::uint32_t domain_index,
+                                bool wide) noexcept {
+    std::uint64_t word = size;
+    std::uint64_t low = (mark & (block_counted | block_recorded | block_sited)) |
+                        (wide ? python_wide_bit : 0) | (std::uint64_t{domain_index} << python_domain_shift) |
+                        (std::uint64_t{python_generation.load(relaxed) & python_generation_mask}
+                         << python_generation_shift);
+    if (mark & block_sited) {
+        word = size | (std::uint64_t{mark_stack(mark)} << 40);
+        low |= std::uint64_t{mark_record(mark)} << python_record_shift;
+    }
+    python_header* h = python_header_of(user);
+    h->word = word;
+    h->tag = python_seal(reinterpret_cast<std::uintptr_t>(user), word, low);
+}
+
+// A hook that wraps another party stacked on memlens's own hooks (tracemalloc started while they
+// were removed, then memlens installed again) must pass that party the sizes asked for, or its
+// figures would include memlens's headers; such a hook keeps each counted block's size in a table
+// keyed by address instead, at about 30 bytes per live block, in pages memlens maps itself, and
+// one locked probe per call. Entries reuse the live table's layout: size_stack holds the whole
+// size and origin the memlens domain slot.
 MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline live_shard python_shards[live_shard_count]{};
 
 inline live_shard& python_shard(std::uint64_t hash) noexcept {
@@ -420,9 +532,34 @@ inline void python_start_frames() noexcept {
 #endif
 }
 
-// Counts a new block of `size` bytes in domain slot `slot` and remembers it for its free.
-inline void python_count_alloc(const void* p, std::size_t size, std::uint32_t slot, bool gil) noexcept {
+// One hook per CPython domain and install; its address is the ctx CPython passes back. A hook
+// stays in the chain after removal (see python_header), so installing again while it is the
+// domain's allocator turns it back on; otherwise a new one wraps whatever is there.
+struct python_hook {
+    PyMemAllocatorEx previous;
+    std::uint32_t domain_index;
+    // Keeps sizes in python_shards, not in headers: it wraps another party (see there).
+    bool tabled;
+    std::atomic<bool> counting;
+};
+
+constexpr PyMemAllocatorDomain python_domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
+                                                    PYMEM_DOMAIN_OBJ};
+constexpr const char* python_domain_names[3] = {"python.raw", "python.mem", "python.obj"};
+constexpr std::size_t python_hook_limit = 16;
+
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline python_hook python_hooks[3][python_hook_limit]{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::size_t python_hooks_used[3]{};  // under python_install_lock
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline bool python_counting = false;         // under python_install_lock
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<std::uint32_t> python_slots[3]{};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline spin_lock python_install_lock{};
+
+// ---- hooks that keep sizes in the table (see python_shards) --------------------------------
+
+// Counts a new block of `size` bytes in domain `domain_index` and remembers it for its free.
+inline void python_table_count(const void* p, std::size_t size, std::uint32_t domain_index) noexcept {
     const auto address = reinterpret_cast<std::uintptr_t>(p);
+    const std::uint32_t slot = python_slots[domain_index].load(relaxed);
     live_entry stale{};
     if (!python_insert(address, size, slot, stale)) {
         static std::atomic<bool> reported{false};
@@ -435,64 +572,37 @@ inline void python_count_alloc(const void* p, std::size_t size, std::uint32_t sl
     if (stale.address != 0) python_count_free(stale);
     // Zero only when another layout owns the program: the free must not count then either.
     // Only a stack being captured reads the flag: counters-only modes skip the thread-local.
-    const bool frames = gil && switchboard.load(relaxed) != 0;
+    const bool frames = domain_index != 0 && switchboard.load(relaxed) != 0;
     if (frames) python_frames_here = true;
     const block_mark mark = on_alloc(p, size, slot, false);
     if (frames) python_frames_here = false;
     if ((mark & block_counted) == 0) python_remove(address, stale);
 }
 
-// One per CPython domain; its address is the ctx CPython passes back to the hooks.
-struct python_hook {
-    PyMemAllocatorEx previous;
-    std::uint32_t slot;
-    bool installed;
-};
-
-constexpr PyMemAllocatorDomain python_domains[3] = {PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
-                                                    PYMEM_DOMAIN_OBJ};
-constexpr const char* python_domain_names[3] = {"python.raw", "python.mem", "python.obj"};
-
-MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline python_hook python_hooks[3]{};
-MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline spin_lock python_install_lock{};
-
-// The previous allocator runs under the guard: pymalloc serves large and failed requests of the
-// MEM and OBJ domains through PyMem_RawMalloc, whose hook then sees the guard and leaves those
-// bytes to the domain that asked for them. A block is counted only when the request came from
-// outside every hook, and its free is counted exactly when it is in the table, guard or not.
-inline void* python_malloc(void* ctx, std::size_t size) noexcept {
-    auto* h = static_cast<python_hook*>(ctx);
-    const bool count = counted();
+MEMLENS_NOINLINE inline void* python_table_malloc(python_hook* h, std::size_t size, bool count) noexcept {
     void* p = nullptr;
     {
         guard quiet;
         p = h->previous.malloc(h->previous.ctx, size);
     }
-    if (p && count) python_count_alloc(p, size, h->slot, h != &python_hooks[0]);
+    if (p && count) python_table_count(p, size, h->domain_index);
     return p;
 }
 
-inline void* python_calloc(void* ctx, std::size_t nelem, std::size_t elsize) noexcept {
-    auto* h = static_cast<python_hook*>(ctx);
-    const bool count = counted();
+MEMLENS_NOINLINE inline void* python_table_calloc(python_hook* h, std::size_t nelem, std::size_t elsize,
+                                                  bool count) noexcept {
     std::size_t size = 0;
-    // The previous allocator refuses an overflowing request itself; if it does not, the block
-    // has no size to count and stays out of the figures.
     const bool overflow = __builtin_mul_overflow(nelem, elsize, &size);
     void* p = nullptr;
     {
         guard quiet;
         p = h->previous.calloc(h->previous.ctx, nelem, elsize);
     }
-    if (p && count && !overflow) python_count_alloc(p, size, h->slot, h != &python_hooks[0]);
+    if (p && count && !overflow) python_table_count(p, size, h->domain_index);
     return p;
 }
 
-// A free of the old size, then an allocation of the new one, as tracemalloc counts it; a
-// block from before the hooks were installed is only the allocation.
-inline void* python_realloc(void* ctx, void* p, std::size_t size) noexcept {
-    auto* h = static_cast<python_hook*>(ctx);
-    const bool count = counted();
+MEMLENS_NOINLINE inline void* python_table_realloc(python_hook* h, void* p, std::size_t size, bool count) noexcept {
     // Out of the table before the call: once it returns, another thread may be handed the
     // old address and insert it.
     live_entry old{};
@@ -510,41 +620,22 @@ inline void* python_realloc(void* ctx, void* p, std::size_t size) noexcept {
         return nullptr;
     }
     if (known) python_count_free(old);
-    if (count) python_count_alloc(q, size, h->slot, h != &python_hooks[0]);
+    if (count) python_table_count(q, size, h->domain_index);
     return q;
 }
 
-inline void python_free(void* ctx, void* p) noexcept {
-    auto* h = static_cast<python_hook*>(ctx);
+// Headered blocks from the hooks below pass through untouched: those hooks take the headers off.
+MEMLENS_NOINLINE inline void python_table_free(python_hook* h, void* p) noexcept {
     live_entry e{};
-    // Before the free, for the same reason as in python_realloc.
     if (p && python_remove(reinterpret_cast<std::uintptr_t>(p), e)) python_count_free(e);
     guard quiet;
     h->previous.free(h->previous.ctx, p);
 }
 
-inline bool python_hook_current(std::size_t i) noexcept {
-    PyMemAllocatorEx now{};
-    PyMem_GetAllocator(python_domains[i], &now);
-    return now.ctx == &python_hooks[i] && now.malloc == &python_malloc &&
-           now.calloc == &python_calloc && now.realloc == &python_realloc &&
-           now.free == &python_free;
-}
-
-// A fork while another thread holds a shard would leave it held forever in the child.
-inline void python_lock_shards() noexcept {
-    for (live_shard& s : python_shards) s.lock.lock();
-    python_frames.lock.lock();
-}
-inline void python_unlock_shards() noexcept {
-    python_frames.lock.unlock();
-    for (live_shard& s : python_shards) s.lock.unlock();
-}
-
 // Counts every block still in the table as freed and empties it. Each shard's slots are taken
 // out under its lock and counted after it is released, so that no shard lock is held while
 // on_free takes the live table's.
-inline void python_drain() noexcept {
+inline void python_drain_table() noexcept {
     for (live_shard& s : python_shards) {
         live_entry* slots = nullptr;
         std::uint64_t capacity = 0;
@@ -566,56 +657,311 @@ inline void python_drain() noexcept {
     }
 }
 
+// on_alloc in its heap form, so that only recorded blocks look the live table up when freed and
+// sited ones carry their site, except when mode off switches the global hooks' counting off:
+// these domains keep counting then.
+MEMLENS_ALWAYS_INLINE block_mark python_observe(const void* user, std::size_t size, std::uint32_t domain_index) noexcept {
+    const std::uint32_t slot = python_slots[domain_index].load(relaxed);
+    const std::uint32_t sw = switchboard.load(relaxed);
+    // Only a stack being captured reads python_frames_here: counters mode skips the thread-local.
+    if (sw == 0) return on_alloc(user, size, slot, true);
+    const bool frames = domain_index != 0;
+    if (frames) python_frames_here = true;
+    const block_mark mark = on_alloc(user, size, slot, (sw & sw_heap_off) == 0);
+    if (frames) python_frames_here = false;
+    return mark;
+}
+
+// Tells the observers that a headered block goes, whatever its generation: they hold a block
+// until it really goes, while the counters of an older generation were settled at removal.
+MEMLENS_ALWAYS_INLINE void python_forget(void* user, const python_header& h) noexcept {
+    if (MEMLENS_UNLIKELY(h.tag & (block_recorded | block_sited))) {
+        if (h.tag & block_sited) {
+            forget_site(reinterpret_cast<std::uintptr_t>(user), python_size(h), static_cast<std::uint32_t>(h.word >> 40),
+                        static_cast<std::uint32_t>(h.tag >> python_record_shift) & entry_record_limit);
+        } else {
+            forget_allocation(user);
+        }
+    }
+}
+
+// Counts the free of a headered block when its generation is the current one.
+MEMLENS_ALWAYS_INLINE void python_uncount(const python_header& h) noexcept {
+    const auto generation = static_cast<std::uint32_t>(h.tag >> python_generation_shift) & python_generation_mask;
+    if ((h.tag & block_counted) &&
+        generation == (python_generation.load(relaxed) & python_generation_mask)) {
+        count_free(static_cast<std::size_t>(python_size(h)), python_slots[python_domain_index(h)].load(relaxed));
+    }
+}
+
+// A block of `size` bytes at `base` from the previous allocator, whose user pointer would be
+// `data`, at the start of a page: moves its first `keep` bytes to a block 16 bytes larger whose
+// user pointer is not. Null when that block cannot be had; `base` then holds the data at its
+// start, for the caller to hand out as a plain block.
+MEMLENS_NOINLINE inline unsigned char* python_move_off_page(const python_hook* h, unsigned char*& base,
+                                                            unsigned char* data, std::size_t size,
+                                                            std::size_t keep, bool zeroed) noexcept {
+    const std::size_t total = python_room(size) + 2 * sizeof(python_header);
+    auto* wide = static_cast<unsigned char*>(zeroed ? h->previous.calloc(h->previous.ctx, 1, total)
+                                                    : h->previous.malloc(h->previous.ctx, total));
+    if (!wide) {
+        std::memmove(base, data, keep);
+        return nullptr;
+    }
+    unsigned char* user = wide + sizeof(python_header);
+    if (reinterpret_cast<std::uintptr_t>(user) % python_page < sizeof(python_header)) user += sizeof(python_header);
+    std::memcpy(user, data, keep);
+    h->previous.free(h->previous.ctx, base);
+    base = wide;
+    return user;
+}
+
+MEMLENS_COLD inline void python_plain_block() noexcept {
+    static std::atomic<bool> reported{false};
+    if (!reported.exchange(true, relaxed)) {
+        report_error("out of memory while moving a Python block off a page start; it is handed "
+                     "out without a header and goes uncounted");
+    }
+}
+
+// The user pointer of a new block at `base` (null: out of memory) holding `size` bytes, headered
+// and counted when `count`; the data to keep (a realloc's) is `keep` bytes at `data`.
+MEMLENS_ALWAYS_INLINE void* python_finish(const python_hook* h, unsigned char* base, unsigned char* data, std::size_t size,
+                           std::size_t keep, bool zeroed, bool count) noexcept {
+    if (!base) return nullptr;
+    unsigned char* user = data;
+    bool wide = data - base != sizeof(python_header);
+    if (MEMLENS_UNLIKELY(reinterpret_cast<std::uintptr_t>(user) % python_page < sizeof(python_header))) {
+        guard quiet;
+        user = python_move_off_page(h, base, data, size, keep, zeroed);
+        if (!user) {
+            python_plain_block();
+            return base;
+        }
+        wide = user - base != sizeof(python_header);
+    }
+    const block_mark mark = count ? python_observe(user, size, h->domain_index) : 0;
+    python_write_header(user, size, mark, h->domain_index, wide);
+    return user;
+}
+
+// The previous allocator runs under the guard: pymalloc serves large and failed requests of the
+// MEM and OBJ domains through PyMem_RawMalloc, whose hook then sees the guard and leaves those
+// bytes, plain, to the domain that asked for them. A block gets a header when the request came
+// from outside every hook while the hooks count; its free is counted when the header says it
+// was counted in the current generation, guard or not.
+inline void* python_malloc(void* ctx, std::size_t size) noexcept {
+    auto* h = static_cast<python_hook*>(ctx);
+    const bool count = counted() && h->counting.load(relaxed);
+    if (MEMLENS_UNLIKELY(h->tabled)) return python_table_malloc(h, size, count);
+    unsigned char* base = nullptr;
+    {
+        guard quiet;
+        if (!count || size > SIZE_MAX - 2 * sizeof(python_header)) return h->previous.malloc(h->previous.ctx, size);
+        base = static_cast<unsigned char*>(h->previous.malloc(h->previous.ctx, python_room(size) + sizeof(python_header)));
+    }
+    return python_finish(h, base, base + sizeof(python_header), size, 0, false, true);
+}
+
+inline void* python_calloc(void* ctx, std::size_t nelem, std::size_t elsize) noexcept {
+    auto* h = static_cast<python_hook*>(ctx);
+    const bool count = counted() && h->counting.load(relaxed);
+    if (MEMLENS_UNLIKELY(h->tabled)) return python_table_calloc(h, nelem, elsize, count);
+    std::size_t size = 0;
+    // The previous allocator refuses an overflowing request itself; if it does not, the block
+    // has no size to count and stays out of the figures.
+    const bool overflow = __builtin_mul_overflow(nelem, elsize, &size);
+    unsigned char* base = nullptr;
+    {
+        guard quiet;
+        if (!count || overflow || size > SIZE_MAX - 2 * sizeof(python_header)) {
+            return h->previous.calloc(h->previous.ctx, nelem, elsize);
+        }
+        base = static_cast<unsigned char*>(h->previous.calloc(h->previous.ctx, 1, python_room(size) + sizeof(python_header)));
+    }
+    return python_finish(h, base, base + sizeof(python_header), size, 0, true, true);
+}
+
+// A free of the old size, then an allocation of the new one, as tracemalloc counts it; a
+// block without a header is only the allocation. A block without a header gets one by moving
+// its data up in the grown block; one with a header keeps it, uncounted when the hooks do not
+// count.
+inline void* python_realloc(void* ctx, void* p, std::size_t size) noexcept {
+    auto* h = static_cast<python_hook*>(ctx);
+    const bool count = counted() && h->counting.load(relaxed);
+    if (MEMLENS_UNLIKELY(h->tabled)) return python_table_realloc(h, p, size, count);
+    python_header old{};
+    const bool headered = p && python_read_header(p, old);
+    if (!headered) {
+        unsigned char* base = nullptr;
+        {
+            guard quiet;
+            if (!count || size > SIZE_MAX - 2 * sizeof(python_header)) return h->previous.realloc(h->previous.ctx, p, size);
+            base = static_cast<unsigned char*>(h->previous.realloc(h->previous.ctx, p, python_room(size) + sizeof(python_header)));
+        }
+        if (base) std::memmove(base + sizeof(python_header), base, size);
+        return python_finish(h, base, base + sizeof(python_header), size, size, false, true);
+    }
+    if (size > SIZE_MAX - 2 * sizeof(python_header)) return nullptr;
+    unsigned char* old_base = python_base(p, old);
+    const std::size_t offset = static_cast<std::size_t>(static_cast<unsigned char*>(p) - old_base);
+    // The observers let go before the call: once it returns, another thread may be handed the
+    // old address and record it. A failed call leaves the block counted but unobserved.
+    python_forget(p, old);
+    python_header* at = python_header_of(p);
+    at->tag = 0;
+    unsigned char* base = nullptr;
+    {
+        guard quiet;
+        base = static_cast<unsigned char*>(h->previous.realloc(h->previous.ctx, old_base, python_room(size) + offset));
+    }
+    if (!base) {
+        const std::uint64_t low = old.tag & ((std::uint64_t{1} << python_check_shift) - 1) &
+                                  ~std::uint64_t{block_recorded | block_sited};
+        const std::uint64_t word = python_size(old);
+        at->word = word;
+        at->tag = python_seal(reinterpret_cast<std::uintptr_t>(p), word, low);
+        return nullptr;
+    }
+    python_uncount(old);
+    return python_finish(h, base, base + offset, size, size, false, count);
+}
+
+inline void python_free(void* ctx, void* p) noexcept {
+    auto* h = static_cast<python_hook*>(ctx);
+    if (MEMLENS_UNLIKELY(h->tabled)) return python_table_free(h, p);
+    python_header head{};
+    if (p && python_read_header(p, head)) {
+        python_uncount(head);
+        python_forget(p, head);
+        python_header_of(p)->tag = 0;
+        p = python_base(p, head);
+    }
+    guard quiet;
+    h->previous.free(h->previous.ctx, p);
+}
+
+inline python_hook* python_hook_at(std::size_t i, const PyMemAllocatorEx& a) noexcept {
+    auto* h = static_cast<python_hook*>(a.ctx);
+    const bool ours = h >= python_hooks[i] && h < python_hooks[i] + python_hooks_used[i] &&
+                      a.malloc == &python_malloc && a.calloc == &python_calloc &&
+                      a.realloc == &python_realloc && a.free == &python_free;
+    return ours ? h : nullptr;
+}
+
+// Whether domain `i`'s allocator is a counting memlens hook.
+inline bool python_hook_current(std::size_t i) noexcept {
+    PyMemAllocatorEx now{};
+    PyMem_GetAllocator(python_domains[i], &now);
+    const python_hook* h = python_hook_at(i, now);
+    return h && h->counting.load(relaxed);
+}
+
+// A fork while another thread holds a shard would leave it held forever in the child.
+inline void python_lock_shards() noexcept {
+    for (live_shard& s : python_shards) s.lock.lock();
+    python_frames.lock.lock();
+}
+inline void python_unlock_shards() noexcept {
+    python_frames.lock.unlock();
+    for (live_shard& s : python_shards) s.lock.unlock();
+}
+
+// A key no code outside memlens can guess; the clock and an address when the kernel has none.
+inline std::uint64_t python_draw_key() noexcept {
+    std::uint64_t key = 0;
+    if (::getrandom(&key, sizeof key, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof key)) {
+        timespec now{};
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        key = (static_cast<std::uint64_t>(now.tv_nsec) << 32) ^ static_cast<std::uint64_t>(now.tv_sec) ^
+              reinterpret_cast<std::uintptr_t>(&now);
+    }
+    return key * 0x9e3779b97f4a7c15u | 1u;
+}
+
+// Counts every live block of the current generation as freed: first those in the table, then
+// the headered ones, which are all the python.* domains count besides. One free per block, as
+// each would have been.
+inline void python_drain() noexcept {
+    python_drain_table();
+    for (const auto& slot_of : python_slots) {
+        const std::uint32_t slot = slot_of.load(relaxed);
+        const memory_stats figures = read_slot(slot);
+        const std::uint64_t live = figures.allocs - figures.frees;
+        if (live == 0) continue;
+        count_free(figures.current, slot);
+        for (std::uint64_t i = 1; i < live; ++i) count_free(0, slot);
+    }
+}
+
 }  // namespace detail
 
 /// Wraps the allocators of CPython's RAW, MEM and OBJ domains with hooks that count each into
 /// the memlens domain "python.raw", "python.mem" or "python.obj", and pass every call on to the
-/// allocator that was there (pymalloc, malloc, the debug hooks or the host's). Call it after
-/// Py_PreInitialize (or Py_Initialize), which resets the allocators when PYTHONMALLOC is set,
-/// and with the GIL held or before any thread allocates through RAW. Installed already: does
-/// nothing. Blocks allocated before are freed and reallocated through the hooks uncounted. In
-/// sites mode, and for sampled allocations, stacks of MEM and OBJ allocations hold the Python
-/// frames too (see set_python_stack_depth).
-/// Returns false, installing nothing, when a domain cannot be named. Does not allocate
-/// through the hooks.
+/// allocator that was there (pymalloc, malloc, the debug hooks or the host's). Each block counted
+/// carries a 16-byte header in front of it. Call it after Py_PreInitialize (or Py_Initialize),
+/// which resets the allocators when PYTHONMALLOC is set, and with the GIL held or before any
+/// thread allocates through RAW. Installed already: does nothing. Blocks allocated before are
+/// freed and reallocated through the hooks uncounted. Hooks that remove_python_hooks() left in
+/// place count again; a domain whose allocator is another's by then is wrapped anew. In sites
+/// mode, and for sampled allocations, stacks of MEM and OBJ allocations hold the Python frames
+/// too (see set_python_stack_depth).
+/// Returns false, installing nothing, when a domain cannot be named or has been wrapped anew
+/// too often (16 times). Does not allocate through the hooks.
 inline bool install_python_hooks() noexcept {
     using namespace detail;
     lock_guard hold(python_install_lock);
-    if (python_hooks[0].installed) return true;
-    static bool fork_handled = false;
-    if (!fork_handled) {
+    if (python_counting) return true;
+    static bool started = false;
+    if (!started) {
         ::pthread_atfork(&python_lock_shards, &python_unlock_shards, &python_unlock_shards);
-        fork_handled = true;
+        python_key.store(python_draw_key(), relaxed);
+        started = true;
         python_start_frames();
     }
-    std::uint32_t slots[3] = {};
+    PyMemAllocatorEx now[3];
+    python_hook* found[3] = {};
     for (std::size_t i = 0; i < 3; ++i) {
         const domain d = domain::named(python_domain_names[i]);
         if (d.name() != python_domain_names[i]) return false;
-        slots[i] = d.id();
+        python_slots[i].store(d.id(), relaxed);
+        PyMem_GetAllocator(python_domains[i], &now[i]);
+        found[i] = python_hook_at(i, now[i]);
+        if (!found[i] && python_hooks_used[i] == python_hook_limit) {
+            report_error("install_python_hooks: the Python allocators have been wrapped between "
+                         "removals and installs of memlens's hooks too often; nothing installed");
+            return false;
+        }
     }
     for (std::size_t i = 0; i < 3; ++i) {
-        python_hook& h = python_hooks[i];
-        PyMem_GetAllocator(python_domains[i], &h.previous);
-        h.slot = slots[i];
-        PyMemAllocatorEx mine{&h, &python_malloc, &python_calloc, &python_realloc, &python_free};
-        PyMem_SetAllocator(python_domains[i], &mine);
-        h.installed = true;
+        python_hook* h = found[i];
+        if (!h) {
+            h = &python_hooks[i][python_hooks_used[i]++];
+            h->previous = now[i];
+            h->domain_index = static_cast<std::uint32_t>(i);
+            h->tabled = python_hooks_used[i] > 1;
+            h->counting.store(true, relaxed);
+            PyMemAllocatorEx mine{h, &python_malloc, &python_calloc, &python_realloc, &python_free};
+            PyMem_SetAllocator(python_domains[i], &mine);
+        }
+        h->counting.store(true, relaxed);
     }
+    python_counting = true;
     return true;
 }
 
-/// Gives each domain back the allocator it had before install_python_hooks(), field for field,
-/// and counts the blocks the hooks still know as freed: once the hooks are gone nobody would
-/// see those frees, so the python.* figures drop to zero live bytes. When another party has
-/// wrapped the hooks of some domain since (tracemalloc.start(), say), removing them would cut
-/// it out of the chain: then nothing changes, the error handler is told, and the result is
-/// false. Not installed: does nothing, true. Call it with the GIL held and while no other
-/// thread allocates through RAW, whose calls do not wait for the GIL.
+/// Stops the counting of install_python_hooks() and counts the blocks it counted, still live,
+/// as freed: the python.* figures drop to zero live bytes, and later frees of those blocks are
+/// not counted. The hooks stay as the domains' allocators, passing calls on uncounted: the
+/// blocks they headered must come back to them to have the header taken off (tracemalloc.stop()
+/// likewise leaves what it wrapped in place). When another party has wrapped the hooks of some
+/// domain since (tracemalloc.start(), say), nothing changes, the error handler is told, and the
+/// result is false. Not installed: does nothing, true. Call it with the GIL held and while no
+/// other thread allocates through RAW, whose calls do not wait for the GIL.
 inline bool remove_python_hooks() noexcept {
     using namespace detail;
     lock_guard hold(python_install_lock);
-    if (!python_hooks[0].installed) return true;
+    if (!python_counting) return true;
     for (std::size_t i = 0; i < 3; ++i) {
         if (!python_hook_current(i)) {
             fixed_message m;
@@ -628,10 +974,13 @@ inline bool remove_python_hooks() noexcept {
         }
     }
     for (std::size_t i = 0; i < 3; ++i) {
-        PyMem_SetAllocator(python_domains[i], &python_hooks[i].previous);
-        python_hooks[i].installed = false;
+        PyMemAllocatorEx now{};
+        PyMem_GetAllocator(python_domains[i], &now);
+        python_hook_at(i, now)->counting.store(false, relaxed);
     }
+    python_generation.fetch_add(1, relaxed);
     python_drain();
+    python_counting = false;
     return true;
 }
 
@@ -647,7 +996,7 @@ inline void set_python_stack_depth(std::size_t frames) noexcept {
 /// Whether install_python_hooks() has run and remove_python_hooks() has not undone it since.
 inline bool python_hooks_installed() noexcept {
     detail::lock_guard hold(detail::python_install_lock);
-    return detail::python_hooks[0].installed;
+    return detail::python_counting;
 }
 
 /// The memlens domain that counts CPython domain `d`: "python.raw", "python.mem" or
