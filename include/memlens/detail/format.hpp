@@ -22,17 +22,23 @@ MEMLENS_NAMESPACE_BEGIN namespace detail {
 struct text_piece {
     enum class form : unsigned char { text, number, digits, compact, described, share, tenths };
 
-    text_piece(const char* piece) noexcept : text(piece) {}
-    text_piece(std::string_view piece) noexcept : text(piece) {}
-    text_piece(const std::string& piece) noexcept : text(piece) {}
-    constexpr text_piece(form kind, std::uint64_t figure, double numerator = 0, double denominator = 0) noexcept
-        : value(figure), part(numerator), whole(denominator), how(kind) {}
+    text_piece(const char* piece) noexcept : text_piece(std::string_view(piece)) {}
+    text_piece(std::string_view piece) noexcept : chars(piece.data()), size(piece.size()) {}
+    text_piece(const std::string& piece) noexcept : chars(piece.data()), size(piece.size()) {}
+    constexpr text_piece(form kind, std::uint64_t figure, int places = 0) noexcept
+        : value(figure), how(kind), decimals(static_cast<unsigned char>(places)) {}
+    constexpr text_piece(form kind, double figure) noexcept : real(figure), how(kind) {}
 
-    std::string_view text;
-    std::uint64_t value = 0;
-    double part = 0, whole = 0;  // part: the decimals, for compact
+    // One word for any form, so that the lists callers build cost a few stores a piece.
+    union {
+        const char* chars;
+        std::uint64_t value;
+        double real;  // share: the percentage; tenths: the figure
+    };
+    std::size_t size = 0;  // of chars
     form how = form::text;
-    bool approximate = false;  // written after a '~'
+    unsigned char decimals = 0;  // compact
+    bool approximate = false;    // written after a '~'
 };
 
 // `piece` marked '~' when it is an estimate, as sampled figures are.
@@ -47,13 +53,13 @@ constexpr text_piece number(std::uint64_t value) noexcept { return {text_piece::
 constexpr text_piece digits(std::uint64_t value) noexcept { return {text_piece::form::digits, value}; }
 // compact_bytes(bytes, decimals).
 constexpr text_piece compact(std::uint64_t bytes, int decimals = 1) noexcept {
-    return {text_piece::form::compact, bytes, static_cast<double>(decimals)};
+    return {text_piece::form::compact, bytes, decimals};
 }
 // describe_bytes(bytes).
 constexpr text_piece described(std::uint64_t bytes) noexcept { return {text_piece::form::described, bytes}; }
 // "12.5%": `part` as a share of `whole`, 0 when `whole` is not above 0.
 constexpr text_piece share(double part, double whole) noexcept {
-    return {text_piece::form::share, 0, part, whole};
+    return {text_piece::form::share, whole > 0 ? 100.0 * part / whole : 0.0};
 }
 // The word that goes with `n`: "1 allocation", "2 allocations".
 constexpr const char* plural(std::uint64_t n, const char* one, const char* many) noexcept {
@@ -61,7 +67,7 @@ constexpr const char* plural(std::uint64_t n, const char* one, const char* many)
 }
 
 // "2.5": one decimal.
-constexpr text_piece tenths(double value) noexcept { return {text_piece::form::tenths, 0, value}; }
+constexpr text_piece tenths(double value) noexcept { return {text_piece::form::tenths, value}; }
 
 MEMLENS_NOINLINE inline void append_number(std::string& out, std::uint64_t value) {
     char buffer[24];
@@ -114,19 +120,19 @@ MEMLENS_NOINLINE inline void append_all(std::string& out, std::initializer_list<
         char buffer[32];
         if (piece.approximate) out += '~';
         switch (piece.how) {
-        case text_piece::form::text: out.append(piece.text.data(), piece.text.size()); break;
+        case text_piece::form::text: out.append(piece.chars, piece.size); break;
         case text_piece::form::number: append_number(out, piece.value); break;
         case text_piece::form::digits: append_group_digits(out, piece.value); break;
         case text_piece::form::compact:
-            append_compact_bytes(out, piece.value, static_cast<int>(piece.part));
+            append_compact_bytes(out, piece.value, piece.decimals);
             break;
         case text_piece::form::described: append_described_bytes(out, piece.value); break;
         case text_piece::form::share:
-            std::snprintf(buffer, sizeof buffer, "%.1f%%", piece.whole > 0 ? 100.0 * piece.part / piece.whole : 0.0);
+            std::snprintf(buffer, sizeof buffer, "%.1f%%", piece.real);
             out += buffer;
             break;
         case text_piece::form::tenths:
-            std::snprintf(buffer, sizeof buffer, "%.1f", piece.part);
+            std::snprintf(buffer, sizeof buffer, "%.1f", piece.real);
             out += buffer;
             break;
         }

@@ -12,7 +12,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
-#include <functional>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -126,7 +125,7 @@ auto measure_footprint(F&& build) -> measured_footprint<std::invoke_result_t<F&&
                   "measure_footprint needs a callable that returns the value it built");
     const leak_check held;
     scope block;
-    measured_footprint<result> out{std::invoke(std::forward<F>(build)), footprint{}};
+    measured_footprint<result> out{std::forward<F>(build)(), footprint{}};
     const block_usage usage = block.usage();
     out.figures = detail::make_footprint(usage, detail::slack_of(held.leaked()), sizeof(result));
     return out;

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <type_traits>
 #include <utility>
 
@@ -100,10 +99,10 @@ auto measure(F&& f, scope_kind kind = scope_kind::thread) -> measured<std::invok
     using result = std::invoke_result_t<F&&>;
     scope s(kind);
     if constexpr (std::is_void_v<result>) {
-        std::invoke(std::forward<F>(f));
+        std::forward<F>(f)();
         return measured<void>{s.usage()};
     } else {
-        return measured<result>{std::invoke(std::forward<F>(f)), s.usage()};
+        return measured<result>{std::forward<F>(f)(), s.usage()};
     }
 }
 

@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
-#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,6 +18,8 @@
 
 #include "../core/counters.hpp"
 #include "../core/events.hpp"
+#include "../detail/index.hpp"
+#include "../detail/rank.hpp"
 #include "../model/snapshot.hpp"
 #include "named_scope.hpp"
 #include "scope.hpp"
@@ -287,12 +288,37 @@ inline void copy_peak() noexcept {
     }
 }
 
+// What one stack held in the peak copy.
+struct peak_figures {
+    std::uint32_t stack = 0;
+    std::uint64_t allocs = 0;
+    std::uint64_t bytes = 0;
+};
+
+// Rows of peak_figures, or of site records (snapshot::sites), by stack.
+inline bool peak_stack_before(const void* rows, std::uint32_t a, std::uint32_t b) {
+    return static_cast<const peak_figures*>(rows)[a].stack < static_cast<const peak_figures*>(rows)[b].stack;
+}
+
+inline bool site_stack_before(const void* rows, std::uint32_t a, std::uint32_t b) {
+    return static_cast<const site_record*>(rows)[a].stack < static_cast<const site_record*>(rows)[b].stack;
+}
+
+// Sites (rows of snapshot::sites) by their bytes at the peak, most first, then by allocations
+// at the peak, then by stack.
+inline bool peak_bytes_before(const void* rows, std::uint32_t a, std::uint32_t b) {
+    const site_record& x = static_cast<const site_record*>(rows)[a];
+    const site_record& y = static_cast<const site_record*>(rows)[b];
+    if (x.peak_bytes != y.peak_bytes) return x.peak_bytes > y.peak_bytes;
+    return x.peak_allocs != y.peak_allocs ? x.peak_allocs > y.peak_allocs : x.stack < y.stack;
+}
+
 // Gives `s`'s sites what the peak copy held at each stack, while peak copies are being kept: a
 // copy left from an earlier configuration says nothing about this one's peak.
 inline void add_peak_figures(snapshot& s) {
     if (!settings.capture_peak.load(relaxed)) return;
     guard quiet;
-    std::map<std::uint32_t, std::pair<std::uint64_t, std::uint64_t>> at_peak;  // allocs, bytes
+    std::vector<peak_figures> at_peak;
     {
         // Held while grouping, as peak_snapshot() holds it while copying: a new copy waits.
         lock_guard hold(peak_copies.lock);
@@ -300,36 +326,38 @@ inline void add_peak_figures(snapshot& s) {
         if (!copy) return;
         s.peak_kept = true;
         s.peak_current = copy->totals.current;
+        key_index rows;
         for (const live_allocation& a : copy->allocations) {
             if (a.sampled) continue;
-            auto& figures = at_peak[a.stack];
-            figures.first += a.count;
-            figures.second += a.size;
+            const auto [row, added] = rows.insert(a.stack);
+            if (added) at_peak.push_back({a.stack, 0, 0});
+            at_peak[row].allocs += a.count;
+            at_peak[row].bytes += a.size;
         }
-        for (const auto& entry : at_peak) {
-            const auto frames = copy->stacks.find(entry.first);
+        for (const peak_figures& p : at_peak) {
+            const auto frames = copy->stacks.find(p.stack);
             if (frames != copy->stacks.end()) s.stacks.insert(*frames);
         }
     }
     auto site = s.sites.begin();
     std::vector<site_record> only_at_peak;
-    for (const auto& [stack, figures] : at_peak) {
-        while (site != s.sites.end() && site->stack < stack) ++site;
-        if (site != s.sites.end() && site->stack == stack) {
-            site->peak_allocs = figures.first;
-            site->peak_bytes = figures.second;
+    for (const std::uint32_t row : sorted_rows(at_peak.size(), {at_peak.data(), peak_stack_before})) {
+        const peak_figures& p = at_peak[row];
+        while (site != s.sites.end() && site->stack < p.stack) ++site;
+        if (site != s.sites.end() && site->stack == p.stack) {
+            site->peak_allocs = p.allocs;
+            site->peak_bytes = p.bytes;
         } else {
             site_record r;
-            r.stack = stack;
-            r.peak_allocs = figures.first;
-            r.peak_bytes = figures.second;
+            r.stack = p.stack;
+            r.peak_allocs = p.allocs;
+            r.peak_bytes = p.bytes;
             only_at_peak.push_back(r);
         }
     }
     if (only_at_peak.empty()) return;
     s.sites.insert(s.sites.end(), only_at_peak.begin(), only_at_peak.end());
-    std::sort(s.sites.begin(), s.sites.end(),
-              [](const site_record& a, const site_record& b) { return a.stack < b.stack; });
+    reorder(s.sites, sorted_rows(s.sites.size(), {s.sites.data(), site_stack_before}));
 }
 
 // Registered by configure() and by <memlens/hooks.hpp>, not by a global here: a global would

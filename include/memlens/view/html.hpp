@@ -203,15 +203,6 @@ struct flame_ids {
     }
 };
 
-// Sites (rows of snapshot::sites) with the most bytes at the peak first, then the most
-// allocations there, then by stack.
-inline bool peak_bytes_before(const void* rows, std::uint32_t a, std::uint32_t b) {
-    const site_record& x = static_cast<const site_record*>(rows)[a];
-    const site_record& y = static_cast<const site_record*>(rows)[b];
-    if (x.peak_bytes != y.peak_bytes) return x.peak_bytes > y.peak_bytes;
-    return x.peak_allocs != y.peak_allocs ? x.peak_allocs > y.peak_allocs : x.stack < y.stack;
-}
-
 // A memory_stats' figures as the members of an object, without its braces.
 inline void append_json_figures(std::string& out, const memory_stats& m) {
     out += "\"current\":";
@@ -378,44 +369,48 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
             names.append_id(out, ids[i], true);
         }
     }
-    // One column of a kind's weights over the stacks in flame order.
-    auto weights = [&](const char* field, auto&& value) {
+    // One column of a kind's weights over the stacks in flame order, from `figures` by row.
+    std::vector<std::uint64_t> figures(by_stack.size());
+    auto weights = [&](const char* field) {
         out += field;
         out += '[';
         for (std::size_t k = 0; k < flame.size(); ++k) {
             if (k) out += ',';
-            append_json_uint(out, value(weight_rows[flame[k]]));
+            append_json_uint(out, figures[weight_rows[flame[k]]]);
         }
         out += ']';
     };
-    // A site record's figure for a row, 0 for a row without one.
-    auto site_figure = [&](std::uint64_t site_record::*figure) {
-        return [&site_of, figure](std::uint32_t row) -> std::uint64_t {
-            return site_of[row] ? site_of[row]->*figure : 0;
-        };
+    // A site record's figure for each row, 0 for a row without one.
+    auto site_weights = [&](const char* field, std::uint64_t site_record::*figure) {
+        for (std::size_t row = 0; row < figures.size(); ++row) {
+            figures[row] = site_of[row] ? site_of[row]->*figure : 0;
+        }
+        weights(field);
     };
     out += "],\"weights\":{\"live\":{";
-    weights("\"bytes\":", [&](std::uint32_t row) { return rounded(by_stack[row].bytes); });
-    weights(",\"count\":", [&](std::uint32_t row) { return rounded(by_stack[row].count); });
+    for (std::size_t row = 0; row < figures.size(); ++row) figures[row] = rounded(by_stack[row].bytes);
+    weights("\"bytes\":");
+    for (std::size_t row = 0; row < figures.size(); ++row) figures[row] = rounded(by_stack[row].count);
+    weights(",\"count\":");
     out += "},\"peak\":";
     if (s.peak_kept) {
-        weights("{\"bytes\":", site_figure(&site_record::peak_bytes));
-        weights(",\"count\":", site_figure(&site_record::peak_allocs));
+        site_weights("{\"bytes\":", &site_record::peak_bytes);
+        site_weights(",\"count\":", &site_record::peak_allocs);
         out += '}';
     } else {
         out += "null";
     }
     out += ",\"allocated\":";
     if (any_allocated) {
-        weights("{\"bytes\":", site_figure(&site_record::bytes));
-        weights(",\"count\":", site_figure(&site_record::allocs));
+        site_weights("{\"bytes\":", &site_record::bytes);
+        site_weights(",\"count\":", &site_record::allocs);
         out += '}';
     } else {
         out += "null";
     }
     out += ",\"temporaries\":";
     if (any_temporary) {
-        weights("{\"count\":", site_figure(&site_record::temporaries));
+        site_weights("{\"count\":", &site_record::temporaries);
         out += '}';
     } else {
         out += "null";

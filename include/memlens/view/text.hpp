@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../detail/format.hpp"
+#include "../detail/rank.hpp"
 #include "snapshot.hpp"
 
 MEMLENS_NAMESPACE_BEGIN
@@ -419,20 +420,17 @@ inline std::string format_peak_sites(const snapshot& s, std::size_t top = 10, st
         return "memlens: no copy of the live table was kept at the peak (sites mode with "
                "capture_peak or MEMLENS_CAPTURE_PEAK=1 keeps one)\n";
     }
-    std::vector<const site_record*> held;
+    std::vector<std::uint32_t> held;
     std::uint64_t allocs = 0, bytes = 0;
-    for (const site_record& r : s.sites) {
+    for (std::size_t i = 0; i < s.sites.size(); ++i) {
+        const site_record& r = s.sites[i];
         if (r.peak_allocs == 0) continue;
-        held.push_back(&r);
+        held.push_back(static_cast<std::uint32_t>(i));
         allocs += r.peak_allocs;
         bytes += r.peak_bytes;
     }
-    // Most bytes, then most allocations, then by stack: the same order on every run.
-    std::sort(held.begin(), held.end(), [](const site_record* a, const site_record* b) {
-        if (a->peak_bytes != b->peak_bytes) return a->peak_bytes > b->peak_bytes;
-        if (a->peak_allocs != b->peak_allocs) return a->peak_allocs > b->peak_allocs;
-        return a->stack < b->stack;
-    });
+    // A total order: the same on every run.
+    sort_numbers(held, {s.sites.data(), peak_bytes_before});
     const resolved_stacks resolved(s);
     std::string out;
     append_all(out, {"memlens: at the peak (", described(s.peak_current), " live, every domain), ",
@@ -440,7 +438,7 @@ inline std::string format_peak_sites(const snapshot& s, std::size_t top = 10, st
                      " recorded, from ", digits(held.size()), held.size() == 1 ? " site\n" : " sites\n"});
     const std::size_t shown = std::min(top, held.size());
     for (std::size_t i = 0; i < shown; ++i) {
-        const site_record& r = *held[i];
+        const site_record& r = s.sites[held[i]];
         const frame_range frames = resolved.frames(r.stack);
         append_all(out, {"  ", digits(r.peak_allocs), plural(r.peak_allocs, " allocation, ", " allocations, "),
                          described(r.peak_bytes), frames.empty() ? ", no stack recorded\n" : ", from:\n"});
