@@ -224,7 +224,9 @@ TEST_CASE("a library opened and closed again keeps its leaks in the report", "[p
     CHECK(loading == 0);
 }
 
-TEST_CASE("what the program maps counts in mmap, in pages, partial unmaps and mremap included", "[preload]") {
+TEST_CASE("what the program maps counts in mmap, in pages, partial unmaps and mremap included, and "
+          "a fork while another thread maps leaves the child able to map",
+          "[preload]") {
     memlens_test::temporary_directory dir;
     CHECK(run(run_script + " --mode counters --output '" + dir.path + "/run.json' -- " + workload + " mmap") == 0);
     const memlens::snapshot s = memlens::read_json(dir.path + "/run.json");
@@ -236,9 +238,10 @@ TEST_CASE("what the program maps counts in mmap, in pages, partial unmaps and mr
         CHECK(d.figures.current == (512u << 10) + (128u << 10));
         CHECK(d.figures.peak == (1u << 20) + (64u << 10) + 10 * 4096);
         // Three mappings and the one mremap made; half of one, the old place of the moved one
-        // and the third returned.
-        CHECK(d.figures.allocs == 4);
-        CHECK(d.figures.frees == 3);
+        // and the third returned; the pages the other thread mapped while the program forked
+        // were each returned.
+        CHECK(d.figures.allocs >= 4);
+        CHECK(d.figures.allocs - d.figures.frees == 1);
     }
     CHECK(found);
 }

@@ -6,8 +6,9 @@
 //   workload fork-threads   forks 50 times while four threads churn the allocator; each child
 //                     allocates and exits; exits with status 0
 //   workload exit-thread    a thread leaks a block and calls exit(4) while main waits
-//   workload mmap     maps three regions, unmaps half of one, grows one with mremap and
-//                     unmaps the third: 640 KiB stay mapped; exits with status 0
+//   workload mmap     forks 20 times while a thread maps and unmaps pages; then maps three
+//                     regions, unmaps half of one, grows one with mremap and unmaps the
+//                     third: 640 KiB stay mapped; exits with status 0
 //   workload dlopen LIB     opens LIB (preload/library.cpp), which allocates as it loads, leaks
 //                     through it, closes it and leaks again; exits with status 0
 #include <dlfcn.h>
@@ -145,6 +146,29 @@ static void* map_anonymous(std::size_t bytes) {
 }
 
 static int map_and_unmap() {
+    // The figures below are this thread's: a thread that maps and unmaps all the while forks
+    // with them, and every child must be able to map.
+    std::atomic<bool> stop{false};
+    std::thread mapper([&stop] {
+        while (!stop.load()) {
+            void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (p == MAP_FAILED || munmap(p, 4096) != 0) std::abort();
+        }
+    });
+    for (int i = 0; i < 20; ++i) {
+        const pid_t child = fork();
+        if (child == 0) {
+            void* p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            _exit(p == MAP_FAILED || munmap(p, 4096) != 0 ? 1 : 0);
+        }
+        int status = 0;
+        if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            return 1;
+        }
+    }
+    stop = true;
+    mapper.join();
+
     char* big = static_cast<char*>(map_anonymous(1 << 20));
     void* grown = map_anonymous(64 << 10);
     void* gone = map_anonymous(10 * 4096);

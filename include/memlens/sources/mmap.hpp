@@ -8,6 +8,7 @@
 // allocs are mappings made, frees are calls that returned counted pages.
 #pragma once
 
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -128,6 +129,14 @@ inline void count_mapped(std::uintptr_t start, std::uintptr_t end) noexcept {
     if (replaced) count_free(replaced, mmap_slot());
     if (added) count_alloc(end - start, mmap_slot());
 }
+
+// Around fork(): a thread of the parent that held the table's lock does not exist in the child.
+inline void lock_mappings() noexcept { mappings.lock.lock(); }
+inline void unlock_mappings() noexcept { mappings.lock.unlock(); }
+
+// Registered as the library loads, outside any hook.
+[[maybe_unused]] static const bool mappings_fork_safe =
+    ::pthread_atfork(&lock_mappings, &unlock_mappings, &unlock_mappings) == 0;
 
 inline void* system_mmap(void* address, std::size_t length, int protection, int flags, int fd,
                          off_t offset) noexcept {
