@@ -147,10 +147,16 @@ inline void* system_mmap(void* address, std::size_t length, int protection, int 
 MEMLENS_NAMESPACE_END
 
 // Straight to the kernel, as glibc's own mmap does: no allocation, no lookup of the next
-// definition at start-up.
+// definition at start-up. Named by their symbols: with _FILE_OFFSET_BITS=64, <sys/mman.h> gives
+// `mmap` the symbol mmap64, and both symbols must be memlens's.
 extern "C" {
 
-void* mmap(void* address, std::size_t length, int protection, int flags, int fd, off_t offset) noexcept {
+void* memlens_mmap(void* address, std::size_t length, int protection, int flags, int fd, off_t offset) noexcept
+    __asm__("mmap");
+void* memlens_mmap64(void* address, std::size_t length, int protection, int flags, int fd, off_t offset) noexcept
+    __asm__("mmap64");
+
+void* memlens_mmap(void* address, std::size_t length, int protection, int flags, int fd, off_t offset) noexcept {
     using namespace memlens::detail;
     void* p = system_mmap(address, length, protection, flags, fd, offset);
     if (p != MAP_FAILED && program_mapping()) {
@@ -160,8 +166,8 @@ void* mmap(void* address, std::size_t length, int protection, int flags, int fd,
     return p;
 }
 
-void* mmap64(void* address, std::size_t length, int protection, int flags, int fd, off_t offset) noexcept {
-    return mmap(address, length, protection, flags, fd, offset);
+void* memlens_mmap64(void* address, std::size_t length, int protection, int flags, int fd, off_t offset) noexcept {
+    return memlens_mmap(address, length, protection, flags, fd, offset);
 }
 
 int munmap(void* address, std::size_t length) noexcept {
