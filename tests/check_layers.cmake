@@ -1,7 +1,8 @@
 # Fails when a memlens header includes one from a later stage. Stages, first to last:
-#   detail, core, model, sources | observe, view, testing, helpers, front doors (memlens/*.hpp)
-# A header may include headers of its own folder and of earlier stages; sources and observe are
-# one stage, and neither includes the other.
+#   detail, core, model, sources | observe, view, testing | monitor, helpers, front doors
+#   (memlens/*.hpp)
+# A header may include headers of its own folder and of earlier stages; folders of one stage
+# (sources and observe, testing and monitor) do not include each other.
 # Usage: cmake -DMEMLENS_INCLUDE_DIR=<repo>/include/memlens -P check_layers.cmake
 if(NOT MEMLENS_INCLUDE_DIR)
   message(FATAL_ERROR "set MEMLENS_INCLUDE_DIR to the include/memlens folder")
@@ -14,6 +15,7 @@ set(rank_sources 3)
 set(rank_observe 3)
 set(rank_view 4)
 set(rank_testing 5)
+set(rank_monitor 5)
 set(rank_helpers 6)
 set(rank_. 7)
 
