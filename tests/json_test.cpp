@@ -110,6 +110,17 @@ void require_same(const memlens::snapshot& a, const memlens::snapshot& b) {
         REQUIRE(x.peak == y.peak);
         REQUIRE(x.label == y.label);
     }
+    REQUIRE(a.collector.size() == b.collector.size());
+    for (std::size_t i = 0; i < a.collector.size(); ++i) {
+        const memlens::collector_generation &x = a.collector[i], &y = b.collector[i];
+        REQUIRE(x.generation == y.generation);
+        REQUIRE(x.collections == y.collections);
+        REQUIRE(x.collected == y.collected);
+        REQUIRE(x.uncollectable == y.uncollectable);
+        REQUIRE(x.threshold == y.threshold);
+        REQUIRE(x.seconds == y.seconds);
+        REQUIRE(x.longest_seconds == y.longest_seconds);
+    }
     REQUIRE(a.run.unix_time_ms == b.run.unix_time_ms);
     REQUIRE(a.run.pid == b.run.pid);
     REQUIRE(a.run.command_line == b.run.command_line);
@@ -173,10 +184,11 @@ memlens::snapshot hand_built() {
 // snapshot.json can follow: three stacks over five frames (one unmapped, one in a library
 // without debug information), one sampled allocation, one allocation without a stack, a
 // timeline point that was not finite, strings that need escapes, figures at the peak, and one
-// row standing for the live blocks of a site (version 3). Without that row it is what
-// tests/golden/snapshot_v2.json holds; without the peak figures and inlined calls too, what
+// row standing for the live blocks of a site (version 3), and two garbage collector generations
+// (version 4). Without those it is what tests/golden/snapshot_v3.json holds; without the site
+// row too, what tests/golden/snapshot_v2.json holds; without the peak figures and inlined calls too, what
 // tests/golden/snapshot_v1.json (the version 1 schema) holds.
-memlens::snapshot golden_snapshot(bool with_peak = true, bool with_site_row = true) {
+memlens::snapshot golden_snapshot(bool with_peak = true, bool with_site_row = true, bool with_collector = true) {
     memlens::snapshot s;
     s.run = {1700000000123, 4242, "./app --input \"data set\" C:\\tmp\tlast\x01",
              "g++ 12.2, C++17, optimized, memlens 0.1.0", "sampled"};
@@ -226,6 +238,7 @@ memlens::snapshot golden_snapshot(bool with_peak = true, bool with_site_row = tr
                      {0x5100, 1000, 2, 7, 2, 3, true},
                      {0x5200, 16, 1, 0, 0, 1, false}};
     if (with_site_row) s.allocations.push_back({0, 4000, 0, 1, 0, 0, false, 5});
+    if (with_collector) s.collector = {{0, 120, 3500, 0, 700, 0.25, 0.0125}, {1, 10, 40, 2, 10, 0.5, 0.125}};
     return s;
 }
 
@@ -349,13 +362,17 @@ TEST_CASE("the golden file reads back as the hand-built snapshot in every field"
     require_same(golden_snapshot(), memlens::read_json(golden_path("snapshot.json")));
 }
 
+TEST_CASE("a version 3 file reads back without collector figures", "[json][golden]") {
+    require_same(golden_snapshot(true, true, false), memlens::read_json(golden_path("snapshot_v3.json")));
+}
+
 TEST_CASE("a version 2 file reads back with one block per allocation row", "[json][golden]") {
-    require_same(golden_snapshot(true, false), memlens::read_json(golden_path("snapshot_v2.json")));
+    require_same(golden_snapshot(true, false, false), memlens::read_json(golden_path("snapshot_v2.json")));
 }
 
 TEST_CASE("a version 1 file reads back without peak figures and inlined calls", "[json][golden]") {
     const memlens::snapshot s = memlens::read_json(golden_path("snapshot_v1.json"));
-    memlens::snapshot expected = golden_snapshot(false, false);
+    memlens::snapshot expected = golden_snapshot(false, false, false);
     for (auto& entry : expected.symbols) entry.second.inlined.clear();
     require_same(expected, s);
     CHECK_FALSE(s.peak_kept);
@@ -365,7 +382,7 @@ TEST_CASE("a hand-built snapshot reads back equal in every field", "[json]") {
     const memlens::snapshot s = hand_built();
     const std::string text = memlens::to_json(s);
     CAPTURE(text);
-    REQUIRE(text.rfind("{\"format\":\"memlens.snapshot\",\"version\":3,", 0) == 0);
+    REQUIRE(text.rfind("{\"format\":\"memlens.snapshot\",\"version\":4,", 0) == 0);
     const memlens::snapshot back = memlens::from_json(text);
     require_same(s, back);
     // The same snapshot always gives the same text.
@@ -439,16 +456,16 @@ TEST_CASE("refusals name the line, the column, the byte offset and what was expe
     }
     SECTION("another version") {
         std::string bad = text;
-        bad.replace(bad.find("\"version\":3") + 10, 1, "4");
+        bad.replace(bad.find("\"version\":4") + 10, 1, "5");
         const memlens::json_error e = refusal(bad);
-        CHECK(std::string(e.what()).find("expected version 3, 2 or 1") != std::string::npos);
-        CHECK(std::string(e.what()).find("found 4") != std::string::npos);
+        CHECK(std::string(e.what()).find("expected version 4, 3, 2 or 1") != std::string::npos);
+        CHECK(std::string(e.what()).find("found 5") != std::string::npos);
     }
     SECTION("a member the schema does not have is named") {
         std::string bad = text;
         bad.insert(bad.find("\"run\":"), "\"bogus_member\":3,");
         const memlens::json_error e = refusal(bad);
-        CHECK(std::string(e.what()).find("expected member \"run\" (members come in the order of the version 3 "
+        CHECK(std::string(e.what()).find("expected member \"run\" (members come in the order of the version 4 "
                                          "schema), found member \"bogus_member\"") != std::string::npos);
     }
     SECTION("not JSON at all, or empty") {
@@ -644,12 +661,12 @@ TEST_CASE("the baseline gate passes within tolerance and names the sites that gr
     {
         std::FILE* f = std::fopen(path.c_str(), "w");
         REQUIRE(f);
-        std::fputs("{\"format\":\"memlens.snapshot\",\"version\":4}", f);
+        std::fputs("{\"format\":\"memlens.snapshot\",\"version\":5}", f);
         std::fclose(f);
     }
     const memlens::check_result corrupt = memlens::check_against_baseline(first, path, options);
     CHECK_FALSE(corrupt.passed);
-    CHECK(corrupt.message.find("the baseline cannot be used: " + path + ": memlens snapshot JSON, line 1, column 40 (byte 39): expected version 3, 2 or 1") != std::string::npos);
+    CHECK(corrupt.message.find("the baseline cannot be used: " + path + ": memlens snapshot JSON, line 1, column 40 (byte 39): expected version 4, 3, 2 or 1") != std::string::npos);
 }
 
 TEST_CASE("unwritable and unreadable paths are errors that name the path", "[json]") {

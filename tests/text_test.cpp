@@ -150,6 +150,18 @@ TEST_CASE("the summary shows totals, live allocations, top sites, domains, scope
           "  order         10  240 B    12\n");
 }
 
+TEST_CASE("the summary shows the garbage collector's generations when one was watched", "[text]") {
+    memlens::snapshot s;
+    s.collector = {{0, 1200, 35000, 0, 700, 0.0123, 0.0004}, {1, 109, 2100, 0, 10, 0.0206, 0.0011},
+                   {2, 3, 48000, 2, 10, 0.25, 0.1234}};
+    CHECK(memlens::format_summary(s) ==
+          "Garbage collector\n"
+          "  generation  collections  collected  uncollectable  threshold      time   longest\n"
+          "           0        1,200     35,000              0        700   12.3 ms    0.4 ms\n"
+          "           1          109      2,100              0         10   20.6 ms    1.1 ms\n"
+          "           2            3     48,000              2         10  250.0 ms  123.4 ms\n");
+}
+
 TEST_CASE("the summary leaves out empty sections and marks sampled estimates", "[text]") {
     CHECK(memlens::format_summary(memlens::snapshot{}).empty());
     CHECK(memlens::format_summary(sampled_snapshot()) ==

@@ -70,6 +70,7 @@ MEMLENS_DETAIL_PER_COPY inline PyTypeObject* enter_type = nullptr;
 MEMLENS_DETAIL_PER_COPY inline PyTypeObject* descriptor_type = nullptr;
 MEMLENS_DETAIL_PER_COPY inline PyTypeObject* profiled_type = nullptr;
 MEMLENS_DETAIL_PER_COPY inline PyTypeObject* snapshot_type = nullptr;
+MEMLENS_DETAIL_PER_COPY inline PyTypeObject* checkpoint_type = nullptr;
 
 inline PyObject* fail(PyObject* kind, const std::string& message) {
     PyErr_SetString(kind, message.c_str());
@@ -505,6 +506,11 @@ struct py_snapshot {
     snapshot* data;
 };
 
+struct py_checkpoint {
+    PyObject_HEAD
+    python_object_checkpoint* data;
+};
+
 inline void snapshot_dealloc(PyObject* o) {
     delete reinterpret_cast<py_snapshot*>(o)->data;
     PyTypeObject* type = Py_TYPE(o);
@@ -813,6 +819,85 @@ inline PyObject* m_write_report(PyObject*, PyObject* args, PyObject* kwargs) {
 
 inline PyObject* m_native_heap_counted(PyObject*, PyObject*) { return PyBool_FromLong(hooks_installed()); }
 
+inline PyObject* m_gc_stats(PyObject*, PyObject*) {
+    return python_list(collector_figures(), [](const collector_generation& g) {
+        return Py_BuildValue("{s:I,s:K,s:K,s:K,s:L,s:d,s:d}", "generation", g.generation,
+                             "collections", static_cast<unsigned long long>(g.collections),
+                             "collected", static_cast<unsigned long long>(g.collected),
+                             "uncollectable", static_cast<unsigned long long>(g.uncollectable),
+                             "threshold", static_cast<long long>(g.threshold), "seconds", g.seconds,
+                             "longest_seconds", g.longest_seconds);
+    });
+}
+
+// A limit argument: a whole number from 0, or None for every row.
+inline bool parse_limit(PyObject* value, const char* who, std::size_t& out) {
+    if (value == nullptr || value == Py_None) {
+        out = SIZE_MAX;
+        return true;
+    }
+    const long long n = PyLong_Check(value) ? PyLong_AsLongLong(value) : -1;
+    if (n < 0) {
+        PyErr_Clear();
+        fail(PyExc_ValueError, std::string(who) + ": limit must be a whole number from 0, or None");
+        return false;
+    }
+    out = static_cast<std::size_t>(n);
+    return true;
+}
+
+inline PyObject* m_most_common_types(PyObject*, PyObject* args, PyObject* kwargs) {
+    static const char* keywords[] = {"limit", nullptr};
+    PyObject* limit_arg = nullptr;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:most_common_types", const_cast<char**>(keywords), &limit_arg)) {
+        return nullptr;
+    }
+    std::size_t limit = 10;
+    if (limit_arg && !parse_limit(limit_arg, "memlens.most_common_types", limit)) return nullptr;
+    return python_list(python_object_counts(limit), [](const python_type_count& row) {
+        return Py_BuildValue("(sK)", row.name.c_str(), static_cast<unsigned long long>(row.objects));
+    });
+}
+
+inline void checkpoint_dealloc(PyObject* o) {
+    delete reinterpret_cast<py_checkpoint*>(o)->data;
+    PyTypeObject* type = Py_TYPE(o);
+    PyObject_Free(o);
+    Py_DECREF(type);
+}
+
+inline PyObject* m_type_checkpoint(PyObject*, PyObject*) {
+    py_checkpoint* o = PyObject_New(py_checkpoint, checkpoint_type);
+    if (!o) return nullptr;
+    o->data = nullptr;
+    try {
+        o->data = new python_object_checkpoint();
+    } catch (...) {
+        Py_DECREF(o);
+        return from_exception();
+    }
+    return reinterpret_cast<PyObject*>(o);
+}
+
+inline PyObject* checkpoint_growth(PyObject* o, PyObject* args, PyObject* kwargs) {
+    static const char* keywords[] = {"limit", nullptr};
+    PyObject* limit_arg = nullptr;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:growth", const_cast<char**>(keywords), &limit_arg)) {
+        return nullptr;
+    }
+    std::size_t limit = 10;
+    if (limit_arg && !parse_limit(limit_arg, "TypeCheckpoint.growth", limit)) return nullptr;
+    return python_list(reinterpret_cast<py_checkpoint*>(o)->data->growth(limit), [](const type_growth& row) {
+        return Py_BuildValue("(sKK)", row.name.c_str(), static_cast<unsigned long long>(row.instances),
+                             static_cast<unsigned long long>(row.growth));
+    });
+}
+
+inline PyObject* checkpoint_reset(PyObject* o, PyObject*) {
+    reinterpret_cast<py_checkpoint*>(o)->data->reset();
+    Py_RETURN_NONE;
+}
+
 // The python.* figures, one domain after another.
 struct python_figures {
     memory_stats domain[3];
@@ -1075,10 +1160,37 @@ inline PyObject* create_module() {
          "of the value beside them. Runs gc.collect() (which empties CPython's free lists) and one "
          "warm-up call kept alive, so that the measured call's temporaries come from the free lists "
          "and its value from the allocator."},
+        {"gc_stats", m_gc_stats, METH_NOARGS,
+         "gc_stats() -> list of dicts (generation, collections, collected, uncollectable, threshold, "
+         "seconds, longest_seconds), one per generation of the cyclic garbage collector, youngest first: "
+         "totals since memlens began to watch gc (when it was imported)."},
+        {"most_common_types", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&m_most_common_types)),
+         METH_VARARGS | METH_KEYWORDS,
+         "most_common_types(limit=10) -> list of (type name, objects), most first, over the objects "
+         "gc.get_objects() gives (containers and class instances), as objgraph's most_common_types; "
+         "limit=None for every type."},
+        {"type_checkpoint", m_type_checkpoint, METH_NOARGS,
+         "type_checkpoint() -> TypeCheckpoint: the objects of each type now; its growth(limit=10) lists "
+         "(type name, objects, rise) for the types with more objects since, largest rise first, as "
+         "objgraph's show_growth."},
         {"compare_footprints", m_compare_footprints, METH_O,
          "compare_footprints({name: factory}) -> list of dicts (name, bytes, blocks, getsizeof), one "
          "per factory measured as footprint() does, fewest bytes first."},
         {nullptr, nullptr, 0, nullptr}};
+    static PyMethodDef checkpoint_methods[] = {
+        {"growth", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&checkpoint_growth)),
+         METH_VARARGS | METH_KEYWORDS,
+         "growth(limit=10) -> list of (type name, objects, rise): the types with more objects than at "
+         "the checkpoint, largest rise first; limit=None for every one. Does not move the checkpoint."},
+        {"reset", checkpoint_reset, METH_NOARGS, "reset(): counts every type's objects now, as the new checkpoint."},
+        {nullptr, nullptr, 0, nullptr}};
+    static PyType_Slot checkpoint_slots[] = {
+        {Py_tp_dealloc, reinterpret_cast<void*>(&checkpoint_dealloc)},
+        {Py_tp_methods, checkpoint_methods},
+        {Py_tp_doc, const_cast<char*>("The Python objects of each type at one moment (memlens.type_checkpoint()).")},
+        {0, nullptr}};
+    static PyType_Spec checkpoint_spec = {"memlens.TypeCheckpoint", sizeof(py_checkpoint), 0,
+                                          Py_TPFLAGS_DEFAULT, checkpoint_slots};
     static PyModuleDef definition = {
         PyModuleDef_HEAD_INIT, "memlens",
         "memlens for Python code: exact figures per memlens domain (Python's allocators count into "
@@ -1090,9 +1202,12 @@ inline PyObject* create_module() {
     // Python's allocations reach the process's state through this copy's hooks: its events must
     // be able to take the peak snapshot when the settings ask for one.
     install_peak_capturer();
+    // Collections are rare beside allocations and each costs the callback a few calls, so the
+    // module watches gc from the start, as a host that includes memlens's reports would.
+    watch_python_gc();
     if (!create_type(scope_spec, scope_type) || !create_type(enter_spec, enter_type) ||
         !create_type(descriptor_spec, descriptor_type) || !create_type(profiled_spec, profiled_type) ||
-        !create_type(snapshot_spec, snapshot_type)) {
+        !create_type(snapshot_spec, snapshot_type) || !create_type(checkpoint_spec, checkpoint_type)) {
         return nullptr;
     }
     PyObject* descriptor = reinterpret_cast<PyObject*>(PyObject_New(py_descriptor, descriptor_type));
@@ -1101,7 +1216,7 @@ inline PyObject* create_module() {
     if (!set) return nullptr;
     PyObject* module = PyModule_Create(&definition);
     if (!module) return nullptr;
-    for (PyTypeObject* type : {scope_type, profiled_type, snapshot_type}) {
+    for (PyTypeObject* type : {scope_type, profiled_type, snapshot_type, checkpoint_type}) {
         const char* dot = std::strrchr(type->tp_name, '.');
         Py_INCREF(type);
         if (PyModule_AddObject(module, dot + 1, reinterpret_cast<PyObject*>(type)) != 0) {

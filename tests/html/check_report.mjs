@@ -176,10 +176,15 @@ try {
     lines: document.querySelectorAll("#timeline polyline").length,
     rows: document.querySelectorAll("#sites tbody tr").length,
     advice: document.querySelectorAll("#advice li").length,
+    generations: JSON.parse(document.getElementById("memlens-data").textContent).collector.length,
+    collector: !document.getElementById("collector-section").hidden,
+    collectorRows: document.querySelectorAll("#collector tbody tr").length,
   }));
   console.log(`     timeline ${plotted.timeline ? "shown" : "absent"} (${plotted.lines} lines), ` +
     `${plotted.rows} site rows, ${plotted.advice} recommendations`);
   check(plotted.rows > 0, "the top-sites table has rows");
+  check(plotted.collector === plotted.generations > 0 && plotted.collectorRows === plotted.generations,
+    `the garbage collector's table shows its ${plotted.generations} generations (${plotted.collectorRows} rows)`);
 
   if (figures) {
     const onPage = await page.evaluate(() => {

@@ -341,6 +341,92 @@ class Footprints(unittest.TestCase):
             memlens.footprint(lambda: 1 / 0)
 
 
+class Cycle:
+    def __init__(self):
+        self.me = self
+
+
+class Blob:
+    pass
+
+
+class GrowingBlob:
+    pass
+
+
+class Collector(unittest.TestCase):
+    def test_a_full_collection_is_counted_with_what_it_freed(self):
+        gc.disable()
+        try:
+            before = memlens.gc_stats()
+            cycles = [Cycle() for _ in range(250)]
+            del cycles
+            found = gc.collect()
+            after = memlens.gc_stats()
+        finally:
+            gc.enable()
+        self.assertEqual([g["generation"] for g in after], [0, 1, 2])
+        self.assertEqual(after[2]["collections"] - before[2]["collections"], 1)
+        # gc.collect() returns the unreachable objects it found, freed or not.
+        freed = after[2]["collected"] - before[2]["collected"]
+        stuck = after[2]["uncollectable"] - before[2]["uncollectable"]
+        self.assertEqual(freed + stuck, found)
+        self.assertGreaterEqual(freed, 250)
+        self.assertGreater(after[2]["seconds"], before[2]["seconds"])
+        self.assertGreater(after[2]["longest_seconds"], 0)
+        for g, limit in enumerate(gc.get_threshold()):
+            self.assertEqual(after[g]["threshold"], limit)
+
+    def test_the_figures_reach_the_reports(self):
+        gc.collect()
+        with tempfile.TemporaryDirectory() as folder:
+            memlens.write_report(os.path.join(folder, "r.json"))
+            memlens.write_report(os.path.join(folder, "r.txt"))
+            with open(os.path.join(folder, "r.json")) as f:
+                collector = json.load(f)["collector"]
+            with open(os.path.join(folder, "r.txt")) as f:
+                text = f.read()
+        self.assertEqual([g["generation"] for g in collector], [0, 1, 2])
+        self.assertGreaterEqual(collector[2]["collections"], 1)
+        self.assertIn("Garbage collector", text)
+
+    def test_gc_holds_one_memlens_callback(self):
+        names = [getattr(c, "__name__", "") for c in gc.callbacks]
+        self.assertEqual(names.count("memlens_gc_callback"), 1)
+
+
+class ObjectTypes(unittest.TestCase):
+    def test_counts_are_gc_get_objects_tallied_by_type(self):
+        blobs = [Blob() for _ in range(1000)]
+        counts = dict(memlens.most_common_types(None))
+        tally = {}
+        for o in gc.get_objects():
+            tally[type(o).__name__] = tally.get(type(o).__name__, 0) + 1
+        self.assertEqual(counts["Blob"], 1000)
+        self.assertEqual(tally["Blob"], 1000)
+        self.assertEqual(counts.get("Cycle", 0), tally.get("Cycle", 0))
+        top = memlens.most_common_types(3)
+        self.assertEqual(len(top), 3)
+        self.assertEqual([n for _, n in top], sorted((n for _, n in top), reverse=True))
+        self.assertEqual(len(blobs), 1000)
+
+    def test_a_checkpoint_names_the_type_that_grew(self):
+        checkpoint = memlens.type_checkpoint()
+        kept = [GrowingBlob() for _ in range(123)]
+        growth = checkpoint.growth(None)
+        self.assertIn(("GrowingBlob", 123, 123), growth)
+        checkpoint.reset()
+        self.assertNotIn("GrowingBlob", [name for name, _, _ in checkpoint.growth(None)])
+        kept.extend(GrowingBlob() for _ in range(7))
+        self.assertIn(("GrowingBlob", 130, 7), checkpoint.growth(None))
+
+    def test_bad_limits(self):
+        with self.assertRaisesRegex(ValueError, "limit must be a whole number"):
+            memlens.most_common_types(-1)
+        with self.assertRaisesRegex(ValueError, "limit must be a whole number"):
+            memlens.type_checkpoint().growth("ten")
+
+
 class Documentation(unittest.TestCase):
     def test_everything_public_has_a_docstring(self):
         self.assertTrue(memlens.__doc__)

@@ -3,6 +3,7 @@
 // pymalloc, PYTHONMALLOC=malloc and PYTHONMALLOC=debug. The runner is the suite's (main.cpp); a
 // listener starts the interpreter before the first test and finalizes it after the last.
 #include <memlens/sources/python.hpp>
+#include <memlens/observe/sites.hpp>
 
 #include <cstdint>
 #include <cstdio>
@@ -83,6 +84,24 @@ void call(PyObject* function) {
     PyObject* result = PyObject_CallNoArgs(function);
     REQUIRE(result);
     Py_DECREF(result);
+}
+
+// How many of gc.callbacks are memlens's.
+long memlens_callbacks() {
+    PyObject* gc = PyImport_ImportModule("gc");
+    REQUIRE(gc);
+    PyObject* callbacks = PyObject_GetAttrString(gc, "callbacks");
+    Py_DECREF(gc);
+    REQUIRE(callbacks);
+    long found = 0;
+    for (Py_ssize_t i = 0; i < PyList_Size(callbacks); ++i) {
+        PyObject* name = PyObject_GetAttrString(PyList_GetItem(callbacks, i), "__name__");
+        if (name && PyUnicode_CompareWithASCIIString(name, "memlens_gc_callback") == 0) ++found;
+        Py_XDECREF(name);
+        PyErr_Clear();
+    }
+    Py_DECREF(callbacks);
+    return found;
 }
 
 }  // namespace
@@ -538,4 +557,56 @@ TEST_CASE("python.* current and peak agree with tracemalloc.get_traced_memory") 
     Py_DECREF(start);
     Py_DECREF(module);
     REQUIRE(memlens::install_python_hooks());
+}
+
+TEST_CASE("the garbage collector's collections reach snapshots until the watch ends") {
+    REQUIRE(memlens::watch_python_gc());
+    REQUIRE(memlens::watch_python_gc());
+    CHECK(memlens_callbacks() == 1);
+    const std::vector<memlens::collector_generation> before = memlens::take_snapshot().collector;
+    REQUIRE(before.size() == 3);
+    REQUIRE(PyRun_SimpleString("import gc\n"
+                               "class Ring:\n"
+                               "    def __init__(self): self.me = self\n"
+                               "rings = [Ring() for _ in range(40)]\n"
+                               "del rings\n"
+                               "found = gc.collect()\n") == 0);
+    const std::vector<memlens::collector_generation> after = memlens::take_snapshot().collector;
+    REQUIRE(after.size() == 3);
+    CHECK(after[2].collections == before[2].collections + 1);
+    CHECK(after[2].collected - before[2].collected >= 40);
+    CHECK(after[2].seconds > before[2].seconds);
+    CHECK(after[0].threshold == 700);
+
+    memlens::unwatch_python_gc();
+    CHECK(memlens_callbacks() == 0);
+    REQUIRE(PyRun_SimpleString("gc.collect()\n") == 0);
+    const std::vector<memlens::collector_generation> unwatched = memlens::take_snapshot().collector;
+    REQUIRE(unwatched.size() == 3);
+    CHECK(unwatched[2].collections == after[2].collections);
+    REQUIRE(memlens::watch_python_gc());
+    CHECK(memlens_callbacks() == 1);
+    memlens::unwatch_python_gc();
+}
+
+TEST_CASE("Python objects are counted by type, and a checkpoint names the type that grew") {
+    REQUIRE(PyRun_SimpleString("class Counted:\n    pass\n"
+                               "counted = [Counted() for _ in range(250)]\n") == 0);
+    const memlens::python_object_checkpoint checkpoint;
+    std::uint64_t counted = 0;
+    for (const memlens::python_type_count& row : memlens::python_object_counts()) {
+        if (row.name == "Counted") counted = row.objects;
+    }
+    CHECK(counted == 250);
+    REQUIRE(PyRun_SimpleString("counted.extend(Counted() for _ in range(30))\n") == 0);
+    bool named = false;
+    for (const memlens::type_growth& row : checkpoint.growth(SIZE_MAX)) {
+        if (row.name != "Counted") continue;
+        named = true;
+        CHECK(row.instances == 280);
+        CHECK(row.growth == 30);
+    }
+    CHECK(named);
+    CHECK(memlens::python_object_counts(2).size() == 2);
+    REQUIRE(PyRun_SimpleString("del counted\n") == 0);
 }

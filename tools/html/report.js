@@ -509,7 +509,8 @@
     return d;
   }
   // columns: { heading, field, kind }: the row's `field` shown as `kind`, one of "name", "text",
-  // "bytes", "count", "signed" (bytes with a sign), "share" (of the live bytes) or "stack".
+  // "bytes", "count", "signed" (bytes with a sign), "share" (of the live bytes), "seconds" (shown
+  // in milliseconds) or "stack".
   // `empty` says why a table has no rows.
   function table(id, columns, rows, all, empty) {
     const box = $(id);
@@ -550,6 +551,7 @@
             tr.append(td);
           } else if (kind === "count") tr.append(element("td", count(v), "n"));
           else if (kind === "share") tr.append(element("td", share(v, liveBytes), "n"));
+          else if (kind === "seconds") tr.append(element("td", (v * 1000).toFixed(1) + " ms", "n"));
           else if (kind === "signed") {
             const td = element("td", (v > 0 ? "+" : v < 0 ? "\u2212" : "") + bytes(Math.abs(v)), "n");
             td.title = (v > 0 ? "+" : v < 0 ? "\u2212" : "") + exactBytes(Math.abs(v));
@@ -609,6 +611,14 @@
   table("types", [column("type", "name", "name"), column("sizeof", "size", "count"), column("instances", "instances", "count"),
     column("bytes", "bytes", "bytes"), column("peak instances", "peak", "count"), column("constructed", "constructed", "count")],
   data.types.slice(), data.types.length);
+  if (data.collector.length > 0) {
+    $("collector-section").hidden = false;
+    table("collector", [column("generation", "generation", "count"), column("collections", "collections", "count"),
+      column("collected", "collected", "count"), column("uncollectable", "uncollectable", "count"),
+      column("threshold", "threshold", "count"), column("time", "seconds", "seconds"),
+      column("longest", "longest_seconds", "seconds")],
+    data.collector.slice(), data.collector.length);
+  }
   $("temporary-note").textContent = "An allocation is temporary when its thread frees it before making " +
     count(data.temporary_window) + " more.";
   if (data.estimated) $("estimate-note").textContent = "Sampled (one per " + bytes(data.sample_bytes) +

@@ -64,6 +64,18 @@ struct timeline_point {
     std::string label;          ///< what the program was doing; may be empty
 };
 
+/// One generation of the garbage collector of a runtime in the process (Python's gc): totals
+/// since memlens began to watch it.
+struct collector_generation {
+    std::uint32_t generation = 0;     ///< 0 is the youngest
+    std::uint64_t collections = 0;    ///< collections of this generation (each takes the younger too)
+    std::uint64_t collected = 0;      ///< unreachable objects they freed
+    std::uint64_t uncollectable = 0;  ///< unreachable objects they could not free
+    std::int64_t threshold = 0;       ///< the generation's threshold when last read
+    double seconds = 0;               ///< the time its collections took, together
+    double longest_seconds = 0;       ///< the longest of them
+};
+
 /// Which run a snapshot comes from.
 struct run_info {
     std::int64_t unix_time_ms = 0;  ///< when it was taken, in milliseconds since 1970-01-01 UTC
@@ -106,6 +118,9 @@ struct snapshot {
     std::vector<named_scope_stats> scopes;   ///< each named scope's totals (MEMLENS_SCOPE)
     std::vector<type_stats> types;           ///< each counted type's figures
     std::vector<timeline_point> timeline;    ///< points the program added; take_snapshot() adds none
+    /// The garbage collector's figures by generation, youngest first; empty when none is
+    /// watched (see watch_python_gc).
+    std::vector<collector_generation> collector;
     run_info run;                            ///< which run, program and build it comes from
     /// Resolved frames by return address: filled by symbolize(snapshot&) or by a reader, so
     /// that views of a snapshot from another process never ask this process's symbolizer.

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "../core/collector.hpp"
 #include "../core/counters.hpp"
 #include "../core/events.hpp"
 #include "../detail/index.hpp"
@@ -180,6 +181,20 @@ inline const char* mode_name(live_mode m) noexcept {
     return "?";
 }
 
+// The garbage collector's figures by generation; none while no collector is watched.
+inline std::vector<collector_generation> collector_figures() {
+    std::vector<collector_generation> out;
+    const std::uint32_t generations = collector.generations.load(std::memory_order_acquire);
+    for (std::uint32_t g = 0; g < generations && g < collector_generations; ++g) {
+        const collector_generation_counters& c = collector.generation[g];
+        out.push_back({g, c.collections.load(relaxed), c.collected.load(relaxed),
+                       c.uncollectable.load(relaxed), c.threshold.load(relaxed),
+                       static_cast<double>(c.nanoseconds.load(relaxed)) / 1e9,
+                       static_cast<double>(c.longest_nanoseconds.load(relaxed)) / 1e9});
+    }
+    return out;
+}
+
 // The process-wide figures a snapshot carries beside its allocations.
 inline void describe_process(snapshot& s) {
     s.totals = memlens::stats();
@@ -188,6 +203,7 @@ inline void describe_process(snapshot& s) {
     }
     s.scopes = named_scopes();
     s.types = most_common_types(SIZE_MAX);
+    s.collector = collector_figures();
     ::timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
     s.run.unix_time_ms = static_cast<std::int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;

@@ -29,11 +29,16 @@
 #define MEMLENS_DETAIL_PYTHON_FRAMES() 0
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include <dlfcn.h>
 #include <link.h>
@@ -41,10 +46,12 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "../core/collector.hpp"
 #include "../core/counters.hpp"
 #include "../core/events.hpp"
 #include "../core/live_table.hpp"
 #include "../core/source_frames.hpp"
+#include "../model/types.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace detail {
 
@@ -1005,5 +1012,212 @@ inline domain python_domain(PyMemAllocatorDomain d) noexcept {
     const std::size_t i = d == PYMEM_DOMAIN_RAW ? 0 : d == PYMEM_DOMAIN_MEM ? 1 : 2;
     return domain::named(detail::python_domain_names[i]);
 }
+
+namespace detail {
+
+// gc.callbacks holds this copy's callable while it watches; the "start" phase's clock reading
+// waits here for "stop". Both are touched only with the GIL held.
+MEMLENS_DETAIL_PER_COPY inline PyObject* python_gc_callable = nullptr;
+MEMLENS_DETAIL_PER_COPY inline std::uint64_t python_gc_started = 0;
+
+inline std::uint64_t python_gc_clock() noexcept {
+    ::timespec t{};
+    ::clock_gettime(CLOCK_MONOTONIC, &t);
+    return static_cast<std::uint64_t>(t.tv_sec) * 1000000000u + static_cast<std::uint64_t>(t.tv_nsec);
+}
+
+inline std::uint64_t python_gc_figure(PyObject* info, const char* key) noexcept {
+    PyObject* value = PyDict_Check(info) ? PyDict_GetItemString(info, key) : nullptr;
+    if (!value || !PyLong_Check(value)) return 0;
+    const unsigned long long n = PyLong_AsUnsignedLongLong(value);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return n;
+}
+
+// The thresholds can change at any time (gc.set_threshold), so each collection reads them.
+inline void python_gc_read_thresholds() noexcept {
+    PyObject* gc = PyImport_ImportModule("gc");
+    PyObject* limits = gc ? PyObject_CallMethod(gc, "get_threshold", nullptr) : nullptr;
+    if (limits && PyTuple_Check(limits)) {
+        const Py_ssize_t n = PyTuple_GET_SIZE(limits);
+        for (Py_ssize_t g = 0; g < n && g < static_cast<Py_ssize_t>(collector_generations); ++g) {
+            const long long limit = PyLong_AsLongLong(PyTuple_GET_ITEM(limits, g));
+            if (!PyErr_Occurred()) collector.generation[g].threshold.store(limit, relaxed);
+        }
+    }
+    Py_XDECREF(limits);
+    Py_XDECREF(gc);
+    PyErr_Clear();
+}
+
+// gc calls this with ("start" | "stop", {"generation", "collected", "uncollectable"}). An
+// exception raised here would surface in unrelated code, so none is.
+inline PyObject* python_gc_phase(PyObject*, PyObject* const* args, Py_ssize_t nargs) noexcept {
+    if (nargs == 2 && PyUnicode_Check(args[0])) {
+        if (PyUnicode_CompareWithASCIIString(args[0], "start") == 0) {
+            python_gc_started = python_gc_clock();
+        } else if (PyUnicode_CompareWithASCIIString(args[0], "stop") == 0 && python_gc_started != 0) {
+            const std::uint64_t took = python_gc_clock() - python_gc_started;
+            python_gc_started = 0;
+            python_gc_read_thresholds();
+            count_collection(static_cast<std::uint32_t>(python_gc_figure(args[1], "generation")),
+                             python_gc_figure(args[1], "collected"),
+                             python_gc_figure(args[1], "uncollectable"), took);
+        }
+    }
+    PyErr_Clear();
+    Py_RETURN_NONE;
+}
+
+MEMLENS_DETAIL_PER_COPY inline PyMethodDef python_gc_method{
+    "memlens_gc_callback", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&python_gc_phase)),
+    METH_FASTCALL, "Counts the collections of the gc module into memlens's snapshots."};
+
+inline PyObject* python_gc_callbacks() noexcept {
+    PyObject* gc = PyImport_ImportModule("gc");
+    PyObject* callbacks = gc ? PyObject_GetAttrString(gc, "callbacks") : nullptr;
+    Py_XDECREF(gc);
+    if (callbacks && !PyList_Check(callbacks)) Py_CLEAR(callbacks);
+    return callbacks;
+}
+
+// The short name of `type`, as type(o).__name__ gives it.
+inline const char* python_type_name(PyTypeObject* type) noexcept {
+    const char* name = type->tp_name;
+    const char* dot = std::strrchr(name, '.');
+    return dot ? dot + 1 : name;
+}
+
+}  // namespace detail
+
+/// Counts each collection of Python's cyclic garbage collector (through gc.callbacks): per
+/// generation, collections, objects collected and uncollectable, the time they took and the
+/// thresholds, which snapshots then carry (snapshot::collector) into every report. Call it with
+/// the GIL held after the interpreter is initialised. Watched already, by this or another copy
+/// of memlens in the process: does nothing, true. Returns false, changing nothing, when the gc
+/// module cannot be reached (the Python error is cleared).
+inline bool watch_python_gc() noexcept {
+    using namespace detail;
+    if (collector.watched.load(std::memory_order_acquire)) return true;
+    PyObject* callbacks = python_gc_callbacks();
+    PyObject* callable = callbacks ? PyCFunction_New(&python_gc_method, nullptr) : nullptr;
+    const bool added = callable && PyList_Append(callbacks, callable) == 0;
+    Py_XDECREF(callbacks);
+    if (!added) {
+        Py_XDECREF(callable);
+        PyErr_Clear();
+        return false;
+    }
+    python_gc_callable = callable;
+    python_gc_read_thresholds();
+    collector.generations.store(3, std::memory_order_release);
+    collector.watched.store(true, std::memory_order_release);
+    return true;
+}
+
+/// Takes out of gc.callbacks what watch_python_gc() of this copy put there. The figures counted
+/// so far stay in later snapshots. GIL held. Not watching: does nothing.
+inline void unwatch_python_gc() noexcept {
+    using namespace detail;
+    if (!python_gc_callable) return;
+    if (PyObject* callbacks = python_gc_callbacks()) {
+        const Py_ssize_t at = PySequence_Index(callbacks, python_gc_callable);
+        if (at >= 0) PySequence_DelItem(callbacks, at);
+        Py_DECREF(callbacks);
+    }
+    PyErr_Clear();
+    Py_CLEAR(python_gc_callable);
+    python_gc_started = 0;
+    collector.watched.store(false, std::memory_order_release);
+}
+
+/// One Python type and how many of its objects the garbage collector tracks.
+struct python_type_count {
+    std::string name;           ///< the type's __name__
+    std::uint64_t objects = 0;  ///< its objects among gc.get_objects()
+};
+
+namespace detail {
+
+// gc.get_objects() tallied by type: only objects the collector tracks (containers and instances
+// of classes; not ints, floats or most strings), as objgraph counts them.
+inline std::vector<python_type_count> python_tally() {
+    std::vector<python_type_count> rows;
+    PyObject* gc = PyImport_ImportModule("gc");
+    PyObject* objects = gc ? PyObject_CallMethod(gc, "get_objects", nullptr) : nullptr;
+    Py_XDECREF(gc);
+    if (!objects || !PyList_Check(objects)) {
+        Py_XDECREF(objects);
+        PyErr_Clear();
+        report_error("python_object_counts: gc.get_objects() failed; no counts");
+        return rows;
+    }
+    {
+        // The tally's own memory stays out of the program's figures; the list does not, since
+        // Python's hooks counted it and must count its free.
+        guard quiet;
+        std::unordered_map<PyTypeObject*, std::uint64_t> by_type;
+        for (Py_ssize_t i = 0, n = PyList_GET_SIZE(objects); i < n; ++i) {
+            ++by_type[Py_TYPE(PyList_GET_ITEM(objects, i))];
+        }
+        std::unordered_map<std::string_view, std::uint64_t> by_name;
+        for (const auto& entry : by_type) by_name[python_type_name(entry.first)] += entry.second;
+        for (const auto& entry : by_name) rows.push_back({std::string(entry.first), entry.second});
+        std::sort(rows.begin(), rows.end(), [](const python_type_count& a, const python_type_count& b) {
+            return a.objects != b.objects ? a.objects > b.objects : a.name < b.name;
+        });
+    }
+    Py_DECREF(objects);
+    return rows;
+}
+
+}  // namespace detail
+
+/// Up to `limit` Python types by how many of their objects the garbage collector tracks, most
+/// first (objgraph's most_common_types): the objects of gc.get_objects(), so containers and
+/// class instances, not ints, floats or most strings. Types that share a __name__ share a row.
+/// GIL held. Allocates.
+inline std::vector<python_type_count> python_object_counts(std::size_t limit = SIZE_MAX) {
+    std::vector<python_type_count> rows = detail::python_tally();
+    if (rows.size() > limit) rows.resize(limit);
+    return rows;
+}
+
+/// The Python objects of each type at one moment, to see which types grew since then
+/// (objgraph's show_growth), as type_checkpoint does for counted C++ types. GIL held.
+class python_object_checkpoint {
+public:
+    /// Counts every type's objects now.
+    python_object_checkpoint() : counts_(detail::python_tally()) {}
+
+    /// Counts every type's objects now, replacing the checkpoint.
+    void reset() { counts_ = detail::python_tally(); }
+
+    /// Up to `limit` types with more objects now than at the checkpoint, the largest rise first
+    /// (types new since count from 0). Does not move the checkpoint. Allocates.
+    std::vector<type_growth> growth(std::size_t limit = 10) const {
+        const std::vector<python_type_count> counts = detail::python_tally();
+        detail::guard quiet;
+        std::vector<type_growth> rows;
+        for (const python_type_count& now : counts) {
+            std::uint64_t before = 0;
+            for (const python_type_count& then : counts_) {
+                if (then.name == now.name) before = then.objects;
+            }
+            if (now.objects > before) rows.push_back({now.name, now.objects, now.objects - before});
+        }
+        std::sort(rows.begin(), rows.end(), [](const type_growth& a, const type_growth& b) {
+            return a.growth != b.growth ? a.growth > b.growth : a.name < b.name;
+        });
+        if (rows.size() > limit) rows.resize(limit);
+        return rows;
+    }
+
+private:
+    std::vector<python_type_count> counts_;
+};
 
 MEMLENS_NAMESPACE_END

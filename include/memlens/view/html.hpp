@@ -234,6 +234,8 @@ inline void append_json_figures(std::string& out, const memory_stats& m) {
 //   domains [{name, current, peak, total, allocs, frees}],
 //   types [{name, size, instances, bytes, peak, constructed}],
 //   timeline [{seconds, current, peak, label}], recommendations [{rule, figure, advice}],
+//   collector [{generation, collections, collected, uncollectable, threshold, seconds,
+//               longest_seconds}],
 //   names {shared_prefix[], suffix[], file[], line[], files[]}  (columns, one entry per name).
 // Frames are name numbers; in stacks.frames, -1 stands for the next name not seen before.
 inline void append_html_data(std::string& out, const snapshot& s, const html_options& options) {
@@ -591,6 +593,26 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
         append_script_string(out, p.label);
         out += '}';
     }
+    out += "],\"collector\":[";
+    for (std::size_t i = 0; i < s.collector.size(); ++i) {
+        const collector_generation& g = s.collector[i];
+        if (i) out += ',';
+        out += "{\"generation\":";
+        append_json_uint(out, g.generation);
+        out += ",\"collections\":";
+        append_json_uint(out, g.collections);
+        out += ",\"collected\":";
+        append_json_uint(out, g.collected);
+        out += ",\"uncollectable\":";
+        append_json_uint(out, g.uncollectable);
+        out += ",\"threshold\":";
+        append_json_number(out, static_cast<double>(g.threshold));
+        out += ",\"seconds\":";
+        append_json_number(out, g.seconds);
+        out += ",\"longest_seconds\":";
+        append_json_number(out, g.longest_seconds);
+        out += '}';
+    }
     out += "],\"recommendations\":[";
     const std::vector<recommendation> advice =
         recommend(s, resolved, top_sites.empty() ? nullptr : &top_sites[site_order.front()], live.bytes);
@@ -661,6 +683,8 @@ inline std::string html_document(const snapshot& s, const html_options& options)
            "<h2>Named scopes</h2><div id=\"scopes\"></div>\n"
            "<h2>Domains</h2><div id=\"domains\"></div>\n"
            "<h2>Counted types</h2><div id=\"types\"></div>\n"
+           "<section id=\"collector-section\" hidden><h2>Garbage collector</h2>"
+           "<div id=\"collector\"></div></section>\n"
            "</main>\n<div id=\"tip\"></div>\n"
            "<script type=\"application/json\" id=\"memlens-data\">";
     append_html_data(out, s, options);

@@ -569,7 +569,8 @@ R"memlens_asset(      const dot = add("circle", { cx: px, cy: y(p.current), r: 3
     return d;
   }
   // columns: { heading, field, kind }: the row's `field` shown as `kind`, one of "name", "text",
-  // "bytes", "count", "signed" (bytes with a sign), "share" (of the live bytes) or "stack".
+  // "bytes", "count", "signed" (bytes with a sign), "share" (of the live bytes), "seconds" (shown
+  // in milliseconds) or "stack".
   // `empty` says why a table has no rows.
   function table(id, columns, rows, all, empty) {
     const box = $(id);
@@ -610,6 +611,7 @@ R"memlens_asset(      const dot = add("circle", { cx: px, cy: y(p.current), r: 3
             tr.append(td);
           } else if (kind === "count") tr.append(element("td", count(v), "n"));
           else if (kind === "share") tr.append(element("td", share(v, liveBytes), "n"));
+          else if (kind === "seconds") tr.append(element("td", (v * 1000).toFixed(1) + " ms", "n"));
           else if (kind === "signed") {
             const td = element("td", (v > 0 ? "+" : v < 0 ? "\u2212" : "") + bytes(Math.abs(v)), "n");
             td.title = (v > 0 ? "+" : v < 0 ? "\u2212" : "") + exactBytes(Math.abs(v));
@@ -625,13 +627,13 @@ R"memlens_asset(      const dot = add("circle", { cx: px, cy: y(p.current), r: 3
     fill();
     box.append(t);
     if (limit < rows.length) {
-      const more = element("button", "Show all " + count(rows.length) + " rows");
+)memlens_asset",
+R"memlens_asset(      const more = element("button", "Show all " + count(rows.length) + " rows");
       more.type = "button";
       more.addEventListener("click", () => {
         limit = rows.length;
         fill();
-)memlens_asset",
-R"memlens_asset(        more.remove();
+        more.remove();
       });
       box.append(more);
     }
@@ -670,13 +672,22 @@ R"memlens_asset(        more.remove();
   table("types", [column("type", "name", "name"), column("sizeof", "size", "count"), column("instances", "instances", "count"),
     column("bytes", "bytes", "bytes"), column("peak instances", "peak", "count"), column("constructed", "constructed", "count")],
   data.types.slice(), data.types.length);
+  if (data.collector.length > 0) {
+    $("collector-section").hidden = false;
+    table("collector", [column("generation", "generation", "count"), column("collections", "collections", "count"),
+      column("collected", "collected", "count"), column("uncollectable", "uncollectable", "count"),
+      column("threshold", "threshold", "count"), column("time", "seconds", "seconds"),
+      column("longest", "longest_seconds", "seconds")],
+    data.collector.slice(), data.collector.length);
+  }
   $("temporary-note").textContent = "An allocation is temporary when its thread frees it before making " +
     count(data.temporary_window) + " more.";
   if (data.estimated) $("estimate-note").textContent = "Sampled (one per " + bytes(data.sample_bytes) +
     " on average): live figures are estimates.";
 
   plot();
-  show(kind);
+)memlens_asset",
+R"memlens_asset(  show(kind);
 
   // For scripts and tests: what the flamegraph shows now. `bytes` is a frame's width in the
   // kind's unit: bytes, or allocations for temporaries.

@@ -2,7 +2,7 @@
 // process can read it without a symbolizer) and a strict reader, for diffs across runs and CI
 // baselines. This comment is the description of the file format; other documents point here.
 //
-// Schema "memlens.snapshot", version 3
+// Schema "memlens.snapshot", version 4
 // ------------------------------------
 // One JSON object (RFC 8259) whose members come in exactly the order below. A reader may rely
 // on the order; this one refuses any other order, any member it does not know, and anything but
@@ -11,8 +11,8 @@
 // Versioning: "version" rises with every change that a reader of the previous version would
 // refuse or misread: a member added, removed, renamed or moved, a row with another field, a
 // field whose meaning, type or range changes. Readers refuse unknown members, so every
-// addition is such a change. A reader refuses the versions it does not know; this one reads 3,
-// 2 and 1. Version 2 lacks the last field of an "allocations" row (each row is one block).
+// addition is such a change. A reader refuses the versions it does not know; this one reads 4,
+// 3, 2 and 1. Version 3 lacks "collector". Version 2 also lacks the last field of an "allocations" row (each row is one block).
 // Version 1 also lacks "peak_kept", "peak_current", "inlined" and the last two fields of a
 // "sites" row; a snapshot read from it has no peak figures (snapshot::peak_kept false) and no
 // inlined calls.
@@ -27,7 +27,7 @@
 // element of a table on a line of its own; readers must not rely on white space.
 //
 //   "format"            string: "memlens.snapshot"
-//   "version"           u64: 3
+//   "version"           u64: 4
 //   "run"               object: which run the snapshot comes from
 //       "unix_time_ms"    i64: when it was taken, in milliseconds since 1970-01-01 UTC
 //       "pid"             i64: the process id
@@ -74,6 +74,16 @@
 //       "current"         u64: live bytes, every domain together
 //       "peak"            u64: the peak live bytes at that point
 //       "label"           string: what the program was doing; may be empty
+//   "collector"         array of objects, one per generation of the garbage collector of a
+//                       runtime in the process (Python's gc), youngest first; empty when none
+//                       was watched. Totals since memlens began to watch it:
+//       "generation"      u32: 0 for the youngest
+//       "collections"     u64: collections of this generation (each takes the younger too)
+//       "collected"       u64: unreachable objects they freed
+//       "uncollectable"   u64: unreachable objects they could not free
+//       "threshold"       i64: the generation's threshold when last read
+//       "seconds"         f64: the time its collections took, together
+//       "longest_seconds" f64: the longest of them
 //   "modules"           array of strings: the paths of the executables and shared objects that
 //                       symbols lie in, each once; "" for addresses in none of them
 //   "symbols"           array of rows [address, function, file, line, module, offset]: one per
@@ -227,6 +237,17 @@ void point_members(Visit& v, Point& p) {
     v.field("label", p.label);
 }
 
+template <class Visit, class Generation>
+void collector_members(Visit& v, Generation& g) {
+    v.field("generation", g.generation);
+    v.field("collections", g.collections);
+    v.field("collected", g.collected);
+    v.field("uncollectable", g.uncollectable);
+    v.field("threshold", g.threshold);
+    v.field("seconds", g.seconds);
+    v.field("longest_seconds", g.longest_seconds);
+}
+
 template <class Visit, class Frame>
 void symbol_members(Visit& v, Frame& f) {
     v.field("address", f.address);
@@ -291,6 +312,7 @@ void snapshot_members(Visit& v, Snapshot& s) {
     v.objects("scopes", "a scope", s.scopes, scope_members);
     v.objects("types", "a type", s.types, type_members);
     v.objects("timeline", "a timeline point", s.timeline, point_members);
+    if (v.since(4)) v.objects("collector", "a collector generation", s.collector, collector_members);
     v.symbol_table(s.symbols);  // "modules", "symbols" of symbol_members, "inlined" of inlined_members
     v.rows("stacks", "a stack", s.stacks, stack_members);
     v.rows("sites", "a site", s.sites, site_members);
@@ -310,7 +332,7 @@ public:
         : out_(out), extra_(extra) {}
 
     void format_and_version() {
-        out_ += "{\"format\":\"memlens.snapshot\",\"version\":3";
+        out_ += "{\"format\":\"memlens.snapshot\",\"version\":4";
         scalar_line_ = true;
     }
 
@@ -495,7 +517,7 @@ inline std::string symbolized_json_text(const snapshot& s) {
     return snapshot_json_text(s, &extra);
 }
 
-// A strict reader of the version 3, 2 and 1 schemas, walking snapshot_members as the
+// A strict reader of the version 4, 3, 2 and 1 schemas, walking snapshot_members as the
 // writer does.
 // It never recurses (the schema has a fixed depth), and everything it allocates holds what it
 // has read, so memory is bounded by the input.
@@ -524,8 +546,8 @@ public:
         key("version");
         const std::size_t version_at = position();
         const std::uint64_t version = whole("version", std::numeric_limits<std::uint64_t>::max());
-        if (version < 1 || version > 3) {
-            fail_at(version_at, "expected version 3, 2 or 1 (the versions this reader knows), found " +
+        if (version < 1 || version > 4) {
+            fail_at(version_at, "expected version 4, 3, 2 or 1 (the versions this reader knows), found " +
                                     std::to_string(version));
         }
         version_ = version;
@@ -1052,7 +1074,7 @@ private:
 
 }  // namespace detail
 
-/// The JSON text of `s` in the "memlens.snapshot" version 3 schema (see the top of this
+/// The JSON text of `s` in the "memlens.snapshot" version 4 schema (see the top of this
 /// header). Symbolizes `s` first (a copy: pass an rvalue to avoid it), so that the text carries
 /// every frame's function, file:line and module and any process can read it. Allocates the
 /// text, about 50 bytes per live allocation.
@@ -1073,7 +1095,7 @@ inline void write_json(const snapshot& s, const std::string& path) {
 }
 
 /// The snapshot that `text` holds. Throws json_error, naming the line, column and byte offset
-/// and what was expected there, for anything but a complete "memlens.snapshot" version 3, 2 or 1
+/// and what was expected there, for anything but a complete "memlens.snapshot" version 4, 3, 2 or 1
 /// document (truncated, corrupt, another format or version, numbers out of range, frames
 /// missing from "symbols"). Never recurses; memory is bounded by the size of `text`.
 inline snapshot from_json(std::string_view text) {

@@ -285,6 +285,20 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
         out += format_table({{"type"}, {"instances", true}, {"bytes", true}, {"peak", true}}, cells,
                             "  ", colour);
     }
+    cells.clear();
+    for (const collector_generation& g : s.collector) {
+        append_cells(cells, {number(g.generation), digits(g.collections), digits(g.collected),
+                             digits(g.uncollectable), g.threshold < 0 ? std::string("-") : concat({number(static_cast<std::uint64_t>(g.threshold))}),
+                             concat({tenths(g.seconds * 1e3), " ms"}),
+                             concat({tenths(g.longest_seconds * 1e3), " ms"})});
+    }
+    if (!cells.empty()) {
+        section("Garbage collector");
+        out += format_table({{"generation", true}, {"collections", true}, {"collected", true},
+                             {"uncollectable", true}, {"threshold", true}, {"time", true},
+                             {"longest", true}},
+                            cells, "  ", colour);
+    }
     return out;
 }
 
