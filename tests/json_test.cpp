@@ -110,6 +110,11 @@ void require_same(const memlens::snapshot& a, const memlens::snapshot& b) {
         REQUIRE(x.peak == y.peak);
         REQUIRE(x.label == y.label);
     }
+    REQUIRE(a.pools.size() == b.pools.size());
+    for (std::size_t i = 0; i < a.pools.size(); ++i) {
+        REQUIRE(a.pools[i].name == b.pools[i].name);
+        require_same_stats(a.pools[i].figures, b.pools[i].figures);
+    }
     REQUIRE(a.collector.size() == b.collector.size());
     for (std::size_t i = 0; i < a.collector.size(); ++i) {
         const memlens::collector_generation &x = a.collector[i], &y = b.collector[i];
@@ -184,8 +189,8 @@ memlens::snapshot hand_built() {
 // snapshot.json can follow: three stacks over five frames (one unmapped, one in a library
 // without debug information), one sampled allocation, one allocation without a stack, a
 // timeline point that was not finite, strings that need escapes, figures at the peak, and one
-// row standing for the live blocks of a site (version 3), and two garbage collector generations
-// (version 4). Without those it is what tests/golden/snapshot_v3.json holds; without the site
+// row standing for the live blocks of a site (version 3), two garbage collector generations and
+// a runtime's pool (version 4). Without those it is what tests/golden/snapshot_v3.json holds; without the site
 // row too, what tests/golden/snapshot_v2.json holds; without the peak figures and inlined calls too, what
 // tests/golden/snapshot_v1.json (the version 1 schema) holds.
 memlens::snapshot golden_snapshot(bool with_peak = true, bool with_site_row = true, bool with_collector = true) {
@@ -238,7 +243,10 @@ memlens::snapshot golden_snapshot(bool with_peak = true, bool with_site_row = tr
                      {0x5100, 1000, 2, 7, 2, 3, true},
                      {0x5200, 16, 1, 0, 0, 1, false}};
     if (with_site_row) s.allocations.push_back({0, 4000, 0, 1, 0, 0, false, 5});
-    if (with_collector) s.collector = {{0, 120, 3500, 0, 700, 0.25, 0.0125}, {1, 10, 40, 2, 10, 0.5, 0.125}};
+    if (with_collector) {
+        s.collector = {{0, 120, 3500, 0, 700, 0.25, 0.0125}, {1, 10, 40, 2, 10, 0.5, 0.125}};
+        s.pools = {{"python.arenas", {3145728, 5242880, 9437184, 9, 6}}};
+    }
     return s;
 }
 

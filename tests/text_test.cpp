@@ -150,11 +150,16 @@ TEST_CASE("the summary shows totals, live allocations, top sites, domains, scope
           "  order         10  240 B    12\n");
 }
 
-TEST_CASE("the summary shows the garbage collector's generations when one was watched", "[text]") {
+TEST_CASE("the summary shows runtime pools and the garbage collector's generations", "[text]") {
     memlens::snapshot s;
+    s.pools = {{"python.arenas", {3145728, 5242880, 9437184, 9, 6}}};
     s.collector = {{0, 1200, 35000, 0, 700, 0.0123, 0.0004}, {1, 109, 2100, 0, 10, 0.0206, 0.0011},
                    {2, 3, 48000, 2, 10, 0.25, 0.1234}};
     CHECK(memlens::format_summary(s) ==
+          "Runtime pools (the domains' blocks are carved from these; not in the totals)\n"
+          "  pool           current     peak    total  pieces  frees\n"
+          "  python.arenas  3.0 MiB  5.0 MiB  9.0 MiB       9      6\n"
+          "\n"
           "Garbage collector\n"
           "  generation  collections  collected  uncollectable  threshold      time   longest\n"
           "           0        1,200     35,000              0        700   12.3 ms    0.4 ms\n"

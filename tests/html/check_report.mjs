@@ -179,12 +179,17 @@ try {
     generations: JSON.parse(document.getElementById("memlens-data").textContent).collector.length,
     collector: !document.getElementById("collector-section").hidden,
     collectorRows: document.querySelectorAll("#collector tbody tr").length,
+    poolCount: JSON.parse(document.getElementById("memlens-data").textContent).pools.length,
+    pools: !document.getElementById("pools-section").hidden,
+    poolRows: document.querySelectorAll("#pools tbody tr").length,
   }));
   console.log(`     timeline ${plotted.timeline ? "shown" : "absent"} (${plotted.lines} lines), ` +
     `${plotted.rows} site rows, ${plotted.advice} recommendations`);
   check(plotted.rows > 0, "the top-sites table has rows");
   check(plotted.collector === plotted.generations > 0 && plotted.collectorRows === plotted.generations,
     `the garbage collector's table shows its ${plotted.generations} generations (${plotted.collectorRows} rows)`);
+  check(plotted.pools === plotted.poolCount > 0 && plotted.poolRows === plotted.poolCount,
+    `the runtime pools' table shows its ${plotted.poolCount} pools (${plotted.poolRows} rows)`);
 
   if (figures) {
     const onPage = await page.evaluate(() => {

@@ -100,6 +100,7 @@ inline memlens::snapshot synthetic_snapshot(std::size_t sites, std::size_t alloc
         const std::uint64_t peak = s.timeline.empty() ? current : std::max(s.timeline.back().peak, current);
         s.timeline.push_back({i * 0.01, current, peak, i % 100 == 0 ? "round " + std::to_string(i / 100) : ""});
     }
+    s.pools.push_back({"python.arenas", {live / 4, live / 2, live, 40, 30}});
     for (std::uint32_t g = 0; g < 3; ++g) {
         s.collector.push_back({g, 1000u >> (3 * g), 20000u >> g, g, 700 >> g, 0.5 / (g + 1), 0.01 * (g + 1)});
     }

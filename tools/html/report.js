@@ -611,6 +611,12 @@
   table("types", [column("type", "name", "name"), column("sizeof", "size", "count"), column("instances", "instances", "count"),
     column("bytes", "bytes", "bytes"), column("peak instances", "peak", "count"), column("constructed", "constructed", "count")],
   data.types.slice(), data.types.length);
+  if (data.pools.length > 0) {
+    $("pools-section").hidden = false;
+    table("pools", [column("pool", "name", "name"), column("current", "current", "bytes"), column("peak", "peak", "bytes"),
+      column("total", "total", "bytes"), column("pieces", "allocs", "count"), column("frees", "frees", "count")],
+    data.pools.slice(), data.pools.length);
+  }
   if (data.collector.length > 0) {
     $("collector-section").hidden = false;
     table("collector", [column("generation", "generation", "count"), column("collections", "collections", "count"),

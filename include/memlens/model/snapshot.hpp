@@ -121,6 +121,10 @@ struct snapshot {
     /// The garbage collector's figures by generation, youngest first; empty when none is
     /// watched (see watch_python_gc).
     std::vector<collector_generation> collector;
+    /// Memory that runtimes in the process keep in pools of their own and carve some domain's
+    /// blocks from (pymalloc's arenas, "python.arenas", hold what python.mem and python.obj
+    /// count): beside the domains, not in `totals`, so that each byte counts once.
+    std::vector<domain_figures> pools;
     run_info run;                            ///< which run, program and build it comes from
     /// Resolved frames by return address: filled by symbolize(snapshot&) or by a reader, so
     /// that views of a snapshot from another process never ask this process's symbolizer.

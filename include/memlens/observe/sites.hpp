@@ -16,7 +16,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "../core/collector.hpp"
+#include "../core/runtime.hpp"
 #include "../core/counters.hpp"
 #include "../core/events.hpp"
 #include "../detail/index.hpp"
@@ -204,6 +204,15 @@ inline void describe_process(snapshot& s) {
     s.scopes = named_scopes();
     s.types = most_common_types(SIZE_MAX);
     s.collector = collector_figures();
+    for (const runtime_pool_counters& p : runtime_pools) {
+        const char* name = p.name.load(std::memory_order_acquire);
+        if (!name) continue;
+        const std::int64_t current = p.current.load(relaxed), peak = p.peak.load(relaxed);
+        s.pools.push_back({name, {static_cast<std::size_t>(current > 0 ? current : 0),
+                                  static_cast<std::size_t>(peak > 0 ? peak : 0),
+                                  static_cast<std::size_t>(p.total.load(relaxed)),
+                                  p.allocs.load(relaxed), p.frees.load(relaxed)}});
+    }
     ::timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
     s.run.unix_time_ms = static_cast<std::int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;

@@ -46,7 +46,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "../core/collector.hpp"
+#include "../core/runtime.hpp"
 #include "../core/counters.hpp"
 #include "../core/events.hpp"
 #include "../core/live_table.hpp"

@@ -235,7 +235,7 @@ inline void append_json_figures(std::string& out, const memory_stats& m) {
 //   types [{name, size, instances, bytes, peak, constructed}],
 //   timeline [{seconds, current, peak, label}], recommendations [{rule, figure, advice}],
 //   collector [{generation, collections, collected, uncollectable, threshold, seconds,
-//               longest_seconds}],
+//               longest_seconds}], pools [{name, current, peak, total, allocs, frees}],
 //   names {shared_prefix[], suffix[], file[], line[], files[]}  (columns, one entry per name).
 // Frames are name numbers; in stacks.frames, -1 stands for the next name not seen before.
 inline void append_html_data(std::string& out, const snapshot& s, const html_options& options) {
@@ -613,7 +613,16 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
         append_json_number(out, g.longest_seconds);
         out += '}';
     }
-    out += "],\"recommendations\":[";
+        out += "],\"pools\":[";
+    for (std::size_t i = 0; i < s.pools.size(); ++i) {
+        if (i) out += ',';
+        out += "{\"name\":";
+        append_script_string(out, s.pools[i].name);
+        out += ',';
+        append_json_figures(out, s.pools[i].figures);
+        out += '}';
+    }
+out += "],\"recommendations\":[";
     const std::vector<recommendation> advice =
         recommend(s, resolved, top_sites.empty() ? nullptr : &top_sites[site_order.front()], live.bytes);
     for (std::size_t i = 0; i < advice.size(); ++i) {
@@ -683,6 +692,9 @@ inline std::string html_document(const snapshot& s, const html_options& options)
            "<h2>Named scopes</h2><div id=\"scopes\"></div>\n"
            "<h2>Domains</h2><div id=\"domains\"></div>\n"
            "<h2>Counted types</h2><div id=\"types\"></div>\n"
+           "<section id=\"pools-section\" hidden><h2>Runtime pools</h2><p class=\"note\">Memory "
+           "that runtimes keep and carve the domains' blocks from: not in the totals.</p>"
+           "<div id=\"pools\"></div></section>\n"
            "<section id=\"collector-section\" hidden><h2>Garbage collector</h2>"
            "<div id=\"collector\"></div></section>\n"
            "</main>\n<div id=\"tip\"></div>\n"

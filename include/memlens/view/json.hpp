@@ -12,7 +12,7 @@
 // refuse or misread: a member added, removed, renamed or moved, a row with another field, a
 // field whose meaning, type or range changes. Readers refuse unknown members, so every
 // addition is such a change. A reader refuses the versions it does not know; this one reads 4,
-// 3, 2 and 1. Version 3 lacks "collector". Version 2 also lacks the last field of an "allocations" row (each row is one block).
+// 3, 2 and 1. Version 3 lacks "collector" and "pools". Version 2 also lacks the last field of an "allocations" row (each row is one block).
 // Version 1 also lacks "peak_kept", "peak_current", "inlined" and the last two fields of a
 // "sites" row; a snapshot read from it has no peak figures (snapshot::peak_kept false) and no
 // inlined calls.
@@ -84,6 +84,10 @@
 //       "threshold"       i64: the generation's threshold when last read
 //       "seconds"         f64: the time its collections took, together
 //       "longest_seconds" f64: the longest of them
+//   "pools"             array of objects, one per pool that a runtime in the process keeps and
+//                       carves some domain's blocks from (pymalloc's arenas): not in "totals"
+//       "name"            string: the pool's name, such as "python.arenas"
+//       "current", "peak", "total", "allocs", "frees": as in "totals", for the pool's pieces
 //   "modules"           array of strings: the paths of the executables and shared objects that
 //                       symbols lie in, each once; "" for addresses in none of them
 //   "symbols"           array of rows [address, function, file, line, module, offset]: one per
@@ -312,7 +316,10 @@ void snapshot_members(Visit& v, Snapshot& s) {
     v.objects("scopes", "a scope", s.scopes, scope_members);
     v.objects("types", "a type", s.types, type_members);
     v.objects("timeline", "a timeline point", s.timeline, point_members);
-    if (v.since(4)) v.objects("collector", "a collector generation", s.collector, collector_members);
+    if (v.since(4)) {
+        v.objects("collector", "a collector generation", s.collector, collector_members);
+        v.objects("pools", "a pool", s.pools, domain_members);
+    }
     v.symbol_table(s.symbols);  // "modules", "symbols" of symbol_members, "inlined" of inlined_members
     v.rows("stacks", "a stack", s.stacks, stack_members);
     v.rows("sites", "a site", s.sites, site_members);

@@ -286,6 +286,18 @@ inline std::string format_summary(const snapshot& s, const summary_options& opti
                             "  ", colour);
     }
     cells.clear();
+    for (const domain_figures& d : s.pools) {
+        const memory_stats& f = d.figures;
+        append_cells(cells, {d.name, compact(f.current), compact(f.peak), compact(f.total),
+                             digits(f.allocs), digits(f.frees)});
+    }
+    if (!cells.empty()) {
+        section("Runtime pools (the domains' blocks are carved from these; not in the totals)");
+        out += format_table({{"pool"}, {"current", true}, {"peak", true}, {"total", true},
+                             {"pieces", true}, {"frees", true}},
+                            cells, "  ", colour);
+    }
+    cells.clear();
     for (const collector_generation& g : s.collector) {
         append_cells(cells, {number(g.generation), digits(g.collections), digits(g.collected),
                              digits(g.uncollectable), g.threshold < 0 ? std::string("-") : concat({number(static_cast<std::uint64_t>(g.threshold))}),
