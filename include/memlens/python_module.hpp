@@ -612,6 +612,21 @@ inline PyObject* m_domains(PyObject*, PyObject*) {
     return out;
 }
 
+inline PyObject* m_pools(PyObject*, PyObject*) {
+    PyObject* out = PyDict_New();
+    if (!out) return nullptr;
+    for (const domain_figures& p : pool_figures()) {
+        PyObject* figures = stats_dict(p.figures);
+        if (!figures || PyDict_SetItemString(out, p.name.c_str(), figures) != 0) {
+            Py_XDECREF(figures);
+            Py_DECREF(out);
+            return nullptr;
+        }
+        Py_DECREF(figures);
+    }
+    return out;
+}
+
 inline PyObject* m_reset_peak(PyObject*, PyObject*) {
     reset_peak();
     Py_RETURN_NONE;
@@ -1160,6 +1175,10 @@ inline PyObject* create_module() {
          "of the value beside them. Runs gc.collect() (which empties CPython's free lists) and one "
          "warm-up call kept alive, so that the measured call's temporaries come from the free lists "
          "and its value from the allocator."},
+        {"pools", m_pools, METH_NOARGS,
+         "pools() -> dict of each runtime pool's name to its stats() dict: memory the interpreter takes "
+         "in large pieces and carves the domains' blocks from (\"python.arenas\": pymalloc's arenas and "
+         "the frame stacks' chunks). Not in stats(), which counts each byte once."},
         {"gc_stats", m_gc_stats, METH_NOARGS,
          "gc_stats() -> list of dicts (generation, collections, collected, uncollectable, threshold, "
          "seconds, longest_seconds), one per generation of the cyclic garbage collector, youngest first: "

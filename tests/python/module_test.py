@@ -395,6 +395,16 @@ class Collector(unittest.TestCase):
         self.assertEqual(names.count("memlens_gc_callback"), 1)
 
 
+class Pools(unittest.TestCase):
+    def test_arenas_count_beside_the_domains(self):
+        before = memlens.pools()["python.arenas"]
+        small = [(i, i) for i in range(300_000)]
+        after = memlens.pools()["python.arenas"]
+        self.assertGreater(after["current"] - before["current"], 16 << 20)
+        self.assertEqual(after["allocs"] - after["frees"] > 0, True)
+        self.assertEqual(len(small), 300_000)
+
+
 class ObjectTypes(unittest.TestCase):
     def test_counts_are_gc_get_objects_tallied_by_type(self):
         blobs = [Blob() for _ in range(1000)]

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 // For the listener's base class.
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
@@ -104,6 +106,51 @@ long memlens_callbacks() {
     return found;
 }
 
+// An arena allocator under memlens's that counts on its own what CPython takes and returns
+// through it (pymalloc's 1 MiB arenas and the interpreter's frame-stack chunks), from the last
+// reset on: as memlens does after an install, a piece from before is not counted out. The
+// listener puts it in before memlens's hooks.
+PyObjectArenaAllocator underlying_arenas{};
+struct arena_counts {
+    std::uint64_t allocs = 0;
+    std::uint64_t frees = 0;
+    std::uint64_t current = 0;
+    std::uint64_t megabyte_pieces = 0;
+    std::uintptr_t live[8192] = {};
+} counted_arenas;
+
+void* counting_arena_alloc(void*, std::size_t size) {
+    void* p = underlying_arenas.alloc(underlying_arenas.ctx, size);
+    if (!p) return p;
+    for (std::uintptr_t& slot : counted_arenas.live) {
+        if (slot != 0) continue;
+        slot = reinterpret_cast<std::uintptr_t>(p);
+        ++counted_arenas.allocs;
+        counted_arenas.current += size;
+        if (size == (1u << 20)) ++counted_arenas.megabyte_pieces;
+        break;
+    }
+    return p;
+}
+
+void counting_arena_free(void*, void* p, std::size_t size) {
+    for (std::uintptr_t& slot : counted_arenas.live) {
+        if (p == nullptr || slot != reinterpret_cast<std::uintptr_t>(p)) continue;
+        slot = 0;
+        ++counted_arenas.frees;
+        counted_arenas.current -= size;
+        break;
+    }
+    underlying_arenas.free(underlying_arenas.ctx, p, size);
+}
+
+const memlens::domain_figures* arena_pool(const memlens::snapshot& s) {
+    for (const memlens::domain_figures& p : s.pools) {
+        if (p.name == "python.arenas") return &p;
+    }
+    return nullptr;
+}
+
 }  // namespace
 
 // The Python configuration reads PYTHONMALLOC; pre-initialisation sets the allocators it names,
@@ -116,6 +163,9 @@ struct python_host : Catch::TestEventListenerBase {
         PyPreConfig_InitPythonConfig(&pre);
         const PyStatus status = Py_PreInitialize(&pre);
         if (PyStatus_Exception(status)) Py_ExitStatusException(status);
+        PyObject_GetArenaAllocator(&underlying_arenas);
+        PyObjectArenaAllocator counting{nullptr, &counting_arena_alloc, &counting_arena_free};
+        PyObject_SetArenaAllocator(&counting);
         const bool installed = memlens::install_python_hooks();
         Py_InitializeEx(0);
         hooks_survived_initialization = installed;
@@ -609,4 +659,47 @@ TEST_CASE("Python objects are counted by type, and a checkpoint names the type t
     CHECK(named);
     CHECK(memlens::python_object_counts(2).size() == 2);
     REQUIRE(PyRun_SimpleString("del counted\n") == 0);
+}
+
+TEST_CASE("what CPython takes through its arena allocator counts as a pool beside the domains") {
+    const char* allocator = std::getenv("PYTHONMALLOC");
+    const bool pymalloc = !allocator || std::strcmp(allocator, "malloc") != 0;
+    // Removal counts out every piece memlens counted; from the install on, both count the same.
+    REQUIRE(memlens::remove_python_hooks());
+    counted_arenas = arena_counts{};
+    REQUIRE(memlens::install_python_hooks());
+    const memlens::domain_figures* start = arena_pool(memlens::take_snapshot());
+    REQUIRE(start);
+    const memlens::memory_stats zero = start->figures;
+    CHECK(zero.current == 0);
+    const auto same_as_counted = [&zero](const memlens::snapshot& s) {
+        const memlens::domain_figures* pool = arena_pool(s);
+        REQUIRE(pool);
+        CHECK(pool->figures.allocs - zero.allocs == counted_arenas.allocs);
+        CHECK(pool->figures.frees - zero.frees == counted_arenas.frees);
+        CHECK(pool->figures.current == counted_arenas.current);
+        CHECK(pool->figures.peak >= pool->figures.current);
+        return pool->figures;
+    };
+    const memlens::memory_stats before = same_as_counted(memlens::take_snapshot());
+    const std::uint64_t arenas_before = counted_arenas.megabyte_pieces;
+
+    REQUIRE(PyRun_SimpleString("small = [(i, i) for i in range(300000)]\n") == 0);
+    const memlens::snapshot grown = memlens::take_snapshot();
+    const memlens::memory_stats after = same_as_counted(grown);
+    if (pymalloc) {
+        // 300,000 tuples of 56 bytes and their ints fill more than 16 new 1 MiB arenas.
+        CHECK(counted_arenas.megabyte_pieces - arenas_before > 16);
+        CHECK(after.current >= before.current + (16u << 20));
+    } else {
+        CHECK(counted_arenas.megabyte_pieces == 0);
+    }
+    // The pool is beside the domains, not in the totals.
+    std::uint64_t domains = 0;
+    for (const memlens::domain_figures& d : grown.domains) domains += d.figures.current;
+    CHECK(grown.totals.current == domains);
+
+    REQUIRE(PyRun_SimpleString("del small\n") == 0);
+    same_as_counted(memlens::take_snapshot());
+    if (pymalloc) CHECK(counted_arenas.frees > 0);
 }

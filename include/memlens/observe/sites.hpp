@@ -195,6 +195,21 @@ inline std::vector<collector_generation> collector_figures() {
     return out;
 }
 
+// Each runtime pool that has been named, with its figures.
+inline std::vector<domain_figures> pool_figures() {
+    std::vector<domain_figures> out;
+    for (const runtime_pool_counters& p : runtime_pools) {
+        const char* name = p.name.load(std::memory_order_acquire);
+        if (!name) continue;
+        const std::int64_t current = p.current.load(relaxed), peak = p.peak.load(relaxed);
+        out.push_back({name, {static_cast<std::size_t>(current > 0 ? current : 0),
+                              static_cast<std::size_t>(peak > 0 ? peak : 0),
+                              static_cast<std::size_t>(p.total.load(relaxed)),
+                              p.allocs.load(relaxed), p.frees.load(relaxed)}});
+    }
+    return out;
+}
+
 // The process-wide figures a snapshot carries beside its allocations.
 inline void describe_process(snapshot& s) {
     s.totals = memlens::stats();
@@ -204,15 +219,7 @@ inline void describe_process(snapshot& s) {
     s.scopes = named_scopes();
     s.types = most_common_types(SIZE_MAX);
     s.collector = collector_figures();
-    for (const runtime_pool_counters& p : runtime_pools) {
-        const char* name = p.name.load(std::memory_order_acquire);
-        if (!name) continue;
-        const std::int64_t current = p.current.load(relaxed), peak = p.peak.load(relaxed);
-        s.pools.push_back({name, {static_cast<std::size_t>(current > 0 ? current : 0),
-                                  static_cast<std::size_t>(peak > 0 ? peak : 0),
-                                  static_cast<std::size_t>(p.total.load(relaxed)),
-                                  p.allocs.load(relaxed), p.frees.load(relaxed)}});
-    }
+    s.pools = pool_figures();
     ::timespec now{};
     ::clock_gettime(CLOCK_REALTIME, &now);
     s.run.unix_time_ms = static_cast<std::int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1000000;

@@ -886,6 +886,130 @@ inline std::uint64_t python_draw_key() noexcept {
     return key * 0x9e3779b97f4a7c15u | 1u;
 }
 
+// ---- pymalloc's arenas ----------------------------------------------------------------------
+
+// The arenas counted, by address, so that an arena from before the hooks is not counted out
+// when it is freed. Open addressing over pages memlens maps itself; CPython takes and returns
+// arenas with the GIL held, so one thread at a time touches it.
+struct python_arena_entry {
+    std::uintptr_t address;  // 0: empty; 1: removed
+    std::size_t size;
+};
+
+struct python_arena_hook {
+    PyObjectArenaAllocator previous;
+    bool installed;
+    std::atomic<bool> counting;
+    runtime_pool_counters* pool;
+    python_arena_entry* entries;
+    std::size_t capacity;  // a power of two, or 0
+    std::size_t used;      // entries not empty, removed ones included
+};
+
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline python_arena_hook python_arena{};
+
+inline std::size_t python_arena_home(std::uintptr_t address, std::size_t capacity) noexcept {
+    return static_cast<std::size_t>(((address >> 12) * 0x9e3779b97f4a7c15u) >> 20) & (capacity - 1);
+}
+
+// Rehashes into twice the room (4,096 entries at first); false when no pages can be mapped.
+inline bool python_arena_grow(python_arena_hook& h) noexcept {
+    const std::size_t capacity = h.capacity ? h.capacity * 2 : 4096;
+    auto* entries = static_cast<python_arena_entry*>(map_pages(capacity * sizeof(python_arena_entry)));
+    if (!entries) return false;
+    std::size_t used = 0;
+    for (std::size_t i = 0; i < h.capacity; ++i) {
+        const python_arena_entry e = h.entries[i];
+        if (e.address <= 1) continue;
+        std::size_t at = python_arena_home(e.address, capacity);
+        while (entries[at].address != 0) at = (at + 1) & (capacity - 1);
+        entries[at] = e;
+        ++used;
+    }
+    if (h.entries) unmap_pages(h.entries, h.capacity * sizeof(python_arena_entry));
+    h.entries = entries;
+    h.capacity = capacity;
+    h.used = used;
+    return true;
+}
+
+inline bool python_arena_insert(python_arena_hook& h, std::uintptr_t address, std::size_t size) noexcept {
+    if ((h.used + 1) * 2 > h.capacity && !python_arena_grow(h)) return false;
+    std::size_t at = python_arena_home(address, h.capacity);
+    while (h.entries[at].address > 1) at = (at + 1) & (h.capacity - 1);
+    if (h.entries[at].address == 0) ++h.used;
+    h.entries[at] = {address, size};
+    return true;
+}
+
+// The size the arena at `address` was counted with, taken out of the table; 0 when not counted.
+inline std::size_t python_arena_erase(python_arena_hook& h, std::uintptr_t address) noexcept {
+    if (h.capacity == 0) return 0;
+    for (std::size_t at = python_arena_home(address, h.capacity);; at = (at + 1) & (h.capacity - 1)) {
+        python_arena_entry& e = h.entries[at];
+        if (e.address == 0) return 0;
+        if (e.address == address) {
+            e.address = 1;
+            return e.size;
+        }
+    }
+}
+
+// The allocator under the hook maps each piece inside memlens's guard, so that the preload
+// library's mmap source leaves it to this pool: each byte is counted once. pymalloc asks from
+// inside the Python hooks, already in the guard; the interpreter's frame-stack chunks come here
+// directly.
+inline void* python_arena_alloc(void* ctx, std::size_t size) noexcept {
+    auto& h = *static_cast<python_arena_hook*>(ctx);
+    void* p;
+    {
+        guard quiet;
+        p = h.previous.alloc(h.previous.ctx, size);
+    }
+    if (p && h.pool && h.counting.load(relaxed) &&
+        python_arena_insert(h, reinterpret_cast<std::uintptr_t>(p), size)) {
+        count_pool_alloc(*h.pool, size);
+    }
+    return p;
+}
+
+inline void python_arena_free(void* ctx, void* p, std::size_t size) noexcept {
+    auto& h = *static_cast<python_arena_hook*>(ctx);
+    if (p && h.pool) {
+        if (const std::size_t counted = python_arena_erase(h, reinterpret_cast<std::uintptr_t>(p))) {
+            count_pool_free(*h.pool, counted);
+        }
+    }
+    guard quiet;
+    h.previous.free(h.previous.ctx, p, size);
+}
+
+// Wraps the arena allocator once; later installs only turn the counting back on. An arena
+// allocator set by the host after this one is left alone.
+inline void python_arenas_start() noexcept {
+    python_arena_hook& h = python_arena;
+    if (!h.installed) {
+        h.pool = runtime_pool("python.arenas");
+        PyObject_GetArenaAllocator(&h.previous);
+        PyObjectArenaAllocator mine{&h, &python_arena_alloc, &python_arena_free};
+        PyObject_SetArenaAllocator(&mine);
+        h.installed = true;
+    }
+    h.counting.store(true, relaxed);
+}
+
+// Stops counting and counts out every arena still counted, as the domains' live blocks are.
+inline void python_arenas_stop() noexcept {
+    python_arena_hook& h = python_arena;
+    h.counting.store(false, relaxed);
+    for (std::size_t i = 0; i < h.capacity; ++i) {
+        python_arena_entry& e = h.entries[i];
+        if (e.address > 1 && h.pool) count_pool_free(*h.pool, e.size);
+        e = {0, 0};
+    }
+    h.used = 0;
+}
+
 // Counts every live block of the current generation as freed: first those in the table, then
 // the headered ones, which are all the python.* domains count besides. One free per block, as
 // each would have been.
@@ -912,7 +1036,9 @@ inline void python_drain() noexcept {
 /// freed and reallocated through the hooks uncounted. Hooks that remove_python_hooks() left in
 /// place count again; a domain whose allocator is another's by then is wrapped anew. In sites
 /// mode, and for sampled allocations, stacks of MEM and OBJ allocations hold the Python frames
-/// too (see set_python_stack_depth).
+/// too (see set_python_stack_depth). pymalloc's arenas, which the MEM and OBJ blocks are carved
+/// from, count in the runtime pool "python.arenas" (snapshot::pools), not in a domain: each byte
+/// counts once.
 /// Returns false, installing nothing, when a domain cannot be named or has been wrapped anew
 /// too often (16 times). Does not allocate through the hooks.
 inline bool install_python_hooks() noexcept {
@@ -953,6 +1079,7 @@ inline bool install_python_hooks() noexcept {
         }
         h->counting.store(true, relaxed);
     }
+    python_arenas_start();
     python_counting = true;
     return true;
 }
@@ -987,6 +1114,7 @@ inline bool remove_python_hooks() noexcept {
     }
     python_generation.fetch_add(1, relaxed);
     python_drain();
+    python_arenas_stop();
     python_counting = false;
     return true;
 }

@@ -672,13 +672,20 @@ R"memlens_asset(      const more = element("button", "Show all " + count(rows.le
   table("types", [column("type", "name", "name"), column("sizeof", "size", "count"), column("instances", "instances", "count"),
     column("bytes", "bytes", "bytes"), column("peak instances", "peak", "count"), column("constructed", "constructed", "count")],
   data.types.slice(), data.types.length);
+  if (data.pools.length > 0) {
+    $("pools-section").hidden = false;
+    table("pools", [column("pool", "name", "name"), column("current", "current", "bytes"), column("peak", "peak", "bytes"),
+      column("total", "total", "bytes"), column("pieces", "allocs", "count"), column("frees", "frees", "count")],
+    data.pools.slice(), data.pools.length);
+  }
   if (data.collector.length > 0) {
     $("collector-section").hidden = false;
     table("collector", [column("generation", "generation", "count"), column("collections", "collections", "count"),
       column("collected", "collected", "count"), column("uncollectable", "uncollectable", "count"),
       column("threshold", "threshold", "count"), column("time", "seconds", "seconds"),
       column("longest", "longest_seconds", "seconds")],
-    data.collector.slice(), data.collector.length);
+)memlens_asset",
+R"memlens_asset(    data.collector.slice(), data.collector.length);
   }
   $("temporary-note").textContent = "An allocation is temporary when its thread frees it before making " +
     count(data.temporary_window) + " more.";
@@ -686,8 +693,7 @@ R"memlens_asset(      const more = element("button", "Show all " + count(rows.le
     " on average): live figures are estimates.";
 
   plot();
-)memlens_asset",
-R"memlens_asset(  show(kind);
+  show(kind);
 
   // For scripts and tests: what the flamegraph shows now. `bytes` is a frame's width in the
   // kind's unit: bytes, or allocations for temporaries.
