@@ -31,6 +31,7 @@
 #include "observe/scope.hpp"
 #include "observe/sites.hpp"
 #include "sources/heap.hpp"
+#include "sources/numpy.hpp"
 #include "sources/python.hpp"
 #include "view/report.hpp"
 #include "view/snapshot.hpp"
@@ -612,6 +613,10 @@ inline PyObject* m_domains(PyObject*, PyObject*) {
     return out;
 }
 
+// Why numpy's buffers cannot be counted goes through the error handler (standard error by
+// default); Python code checks the result.
+inline PyObject* m_count_numpy_buffers(PyObject*, PyObject*) { return PyBool_FromLong(install_numpy_hooks()); }
+
 inline PyObject* m_pools(PyObject*, PyObject*) {
     PyObject* out = PyDict_New();
     if (!out) return nullptr;
@@ -1175,6 +1180,10 @@ inline PyObject* create_module() {
          "of the value beside them. Runs gc.collect() (which empties CPython's free lists) and one "
          "warm-up call kept alive, so that the measured call's temporaries come from the free lists "
          "and its value from the allocator."},
+        {"count_numpy_buffers", m_count_numpy_buffers, METH_NOARGS,
+         "count_numpy_buffers() -> bool: counts numpy's array data buffers in the domain \"numpy\" from "
+         "now on, in this thread's context (numpy keeps its memory handler in a context variable: other "
+         "threads call it too). False when numpy cannot be imported or is older than 1.22."},
         {"pools", m_pools, METH_NOARGS,
          "pools() -> dict of each runtime pool's name to its stats() dict: memory the interpreter takes "
          "in large pieces and carves the domains' blocks from (\"python.arenas\": pymalloc's arenas and "
