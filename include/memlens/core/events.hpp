@@ -37,13 +37,14 @@ constexpr std::int64_t peak_capture_min_step = 64 * 1024;
 MEMLENS_NOINLINE inline void capture_peak() noexcept {
     // The copy's own allocations are memlens's, not the program's.
     guard quiet;
+    // A copy of the headers without the snapshot code leaves the peak to the next event that
+    // reaches a copy with it, in this process's one state, without holding up that copy.
+    void (*copy)() = peak_capturer.load(std::memory_order_acquire);
+    if (!copy) return;
     // One thread copies at a time; the others' new peaks are in the next copy.
     if (peak_capturing.exchange(true, std::memory_order_acquire)) return;
     const std::int64_t peak = core.slots[all_slot].peak.load(relaxed);
-    // A copy of the headers without the snapshot code leaves the peak to the next event that
-    // reaches a copy with it, in this process's one state.
-    void (*copy)() = peak_capturer.load(std::memory_order_acquire);
-    if (copy && peak >= next_peak_capture.load(relaxed)) {
+    if (peak >= next_peak_capture.load(relaxed)) {
         copy();
         const std::int64_t step = peak / 10 > peak_capture_min_step ? peak / 10 : peak_capture_min_step;
         next_peak_capture.store(peak + step, relaxed);
