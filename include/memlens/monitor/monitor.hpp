@@ -328,11 +328,13 @@ public:
     /// Starts sampling with `config`, the first sample at once. Throws std::invalid_argument
     /// with check_monitor_config's message for a bad configuration, std::system_error when no
     /// thread can be started.
-    explicit monitor(monitor_config config = {}) {
+    explicit monitor(const monitor_config& config = {}) {
+        // The copy of the configuration too: the program's figures are the same with a
+        // monitor as without.
+        detail::guard quiet;
         const std::string error = check_monitor_config(config);
         if (!error.empty()) throw std::invalid_argument("memlens: " + error);
-        detail::guard quiet;
-        config_ = std::move(config);
+        config_ = config;
         const std::size_t columns = config_.domain_columns;
         ring_.resize(config_.capacity);
         for (monitor_sample& s : ring_) s.domain_bytes.reserve(columns);
