@@ -655,12 +655,15 @@ TEST_CASE("a growth rule fires on sustained growth, once, and again after a paus
     std::atomic<bool> compared{false};
     memlens::monitor_config c;
     c.interval = std::chrono::milliseconds(20);
-    // 600 MiB a minute is 10 MiB a second: the rule's limit is a tenth of that.
-    c.rules.push_back(memlens::growth_above(60 * mib, std::chrono::milliseconds(100),
+    // 600 MiB a minute is 10 MiB a second: the rule's limit is a tenth of that. It clears only
+    // when the bytes stay nearly flat for a whole window, so that this thread's being descheduled
+    // for a moment (under a sanitizer, on a loaded machine) does not clear it.
+    c.rules.push_back(memlens::growth_above(60 * mib, std::chrono::milliseconds(400),
                                             [&](const memlens::alert_event& e) {
                                                 compared = e.sites_compared;
                                                 calls.fetch_add(1);
                                             }));
+    c.rules.back().hysteresis = 0.99;
     memlens::monitor m(c);
     const auto grow_for = [&](std::chrono::milliseconds span) {
         const auto start = std::chrono::steady_clock::now();
@@ -673,7 +676,7 @@ TEST_CASE("a growth rule fires on sustained growth, once, and again after a paus
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
     };
-    grow_for(std::chrono::milliseconds(600));
+    grow_for(std::chrono::milliseconds(1200));
     REQUIRE(eventually([&] { return calls.load() >= 1; }));
     CHECK(calls.load() == 1);
     CHECK_FALSE(compared.load());  // counters mode: no snapshot to compare
@@ -682,7 +685,7 @@ TEST_CASE("a growth rule fires on sustained growth, once, and again after a paus
     // Flat for a while: the rate over the window falls to 0 and the rule clears.
     REQUIRE(eventually([&] { return !m.alerts()[0].firing; }));
     CHECK(calls.load() == 1);
-    grow_for(std::chrono::milliseconds(600));
+    grow_for(std::chrono::milliseconds(1200));
     REQUIRE(eventually([&] { return calls.load() >= 2; }));
     CHECK(calls.load() == 2);
     CHECK(m.alerts()[0].times_fired == 2);

@@ -382,8 +382,9 @@ public:
     monitor(const monitor&) = delete;
     monitor& operator=(const monitor&) = delete;
 
-    /// Stops sampling and joins the thread; the timeline and alert states stay readable. Waits
-    /// for a sample or callback in progress. Idempotent; must not be called from a callback.
+    /// Stops sampling and joins the thread, then reads the scope marks left since the last
+    /// sample; the timeline and alert states stay readable. Waits for a sample or callback in
+    /// progress. Idempotent; must not be called from a callback.
     void stop() noexcept {
         {
             std::lock_guard<std::mutex> hold(wake_lock_);
@@ -401,8 +402,15 @@ public:
                 new std::thread(std::move(thread_));
             }
         }
-        if (marks_on_) detail::unwant_scope_marks();
-        marks_on_ = false;
+        if (marks_on_) {
+            // The marks since the last sample: a scope left just before stop() is on the timeline.
+            std::lock_guard<std::mutex> sampling(sample_lock_);
+            std::lock_guard<std::mutex> hold(data_lock_);
+            detail::guard quiet;
+            drain_marks();
+            detail::unwant_scope_marks();
+            marks_on_ = false;
+        }
     }
 
     /// Whether the thread still samples.

@@ -85,8 +85,9 @@ MEMLENS_NOINLINE inline void write_scope_mark(const char* name, bool entered) no
     if (slots == nullptr) return;
     const std::uint64_t position = scope_marks.head.fetch_add(1, relaxed);
     scope_mark_slot& slot = slots[position & (scope_mark_slots - 1)];
-    slot.sequence.store(0, relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
+    // Acquire: the field stores below stay after it. (Read-modify-writes rather than fences, which
+    // ThreadSanitizer does not model.)
+    slot.sequence.exchange(0, std::memory_order_acquire);
     slot.time_ns.store(monotonic_ns(), relaxed);
     const thread_record* record = this_thread.record;
     const std::uint64_t thread = record ? record->index : 0;
@@ -148,8 +149,8 @@ std::uint64_t read_scope_marks(std::uint64_t& next, F&& f) {
             const std::uint64_t word = slot.name[i].load(relaxed);
             std::memcpy(name + i * sizeof word, &word, sizeof word);
         }
-        std::atomic_thread_fence(std::memory_order_acquire);
-        if (slot.sequence.load(relaxed) != sequence) {
+        // Release: the field loads above stay before it.
+        if (slot.sequence.fetch_add(0, std::memory_order_release) != sequence) {
             ++lost;
             ++next;
             continue;

@@ -214,7 +214,7 @@ constexpr std::size_t proc_buffer_bytes = 8192;
 }  // namespace detail
 
 /// Fills rss_bytes, rss_peak_bytes, vms_bytes, swap_bytes and threads from the text of a
-/// /proc/<pid>/status file (VmRSS, VmHWM, VmSize, VmSwap, Threads); has_status once VmRSS was
+/// /proc/PID/status file (VmRSS, VmHWM, VmSize, VmSwap, Threads); has_status once VmRSS was
 /// found. Returns what was missing, naming the file as `file`. Pure; does not allocate.
 inline read_error parse_status(std::string_view text, process_figures& out,
                                const char* file = "/proc/self/status") noexcept {
@@ -232,7 +232,7 @@ inline read_error parse_status(std::string_view text, process_figures& out,
     return error;
 }
 
-/// Fills minor_faults and major_faults (fields 10 and 12) from the text of a /proc/<pid>/stat
+/// Fills minor_faults and major_faults (fields 10 and 12) from the text of a /proc/PID/stat
 /// file; has_stat once both were read. The command name in parentheses may hold spaces and
 /// parentheses: fields are counted from the last ')'. Pure; does not allocate.
 inline read_error parse_stat(std::string_view text, process_figures& out,
@@ -279,7 +279,7 @@ inline read_error parse_stat(std::string_view text, process_figures& out,
 }
 
 /// Fills pss_bytes, anonymous_bytes and file_bytes (Rss - Anonymous) from the text of a
-/// /proc/<pid>/smaps_rollup file; has_rollup once Rss was read. rss_bytes is left alone (status
+/// /proc/PID/smaps_rollup file; has_rollup once Rss was read. rss_bytes is left alone (status
 /// gives it at the same moment as the other status figures). Pure; does not allocate.
 inline read_error parse_smaps_rollup(std::string_view text, process_figures& out,
                                      const char* file = "/proc/self/smaps_rollup") noexcept {
