@@ -61,9 +61,9 @@ std::string recorded(const char* name) {
     return text;
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool mentions(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-const memlens::mapping_figures* row(const std::vector<memlens::mapping_figures>& rows, const std::string& name) {
+const memlens::mapping_figures* mapping_row(const std::vector<memlens::mapping_figures>& rows, const std::string& name) {
     for (const auto& r : rows) {
         if (r.name == name) return &r;
     }
@@ -72,7 +72,7 @@ const memlens::mapping_figures* row(const std::vector<memlens::mapping_figures>&
 
 // Polls `done` until it holds or ten seconds pass; the monitor's thread samples meanwhile.
 template <class F>
-bool eventually(F&& done) {
+bool within_ten_seconds(F&& done) {
     for (int i = 0; i < 2000; ++i) {
         if (done()) return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -132,14 +132,14 @@ TEST_CASE("parse_status keeps what a status file gives and names what it lacks",
         memlens::process_figures f;
         const memlens::read_error e = memlens::parse_status(recorded("status_kernel_thread"), f);
         REQUIRE(e);
-        CHECK(contains(e.what(), "no VmRSS, VmHWM, VmSize, VmSwap lines"));
+        CHECK(mentions(e.what(), "no VmRSS, VmHWM, VmSize, VmSwap lines"));
         CHECK_FALSE(f.has_status);
         CHECK(f.threads == 1);
     }
     SECTION("empty") {
         memlens::process_figures f;
         const memlens::read_error e = memlens::parse_status("", f);
-        CHECK(contains(e.what(), "(the file is empty)"));
+        CHECK(mentions(e.what(), "(the file is empty)"));
         CHECK_FALSE(f.has_status);
     }
 }
@@ -162,13 +162,13 @@ TEST_CASE("parse_stat counts fields from the last parenthesis", "[monitor][proc]
     memlens::process_figures cut;
     const memlens::read_error e = memlens::parse_stat(recorded("stat_truncated"), cut);
     REQUIRE(e);
-    CHECK(contains(e.what(), "no majflt field"));
+    CHECK(mentions(e.what(), "no majflt field"));
     CHECK_FALSE(cut.has_stat);
     CHECK(cut.minor_faults == 3435);
     CHECK(cut.major_faults == 0);
 
     memlens::process_figures empty;
-    CHECK(contains(memlens::parse_stat("", empty).what(), "the file is empty"));
+    CHECK(mentions(memlens::parse_stat("", empty).what(), "the file is empty"));
     CHECK_FALSE(empty.has_stat);
 }
 
@@ -211,38 +211,38 @@ TEST_CASE("the smaps parser sums a recorded smaps by kind", "[monitor][proc]") {
     for (std::size_t i = 1; i < rows.size(); ++i) CHECK(rows[i - 1].rss_bytes >= rows[i].rss_bytes);
 
     // Three threads waited: each stack is 8 MiB over a 4 KiB guard, 8 KiB of it touched.
-    const auto* stacks = row(rows, "[thread stacks]");
+    const auto* stacks = mapping_row(rows, "[thread stacks]");
     REQUIRE(stacks);
     CHECK(stacks->mappings == 6);
     CHECK(stacks->size_bytes == 3 * (4 + 8192) * kib);
     CHECK(stacks->rss_bytes == 24 * kib);
     CHECK(stacks->anonymous_bytes == 24 * kib);
 
-    const auto* heap = row(rows, "[heap]");
+    const auto* heap = mapping_row(rows, "[heap]");
     REQUIRE(heap);
     CHECK(heap->mappings == 1);
     CHECK(heap->size_bytes == 1120 * kib);
     CHECK(heap->rss_bytes == 1064 * kib);
 
-    const auto* stack = row(rows, "[stack]");
+    const auto* stack = mapping_row(rows, "[stack]");
     REQUIRE(stack);
     CHECK(stack->rss_bytes == 60 * kib);
 
     // The other anonymous mappings: glibc's three thread arenas (each read-write part and its
     // reserve), the 8 MiB bytearray, Python's own.
-    const auto* anon = row(rows, "[anon]");
+    const auto* anon = mapping_row(rows, "[anon]");
     REQUIRE(anon);
     CHECK(anon->mappings == 16);
     CHECK(anon->rss_bytes == 10700 * kib);
     CHECK(anon->rss_bytes >= 8 * mib);
 
-    const auto* python = row(rows, "/usr/bin/python3.11");
+    const auto* python = mapping_row(rows, "/usr/bin/python3.11");
     REQUIRE(python);
     CHECK(python->mappings == 6);
     CHECK(python->rss_bytes == 4468 * kib);
     CHECK(python->pss_bytes == 4404 * kib);
 
-    const auto* vdso = row(rows, "[vdso]");
+    const auto* vdso = mapping_row(rows, "[vdso]");
     REQUIRE(vdso);
     CHECK(vdso->rss_bytes == 4 * kib);
 
@@ -266,30 +266,30 @@ TEST_CASE("the smaps parser on a single-threaded process and on a cut file", "[m
     memlens::read_error e;
     const auto rows = memlens::parse_smaps(recorded("smaps_small"), &e);
     CHECK_FALSE(e);
-    CHECK(row(rows, "[thread stacks]") == nullptr);
-    REQUIRE(row(rows, "[heap]"));
-    REQUIRE(row(rows, "/usr/bin/cat"));
-    CHECK(row(rows, "/usr/bin/cat")->mappings == 5);
+    CHECK(mapping_row(rows, "[thread stacks]") == nullptr);
+    REQUIRE(mapping_row(rows, "[heap]"));
+    REQUIRE(mapping_row(rows, "/usr/bin/cat"));
+    CHECK(mapping_row(rows, "/usr/bin/cat")->mappings == 5);
 
     // Cut after the heap's Size line: the heap is listed with what was read, and said to be cut.
     memlens::read_error cut;
     const auto partial = memlens::parse_smaps(recorded("smaps_truncated"), &cut);
-    CHECK(contains(cut.what(), "no Rss line"));
-    const auto* heap = row(partial, "[heap]");
+    CHECK(mentions(cut.what(), "no Rss line"));
+    const auto* heap = mapping_row(partial, "[heap]");
     REQUIRE(heap);
     CHECK(heap->size_bytes == 1120 * kib);
     CHECK(heap->rss_bytes == 0);
 
     memlens::read_error none;
     CHECK(memlens::parse_smaps("", &none).empty());
-    CHECK(contains(none.what(), "no mapping"));
+    CHECK(mentions(none.what(), "no mapping"));
 }
 
 TEST_CASE("readers of files that are not there say so and read nothing", "[monitor][proc]") {
     memlens::process_figures f;
     f.rss_bytes = 5;
     const memlens::read_error status = memlens::read_status(f, "/proc/self/no-such-status");
-    CHECK(contains(status.what(), "/proc/self/no-such-status: cannot open: No such file or directory"));
+    CHECK(mentions(status.what(), "/proc/self/no-such-status: cannot open: No such file or directory"));
     CHECK_FALSE(f.has_status);
     CHECK(f.rss_bytes == 0);
     CHECK(memlens::read_stat(f, "/nonexistent/stat"));
@@ -300,7 +300,7 @@ TEST_CASE("readers of files that are not there say so and read nothing", "[monit
     CHECK_FALSE(f.has_fds);
     memlens::read_error e;
     CHECK(memlens::read_mappings(&e, "/nonexistent/smaps").empty());
-    CHECK(contains(e.what(), "cannot open"));
+    CHECK(mentions(e.what(), "cannot open"));
 
     // The readers read a recorded file as they read /proc.
     memlens::process_figures r;
@@ -370,7 +370,7 @@ TEST_CASE("the live figures follow what the process does", "[monitor][live]") {
         memlens::read_error e;
         const auto rows = memlens::read_mappings(&e);
         CHECK_FALSE(e);
-        REQUIRE(row(rows, "[stack]"));
+        REQUIRE(mapping_row(rows, "[stack]"));
         std::uint64_t rss = 0;
         for (const auto& r : rows) rss += r.rss_bytes;
         // Read a moment apart, with this test's own pages moving in between.
@@ -431,29 +431,29 @@ TEST_CASE("a monitor refuses a bad configuration, saying which value and what is
           "monitor_config::interval 5 ms is not valid; accepted: 10 ms to 1 hour");
     CHECK_THROWS_WITH(memlens::monitor(c), Catch::Contains("monitor_config::interval 5 ms"));
     c.interval = 2h;
-    CHECK(contains(memlens::check_monitor_config(c), "interval 7200000 ms"));
+    CHECK(mentions(memlens::check_monitor_config(c), "interval 7200000 ms"));
     c = {};
     c.capacity = 1;
-    CHECK(contains(memlens::check_monitor_config(c), "capacity 1 is not valid; accepted: 2 to"));
+    CHECK(mentions(memlens::check_monitor_config(c), "capacity 1 is not valid; accepted: 2 to"));
     c = {};
     c.rollup_interval = 500ms;
-    CHECK(contains(memlens::check_monitor_config(c), "rollup_interval 500 ms is not valid"));
+    CHECK(mentions(memlens::check_monitor_config(c), "rollup_interval 500 ms is not valid"));
     c = {};
     c.domain_columns = 0;
-    CHECK(contains(memlens::check_monitor_config(c), "domain_columns 0"));
+    CHECK(mentions(memlens::check_monitor_config(c), "domain_columns 0"));
     c = {};
     c.rules.push_back(memlens::rss_above(0));
-    CHECK(contains(memlens::check_monitor_config(c), "alert rule 0: the limit is 0"));
+    CHECK(mentions(memlens::check_monitor_config(c), "alert rule 0: the limit is 0"));
     c.rules[0] = memlens::rss_above(100);
     c.rules[0].hysteresis = 1;
-    CHECK(contains(memlens::check_monitor_config(c), "hysteresis 1.0"));
+    CHECK(mentions(memlens::check_monitor_config(c), "hysteresis 1.0"));
     c.rules[0] = memlens::rss_above(100);
     c.rules[0].clear_below = 100;
-    CHECK(contains(memlens::check_monitor_config(c), "clear_below 100 is not below the limit 100"));
+    CHECK(mentions(memlens::check_monitor_config(c), "clear_below 100 is not below the limit 100"));
     c.rules[0] = memlens::domain_above("", 100);
-    CHECK(contains(memlens::check_monitor_config(c), "needs a domain name"));
+    CHECK(mentions(memlens::check_monitor_config(c), "needs a domain name"));
     c.rules[0] = memlens::growth_above(100, 1500ms);
-    CHECK(contains(memlens::check_monitor_config(c), "window 1500 ms is not valid; accepted: twice the interval"));
+    CHECK(mentions(memlens::check_monitor_config(c), "window 1500 ms is not valid; accepted: twice the interval"));
     c.rules[0].window = 2s;
     CHECK(memlens::check_monitor_config(c).empty());
 }
@@ -465,7 +465,7 @@ TEST_CASE("a monitor at 10 ms collects samples of every cheap figure", "[monitor
     c.allocator_interval = std::chrono::milliseconds(20);
     memlens::monitor m(c);
     REQUIRE(m.running());
-    REQUIRE(eventually([&] { return m.samples_taken() >= 8; }));
+    REQUIRE(within_ten_seconds([&] { return m.samples_taken() >= 8; }));
     m.stop();
     CHECK_FALSE(m.running());
     const std::uint64_t taken = m.samples_taken();
@@ -505,7 +505,7 @@ TEST_CASE("the timeline ring stays bounded and counts what it let go", "[monitor
     c.capacity = 4;
     memlens::monitor m(c);
     for (int i = 0; i < 9; ++i) m.sample_now();
-    REQUIRE(eventually([&] { return m.samples_taken() == 10; }));
+    REQUIRE(within_ten_seconds([&] { return m.samples_taken() == 10; }));
     const memlens::monitor_timeline t = m.timeline();
     CHECK(t.samples.size() == 4);
     CHECK(t.dropped_samples == 6);
@@ -559,7 +559,7 @@ TEST_CASE("each alert rule fires once across a rise and again only after clearin
     c.rules.back().name = "tracked";
     c.rules.back().clear_below = tracked0 + 32 * mib;
     memlens::monitor m(c);
-    REQUIRE(eventually([&] { return m.samples_taken() == 1; }));
+    REQUIRE(within_ten_seconds([&] { return m.samples_taken() == 1; }));
 
     SECTION("a domain above its budget, with the default 10% hysteresis") {
         const auto times = [&] { return m.alerts()[0].times_fired; };
@@ -623,7 +623,7 @@ TEST_CASE("an RSS rule fires when touched pages raise the resident set", "[monit
                                          [&](const memlens::alert_event& e) { fired.push_back(e); }));
     c.rules[0].clear_below = now.rss_bytes + 32 * mib;
     memlens::monitor m(c);
-    REQUIRE(eventually([&] { return m.samples_taken() == 1; }));
+    REQUIRE(within_ten_seconds([&] { return m.samples_taken() == 1; }));
     constexpr std::size_t n = 96 * mib;
     for (int round = 1; round <= 2; ++round) {
         void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -677,16 +677,16 @@ TEST_CASE("a growth rule fires on sustained growth, once, and again after a paus
         }
     };
     grow_for(std::chrono::milliseconds(1200));
-    REQUIRE(eventually([&] { return calls.load() >= 1; }));
+    REQUIRE(within_ten_seconds([&] { return calls.load() >= 1; }));
     CHECK(calls.load() == 1);
     CHECK_FALSE(compared.load());  // counters mode: no snapshot to compare
     CHECK(m.alerts()[0].firing);
     CHECK(m.alerts()[0].value > 60.0 * mib);
     // Flat for a while: the rate over the window falls to 0 and the rule clears.
-    REQUIRE(eventually([&] { return !m.alerts()[0].firing; }));
+    REQUIRE(within_ten_seconds([&] { return !m.alerts()[0].firing; }));
     CHECK(calls.load() == 1);
     grow_for(std::chrono::milliseconds(1200));
-    REQUIRE(eventually([&] { return calls.load() >= 2; }));
+    REQUIRE(within_ten_seconds([&] { return calls.load() >= 2; }));
     CHECK(calls.load() == 2);
     CHECK(m.alerts()[0].times_fired == 2);
     m.stop();
@@ -729,7 +729,7 @@ TEST_CASE("a growth rule in sites mode names the site that grew", "[monitor][ale
     bool named = false;
     for (const memlens::statistic_diff& d : seen.grown_sites) {
         CHECK(d.bytes_diff > 0);
-        if (contains(d.key, "grow_leaky_cache")) named = d.bytes_diff >= 64 * 1024;
+        if (mentions(d.key, "grow_leaky_cache")) named = d.bytes_diff >= 64 * 1024;
     }
     CHECK(named);
     for (auto* v : leaky_cache) delete v;
@@ -868,14 +868,14 @@ TEST_CASE("the timeline as JSON: nulls for figures not read, marks after samples
         "\"malloc_mmapped_bytes\": null, \"malloc_in_use_bytes\": null, \"malloc_free_bytes\": null, "
         "\"malloc_releasable_bytes\": null, \"domain_bytes\": [1000, 600, 0, 400]},\n";
     CHECK(json.compare(0, expected_start.size(), expected_start) == 0);
-    CHECK(contains(json, "{\"seconds\": 0.5, \"unix_time_ms\": 1764645000500, \"rss_bytes\": null,"));
-    CHECK(contains(json, "\"pss_bytes\": 3000000, \"anonymous_bytes\": 2000000"));
-    CHECK(contains(json, "\"domain_bytes\": [1200, 800]}\n ],\n \"marks\": [\n"
+    CHECK(mentions(json, "{\"seconds\": 0.5, \"unix_time_ms\": 1764645000500, \"rss_bytes\": null,"));
+    CHECK(mentions(json, "\"pss_bytes\": 3000000, \"anonymous_bytes\": 2000000"));
+    CHECK(mentions(json, "\"domain_bytes\": [1200, 800]}\n ],\n \"marks\": [\n"
                          "  {\"seconds\": 0.25, \"event\": \"enter\", \"scope\": \"parse \\\"input\\\"\", \"thread\": 1},\n"
                          "  {\"seconds\": 0.5, \"event\": \"leave\", \"scope\": \"parse \\\"input\\\"\", \"thread\": 1}\n"
                          " ]}\n"));
     const std::string empty = memlens::timeline_json(memlens::monitor_timeline{});
-    CHECK(contains(empty, "\"samples\": [],\n \"marks\": []}\n"));
+    CHECK(mentions(empty, "\"samples\": [],\n \"marks\": []}\n"));
 }
 
 TEST_CASE("write_timeline writes CSV or JSON by the file's name", "[monitor][view]") {

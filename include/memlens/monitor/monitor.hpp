@@ -80,8 +80,9 @@ struct alert_event {
 };
 
 /// Called on the monitor's thread each time a rule fires. It may call the monitor's readers
-/// (timeline(), alerts()) but must not destroy the monitor; while it runs, the monitor takes no
-/// sample. What it allocates counts as the program's.
+/// (timeline(), alerts(), latest()) but not sample_now() or stop(), and must not destroy the
+/// monitor; while it runs, the monitor takes no sample. An exception it throws is reported
+/// through the error handler and dropped. What it allocates counts as the program's.
 using alert_callback = std::function<void(const alert_event&)>;
 
 /// One alert rule. It fires when its figure rises above `limit` (the callback is called once),
