@@ -183,3 +183,15 @@ TEST_CASE("the grammar checker refuses what Prometheus refuses", "[prometheus]")
     CHECK_THROWS(prometheus_grammar::check("memlens_x 1"));
     CHECK_NOTHROW(prometheus_grammar::check("# TYPE memlens_x_total counter\nmemlens_x_total 1\n"));
 }
+
+TEST_CASE("sites sharing a name make one series, their passes added", "[prometheus]") {
+    static memlens::scope_site first("prom.shared", "a.cpp", 1, "f");
+    static memlens::scope_site second("prom.shared", "b.cpp", 2, "g");
+    first.add({100, 0, 100, 100, 1, 0});
+    second.add({20, 0, 20, 40, 2, 0});
+    const auto samples = prometheus_grammar::check(memlens::to_prometheus(memlens::collect_metrics()));
+    CHECK(samples.at("memlens_scope_calls_total{scope=\"prom.shared\"}") == 2);
+    CHECK(samples.at("memlens_scope_allocated_bytes_total{scope=\"prom.shared\"}") == 120);
+    CHECK(samples.at("memlens_scope_allocations_total{scope=\"prom.shared\"}") == 3);
+    CHECK(samples.at("memlens_scope_max_peak_bytes{scope=\"prom.shared\"}") == 100);
+}
