@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE = os.path.join(ROOT, "docs", "reference.md")
-LAYERS = ["core", "model", "sources", "observe", "view", "testing", "helpers", ""]
+LAYERS = ["core", "model", "sources", "observe", "view", "testing", "monitor", "helpers", ""]
 FRONT_DOORS = ["memlens/track.hpp", "memlens/memlens.hpp", "memlens/hooks.hpp"]
 PRIVATE_SCOPES = ("memlens::detail", "memlens::unversioned")
 # Macros that public headers define for memlens's own use, though not named MEMLENS_DETAIL_*.

@@ -490,8 +490,10 @@ public:
     }
     /// Stops, as stop() does.
     ~metrics_endpoint() { stop(); }
-    metrics_endpoint(metrics_endpoint&&) noexcept = default;             ///< takes the running endpoint
-    metrics_endpoint& operator=(metrics_endpoint&& other) noexcept {     ///< stops this one, takes `other`'s
+    /// Takes `other`'s running endpoint; `other` is left stopped.
+    metrics_endpoint(metrics_endpoint&& other) noexcept = default;
+    /// Stops this endpoint and takes `other`'s.
+    metrics_endpoint& operator=(metrics_endpoint&& other) noexcept {
         if (this != &other) {
             stop();
             server_ = std::move(other.server_);
