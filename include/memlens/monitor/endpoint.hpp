@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -166,6 +167,9 @@ struct endpoint_connection {
     std::string out;
     std::size_t sent = 0;
     bool writing = false;
+    // Response sent and our side shut: reading what the client still sends until it closes, so
+    // that closing with unread bytes does not reset the connection and lose the response.
+    bool draining = false;
 };
 
 class endpoint_server {
@@ -263,6 +267,7 @@ private:
     // to malloc uncounted, so scraping never moves the figures it reports.
     void run() noexcept {
         guard quiet;
+        ::pthread_setname_np(::pthread_self(), "memlens-http");
         try {
             loop();
         } catch (...) {
@@ -288,13 +293,19 @@ private:
                 endpoint_connection& c = connections_[k];
                 if (c.fd < 0) continue;
                 if (c.deadline <= now) {
-                    timed_out_.fetch_add(1, relaxed);
+                    if (!c.draining) timed_out_.fetch_add(1, relaxed);
                     close_connection(c);
                     continue;
                 }
                 if (c.deadline < next) next = c.deadline;
-                fds[n] = {c.fd, static_cast<short>(c.writing ? POLLOUT : POLLIN), 0};
+                fds[n] = {c.fd, static_cast<short>(c.writing && !c.draining ? POLLOUT : POLLIN), 0};
                 slot_of[n++] = k;
+            }
+            // Out of descriptors: the listener would stay readable and spin the loop, so it
+            // rests until the pause ends.
+            if (now < accept_paused_until_) {
+                fds[1].fd = -1;
+                if (accept_paused_until_ < next) next = accept_paused_until_;
             }
             const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1;
             const int ready = ::poll(fds.data(), static_cast<::nfds_t>(n), static_cast<int>(wait));
@@ -321,7 +332,13 @@ private:
     void accept_all() {
         for (;;) {
             const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0) return;  // EAGAIN, or an error of that one connection
+            if (fd < 0) {
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                    accept_paused_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+                }
+                return;  // EAGAIN: all taken
+            }
             endpoint_connection* free_slot = nullptr;
             for (endpoint_connection& c : connections_) {
                 if (c.fd < 0) {
@@ -345,10 +362,21 @@ private:
             c.out.clear();
             c.sent = 0;
             c.writing = false;
+            c.draining = false;
         }
     }
 
     void step(endpoint_connection& c, short events) {
+        if (c.draining) {
+            char buffer[4096];
+            for (;;) {
+                const ::ssize_t got = ::recv(c.fd, buffer, sizeof buffer, 0);
+                if (got > 0) continue;
+                if (got < 0 && errno == EINTR) continue;
+                if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+                return close_connection(c);
+            }
+        }
         if (!c.writing) {
             if (events & (POLLERR | POLLNVAL)) return close_connection(c);
             char buffer[4096];
@@ -395,7 +423,10 @@ private:
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
             return close_connection(c);
         }
-        close_connection(c);
+        ::shutdown(c.fd, SHUT_WR);
+        c.draining = true;
+        std::string().swap(c.out);
+        c.sent = 0;
     }
 
     void answer(endpoint_connection& c, const http_request& r) {
@@ -454,6 +485,7 @@ private:
         ::close(c.fd);
         c.fd = -1;
         c.writing = false;
+        c.draining = false;
         std::string().swap(c.in);
         std::string().swap(c.out);
         c.sent = 0;
@@ -464,6 +496,7 @@ private:
     int wake_ = -1;
     std::uint16_t port_ = 0;
     ::pid_t owner_ = 0;
+    std::chrono::steady_clock::time_point accept_paused_until_{};
     std::vector<endpoint_connection> connections_;
     std::atomic<bool> running_{false};
     std::atomic<std::uint64_t> served_{0};
