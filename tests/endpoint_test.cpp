@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -283,4 +284,19 @@ TEST_CASE("stop() closes the port; bad addresses and taken ports are refused", "
     } catch (const std::runtime_error& error) {
         WARN("no IPv6 loopback here: " << error.what());
     }
+}
+
+TEST_CASE("a child after fork() stops its copy without touching the parent's endpoint", "[endpoint]") {
+    memlens::metrics_endpoint e = memlens::serve_metrics();
+    const ::pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        e.stop();
+        ::_exit(e.port() == 0 && !e.running() ? 0 : 1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(starts_with(get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
 }

@@ -187,8 +187,9 @@ public:
         owner_ = ::getpid();
         running_.store(true, std::memory_order_release);
         try {
-            thread_ = std::thread([this] { run(); });
+            thread_ = std::make_unique<std::thread>([this] { run(); });
         } catch (...) {
+            running_.store(false, std::memory_order_release);
             ::close(listener_);
             ::close(wake_);
             throw;
@@ -199,15 +200,20 @@ public:
     endpoint_server& operator=(const endpoint_server&) = delete;
 
     void stop() noexcept {
-        if (!thread_.joinable()) return;
+        if (!thread_) return;
         if (::getpid() != owner_) {
-            // A child after fork(): the thread stayed in the parent, and so do the sockets.
-            thread_.detach();
+            // A child after fork(): the thread exists only in the parent, so there is nothing
+            // to join or detach; the object is left behind and the child's copies closed.
+            static_cast<void>(thread_.release());
+            ::close(listener_);
+            ::close(wake_);
+            running_.store(false, std::memory_order_release);
             return;
         }
         const std::uint64_t one = 1;
         [[maybe_unused]] const ::ssize_t n = ::write(wake_, &one, sizeof one);
-        thread_.join();
+        thread_->join();
+        thread_.reset();
         ::close(listener_);
         ::close(wake_);
     }
@@ -503,7 +509,7 @@ private:
     std::atomic<std::uint64_t> refused_{0};
     std::atomic<std::uint64_t> rejected_{0};
     std::atomic<std::uint64_t> timed_out_{0};
-    std::thread thread_;
+    std::unique_ptr<std::thread> thread_;
 };
 
 }  // namespace detail
