@@ -34,8 +34,9 @@
 MEMLENS_NAMESPACE_BEGIN
 
 /// How serve_metrics() listens and what it serves. The providers run on the endpoint's thread,
-/// once per /metrics request; the process monitor plugs in here, e.g.
-/// `options.alerts = [&m] { return m.alerts(); }`.
+/// once per /metrics request, with their allocations uncounted as the endpoint's own are; the
+/// process monitor plugs in here, each provider returning the monitor's latest figures or alert
+/// states.
 struct endpoint_options {
     /// The address to listen on, IPv4 or IPv6 numeric. Loopback unless the caller asks otherwise:
     /// the pages show what the program allocates, and where.
@@ -540,8 +541,9 @@ public:
         return *this;
     }
 
-    /// Closes every connection and the listening socket and joins the thread; idempotent. Not
-    /// to be called from a provider (the endpoint's own thread).
+    /// Closes every connection and the listening socket and joins the thread, which first
+    /// finishes the response it is building; idempotent. Not to be called from a provider (the
+    /// endpoint's own thread).
     void stop() noexcept {
         if (!server_) return;
         detail::guard quiet;
