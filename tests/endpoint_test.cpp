@@ -24,7 +24,7 @@ using memlens::detail::parse_http_request;
 
 // A blocking loopback client with a 5-second limit on each read and write; -1 when it cannot
 // connect.
-int connect_to(std::uint16_t port) {
+int http_connect(std::uint16_t port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     ::timeval limit{5, 0};
@@ -41,7 +41,7 @@ int connect_to(std::uint16_t port) {
     return fd;
 }
 
-void send_all(int fd, const std::string& data) {
+void http_send(int fd, const std::string& data) {
     std::size_t done = 0;
     while (done < data.size()) {
         const ::ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
@@ -51,7 +51,7 @@ void send_all(int fd, const std::string& data) {
 }
 
 // Everything until the server closes (or the read limit passes).
-std::string read_all(int fd) {
+std::string http_read(int fd) {
     std::string out;
     char buffer[8192];
     for (;;) {
@@ -62,25 +62,25 @@ std::string read_all(int fd) {
     return out;
 }
 
-std::string talk(std::uint16_t port, const std::string& request) {
-    const int fd = connect_to(port);
+std::string http_talk(std::uint16_t port, const std::string& request) {
+    const int fd = http_connect(port);
     if (fd < 0) return "(no connection)";
-    send_all(fd, request);
-    std::string response = read_all(fd);
+    http_send(fd, request);
+    std::string response = http_read(fd);
     ::close(fd);
     return response;
 }
 
-std::string get(std::uint16_t port, const std::string& path) {
-    return talk(port, "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n");
+std::string http_get(std::uint16_t port, const std::string& path) {
+    return http_talk(port, "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n");
 }
 
-std::string body_of(const std::string& response) {
+std::string http_body(const std::string& response) {
     const std::size_t at = response.find("\r\n\r\n");
     return at == std::string::npos ? std::string() : response.substr(at + 4);
 }
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+bool http_starts(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
 }  // namespace
 
@@ -123,17 +123,17 @@ TEST_CASE("the endpoint serves /metrics with memlens's exact figures, uncounted"
     {
         // The test's own allocations uncounted too: then nothing may move the figures at all.
         memlens::detail::guard quiet;
-        first = get(e.port(), "/metrics");
-        second = get(e.port(), "/metrics");
+        first = http_get(e.port(), "/metrics");
+        second = http_get(e.port(), "/metrics");
         after = memlens::stats();
     }
-    REQUIRE(starts_with(first, "HTTP/1.1 200 OK\r\n"));
+    REQUIRE(http_starts(first, "HTTP/1.1 200 OK\r\n"));
     CHECK(first.find("\r\nContent-Type: text/plain; version=0.0.4") != std::string::npos);
     CHECK(first.find("\r\nConnection: close\r\n") != std::string::npos);
-    const std::string body = body_of(first);
+    const std::string body = http_body(first);
     CHECK(first.find("Content-Length: " + std::to_string(body.size()) + "\r\n") != std::string::npos);
     const auto one = prometheus_grammar::check(body);
-    const auto two = prometheus_grammar::check(body_of(second));
+    const auto two = prometheus_grammar::check(http_body(second));
     CHECK(one.at("memlens_domain_live_bytes{domain=\"endpoint.fixed\"}") == 12345);
     CHECK(one.at("memlens_domain_live_bytes{domain=\"endpoint.fixed\"}") ==
           double(memlens::stats(fixed).current));
@@ -163,7 +163,7 @@ TEST_CASE("the endpoint asks its providers for process figures and alerts", "[en
         return std::vector<memlens::alert_state>{a};
     };
     memlens::metrics_endpoint e(std::move(options));
-    const auto samples = prometheus_grammar::check(body_of(get(e.port(), "/metrics")));
+    const auto samples = prometheus_grammar::check(http_body(http_get(e.port(), "/metrics")));
     CHECK(samples.at("memlens_process_resident_bytes") == 7340032);
     CHECK(samples.at("memlens_process_threads") == 3);
     CHECK(samples.at("memlens_alert_firing{rule=\"rss\"}") == 1);
@@ -172,33 +172,33 @@ TEST_CASE("the endpoint asks its providers for process figures and alerts", "[en
 
 TEST_CASE("the endpoint serves the snapshot and the report, and refuses the rest", "[endpoint]") {
     memlens::metrics_endpoint e = memlens::serve_metrics();
-    const std::string json = get(e.port(), "/snapshot.json");
-    REQUIRE(starts_with(json, "HTTP/1.1 200 OK\r\n"));
+    const std::string json = http_get(e.port(), "/snapshot.json");
+    REQUIRE(http_starts(json, "HTTP/1.1 200 OK\r\n"));
     CHECK(json.find("Content-Type: application/json") != std::string::npos);
-    CHECK_NOTHROW(memlens::from_json(body_of(json)));
-    const std::string html = get(e.port(), "/report.html");
-    REQUIRE(starts_with(html, "HTTP/1.1 200 OK\r\n"));
-    CHECK(body_of(html).rfind("<!DOCTYPE html>", 0) == 0);
-    CHECK(starts_with(get(e.port(), "/"), "HTTP/1.1 200 OK\r\n"));
+    CHECK_NOTHROW(memlens::from_json(http_body(json)));
+    const std::string html = http_get(e.port(), "/report.html");
+    REQUIRE(http_starts(html, "HTTP/1.1 200 OK\r\n"));
+    CHECK(http_body(html).rfind("<!DOCTYPE html>", 0) == 0);
+    CHECK(http_starts(http_get(e.port(), "/"), "HTTP/1.1 200 OK\r\n"));
 
-    CHECK(starts_with(get(e.port(), "/nowhere"), "HTTP/1.1 404 Not Found\r\n"));
-    const std::string post = talk(e.port(), "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-    CHECK(starts_with(post, "HTTP/1.1 405 Method Not Allowed\r\n"));
+    CHECK(http_starts(http_get(e.port(), "/nowhere"), "HTTP/1.1 404 Not Found\r\n"));
+    const std::string post = http_talk(e.port(), "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    CHECK(http_starts(post, "HTTP/1.1 405 Method Not Allowed\r\n"));
     CHECK(post.find("\r\nAllow: GET, HEAD\r\n") != std::string::npos);
-    const std::string head = talk(e.port(), "HEAD /metrics HTTP/1.0\r\n\r\n");
-    CHECK(starts_with(head, "HTTP/1.1 200 OK\r\n"));
-    CHECK(body_of(head).empty());
+    const std::string head = http_talk(e.port(), "HEAD /metrics HTTP/1.0\r\n\r\n");
+    CHECK(http_starts(head, "HTTP/1.1 200 OK\r\n"));
+    CHECK(http_body(head).empty());
     CHECK(head.find("Content-Length: 0\r\n") == std::string::npos);
 
-    CHECK(starts_with(talk(e.port(), "GARBAGE\x01\r\n\r\n"), "HTTP/1.1 400 Bad Request\r\n"));
-    CHECK(starts_with(talk(e.port(), "GET / HTTP/9.9\r\n\r\n"), "HTTP/1.1 400 Bad Request\r\n"));
+    CHECK(http_starts(http_talk(e.port(), "GARBAGE\x01\r\n\r\n"), "HTTP/1.1 400 Bad Request\r\n"));
+    CHECK(http_starts(http_talk(e.port(), "GET / HTTP/9.9\r\n\r\n"), "HTTP/1.1 400 Bad Request\r\n"));
     // Oversized: answered 431 and closed once the limit is reached, whatever follows.
     const std::string huge = "GET /metrics HTTP/1.1\r\nX-Padding: " + std::string(20000, 'a') + "\r\n\r\n";
-    CHECK(starts_with(talk(e.port(), huge), "HTTP/1.1 431 "));
+    CHECK(http_starts(http_talk(e.port(), huge), "HTTP/1.1 431 "));
     // A client that connects and goes away says nothing and gets nothing.
-    ::close(connect_to(e.port()));
+    ::close(http_connect(e.port()));
     CHECK(e.running());
-    CHECK(starts_with(get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
+    CHECK(http_starts(http_get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
     const memlens::endpoint_counts c = e.counts();
     CHECK(c.served == 5);
     CHECK(c.rejected == 5);
@@ -208,16 +208,16 @@ TEST_CASE("a slow client neither blocks another nor outlives its deadline", "[en
     memlens::endpoint_options options;
     options.deadline = std::chrono::milliseconds(300);
     memlens::metrics_endpoint e(std::move(options));
-    const int slow = connect_to(e.port());
+    const int slow = http_connect(e.port());
     REQUIRE(slow >= 0);
-    send_all(slow, "GET /metr");
+    http_send(slow, "GET /metr");
     // Served while the slow client's request is still half sent.
-    CHECK(starts_with(get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
+    CHECK(http_starts(http_get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
     // The slow one is dropped at its deadline without an answer.
-    CHECK(read_all(slow).empty());
+    CHECK(http_read(slow).empty());
     ::close(slow);
     CHECK(e.counts().timed_out == 1);
-    CHECK(starts_with(get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
+    CHECK(http_starts(http_get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
 }
 
 TEST_CASE("200 connections at once are served or refused, and the endpoint lives on", "[endpoint]") {
@@ -225,17 +225,17 @@ TEST_CASE("200 connections at once are served or refused, and the endpoint lives
     options.max_connections = 16;
     memlens::metrics_endpoint e(std::move(options));
     std::vector<int> clients;
-    for (int k = 0; k < 200; ++k) clients.push_back(connect_to(e.port()));
+    for (int k = 0; k < 200; ++k) clients.push_back(http_connect(e.port()));
     std::size_t ok = 0, busy = 0, closed = 0;
     for (const int fd : clients) {
         REQUIRE(fd >= 0);
-        send_all(fd, "GET /metrics HTTP/1.1\r\n\r\n");
+        http_send(fd, "GET /metrics HTTP/1.1\r\n\r\n");
     }
     for (const int fd : clients) {
-        const std::string r = read_all(fd);
+        const std::string r = http_read(fd);
         ::close(fd);
-        if (starts_with(r, "HTTP/1.1 200 OK\r\n")) ++ok;
-        else if (starts_with(r, "HTTP/1.1 503 ")) ++busy;
+        if (http_starts(r, "HTTP/1.1 200 OK\r\n")) ++ok;
+        else if (http_starts(r, "HTTP/1.1 503 ")) ++busy;
         else if (r.empty()) ++closed;  // refused before its request arrived: reset
     }
     CHECK(ok + busy + closed == 200);
@@ -243,15 +243,15 @@ TEST_CASE("200 connections at once are served or refused, and the endpoint lives
     const memlens::endpoint_counts c = e.counts();
     CHECK(c.served == ok);
     CHECK(c.served + c.refused == 200);
-    CHECK(starts_with(get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
+    CHECK(http_starts(http_get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
 }
 
 TEST_CASE("the endpoint's memory stays bounded over many requests", "[endpoint]") {
     memlens::metrics_endpoint e = memlens::serve_metrics();
     const auto in_use = [] { return static_cast<std::uint64_t>(::mallinfo2().uordblks); };
-    for (int k = 0; k < 50; ++k) get(e.port(), k % 2 ? "/metrics" : "/bad");
+    for (int k = 0; k < 50; ++k) http_get(e.port(), k % 2 ? "/metrics" : "/bad");
     const std::uint64_t warm = in_use();
-    for (int k = 0; k < 500; ++k) get(e.port(), k % 2 ? "/metrics" : "/bad");
+    for (int k = 0; k < 500; ++k) http_get(e.port(), k % 2 ? "/metrics" : "/bad");
     const std::uint64_t later = in_use();
     INFO("heap in use " << warm << " then " << later);
     CHECK(later < warm + 256 * 1024);
@@ -272,7 +272,7 @@ TEST_CASE("stop() closes the port; bad addresses and taken ports are refused", "
     moved.stop();
     CHECK(moved.port() == 0);
     CHECK_FALSE(moved.running());
-    CHECK(connect_to(port) < 0);
+    CHECK(http_connect(port) < 0);
     memlens::endpoint_options options;
     options.address = "localhost";
     CHECK_THROWS_AS(memlens::metrics_endpoint(std::move(options)), std::invalid_argument);
@@ -298,5 +298,5 @@ TEST_CASE("a child after fork() stops its copy without touching the parent's end
     REQUIRE(::waitpid(child, &status, 0) == child);
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
-    CHECK(starts_with(get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
+    CHECK(http_starts(http_get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
 }

@@ -15,21 +15,21 @@
 
 namespace {
 
-const memlens::domain blocks = memlens::domain::named("prom.blocks");
+const memlens::domain prom_blocks = memlens::domain::named("prom.blocks");
 
-void parse_document(std::size_t keep) {
+void prom_parse_document(std::size_t keep) {
     MEMLENS_SCOPE("prom.parse");
-    memlens::record_alloc(nullptr, 1000, blocks);
-    memlens::record_alloc(nullptr, keep, blocks);
-    memlens::record_free(nullptr, 1000, blocks);
+    memlens::record_alloc(nullptr, 1000, prom_blocks);
+    memlens::record_alloc(nullptr, keep, prom_blocks);
+    memlens::record_free(nullptr, 1000, prom_blocks);
 }
 
 }  // namespace
 
 TEST_CASE("the exposition carries the exact figures of a domain and a named scope", "[prometheus]") {
-    const memlens::memory_stats before = memlens::stats(blocks);
-    parse_document(24);
-    parse_document(40);
+    const memlens::memory_stats before = memlens::stats(prom_blocks);
+    prom_parse_document(24);
+    prom_parse_document(40);
     const memlens::metrics_input in = memlens::collect_metrics();
     const std::string text = memlens::to_prometheus(in);
     const auto samples = prometheus_grammar::check(text);
