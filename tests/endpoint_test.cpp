@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -299,4 +301,20 @@ TEST_CASE("a child after fork() stops its copy without touching the parent's end
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
     CHECK(http_starts(http_get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
+}
+
+TEST_CASE("a provider that throws gets a 500, and the endpoint serves on", "[endpoint]") {
+    memlens::endpoint_options options;
+    std::atomic<bool> fail{true};  // read on the endpoint's thread
+    options.alerts = [&fail]() -> std::vector<memlens::alert_state> {
+        if (fail.load()) throw std::runtime_error("the monitor is not ready");
+        return {};
+    };
+    memlens::metrics_endpoint e(std::move(options));
+    CHECK(http_starts(http_get(e.port(), "/metrics"), "HTTP/1.1 500 Internal Server Error\r\n"));
+    CHECK(e.running());
+    fail.store(false);
+    CHECK(http_starts(http_get(e.port(), "/metrics"), "HTTP/1.1 200 OK\r\n"));
+    CHECK(e.counts().rejected == 1);
+    CHECK(e.counts().served == 1);
 }
