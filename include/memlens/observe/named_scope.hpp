@@ -209,13 +209,30 @@ private:
 inline std::vector<named_scope_stats> named_scopes() {
     std::vector<named_scope_stats> out;
     using detail::relaxed;
-    for (scope_site* s = detail::scope_sites.load(std::memory_order_acquire); s; s = s->next_) {
+    // Names are found through an open-addressing table of positions in `out` (0: empty), so
+    // that thousands of sites cost a pass, not a comparison of every pair.
+    scope_site* const head = detail::scope_sites.load(std::memory_order_acquire);
+    std::size_t sites = 0;
+    for (scope_site* s = head; s; s = s->next_) ++sites;
+    std::size_t capacity = 16;
+    while (capacity < 2 * sites) capacity *= 2;
+    std::vector<std::uint32_t> slots(capacity, 0);
+    out.reserve(sites);
+    for (scope_site* s = head; s; s = s->next_) {
+        const std::string_view name(s->name_);
+        std::uint64_t hash = 14695981039346656037ull;
+        for (const char c : name) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+        std::size_t at = static_cast<std::size_t>(hash) & (capacity - 1);
         named_scope_stats* entry = nullptr;
-        for (auto& e : out) {
-            if (e.name == s->name_) entry = &e;
+        for (; slots[at] != 0; at = (at + 1) & (capacity - 1)) {
+            if (out[slots[at] - 1].name == name) {
+                entry = &out[slots[at] - 1];
+                break;
+            }
         }
         if (!entry) {
             out.push_back({s->name_, s->file_, s->line_, s->function_});
+            slots[at] = static_cast<std::uint32_t>(out.size());
             entry = &out.back();
         }
         entry->calls += s->calls_.load(relaxed);

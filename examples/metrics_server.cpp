@@ -1,0 +1,58 @@
+// examples/metrics_server.cpp: loads a small document cache, then serves memlens's figures at
+// /metrics for Prometheus (and /snapshot.json, /report.html) until interrupted. Prints the URL
+// and the figures it expects a scraper to see: they stay fixed while it waits, because the
+// endpoint's own work is not counted. Usage: metrics_server [port] (default 0: any free port).
+#include <memlens/hooks.hpp>  // in exactly one file of the program: hooks the global operator new
+#include <memlens/monitor/endpoint.hpp>
+#include <memlens/track.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <pthread.h>
+
+struct cache_domain {  // the counters of the document cache
+    static constexpr const char* name = "document_cache";
+};
+using cache_string = std::basic_string<char, std::char_traits<char>, memlens::tracking_allocator<char, cache_domain>>;
+
+std::vector<cache_string, memlens::tracking_allocator<cache_string, cache_domain>> load_documents(int count) {
+    MEMLENS_SCOPE("load_documents");
+    std::vector<cache_string, memlens::tracking_allocator<cache_string, cache_domain>> documents;
+    documents.reserve(static_cast<std::size_t>(count));
+    for (int k = 0; k < count; ++k) documents.emplace_back(static_cast<std::size_t>(1000 + k), 'x');
+    return documents;
+}
+
+int main(int argc, char** argv) {
+    // SIGINT and SIGTERM wait for sigwait below; blocked before the endpoint's thread starts,
+    // so that it inherits the mask and the main thread receives them.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    const auto documents = load_documents(200);
+
+    memlens::endpoint_options options;
+    options.port = static_cast<std::uint16_t>(argc > 1 ? std::atoi(argv[1]) : 0);
+    memlens::metrics_endpoint endpoint(std::move(options));
+
+    const memlens::memory_stats all = memlens::stats();
+    const memlens::memory_stats cache = memlens::stats(memlens::domain::named("document_cache"));
+    std::printf("serving http://%s:%u/metrics\n", endpoint.address().c_str(), unsigned(endpoint.port()));
+    std::printf("memlens_live_bytes %zu\n", all.current);
+    std::printf("memlens_allocations_total %llu\n", static_cast<unsigned long long>(all.allocs));
+    std::printf("memlens_domain_live_bytes{domain=\"document_cache\"} %zu\n", cache.current);
+    std::fflush(stdout);
+
+    int signal = 0;
+    sigwait(&stop_signals, &signal);
+    std::printf("stopped by signal %d; %zu documents were cached\n", signal, documents.size());
+    return 0;
+}
