@@ -30,6 +30,7 @@
 #include "../view/html.hpp"
 #include "../view/json.hpp"
 #include "../view/prometheus.hpp"
+#include "monitor.hpp"
 
 MEMLENS_NAMESPACE_BEGIN
 
@@ -571,6 +572,17 @@ private:
 /// http://127.0.0.1:<e.port()>/metrics. Throws as metrics_endpoint's constructor does.
 inline metrics_endpoint serve_metrics(endpoint_options options = {}) {
     return metrics_endpoint(std::move(options));
+}
+
+/// Makes the endpoint's /metrics carry `source`'s newest process figures and its alert rules'
+/// states: sets `options.process` and `options.alerts`. `source` must outlive the endpoint.
+inline void report_monitor(endpoint_options& options, const monitor& source) {
+    options.process = [&source]() -> std::optional<process_figures> {
+        monitor_sample newest;
+        if (!source.latest(newest)) return std::nullopt;
+        return newest.process;
+    };
+    options.alerts = [&source] { return source.alerts(); };
 }
 
 MEMLENS_NAMESPACE_END
