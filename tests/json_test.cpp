@@ -109,6 +109,7 @@ void require_same(const memlens::snapshot& a, const memlens::snapshot& b) {
         REQUIRE(x.current == y.current);
         REQUIRE(x.peak == y.peak);
         REQUIRE(x.label == y.label);
+        REQUIRE(x.rss == y.rss);
     }
     REQUIRE(a.pools.size() == b.pools.size());
     for (std::size_t i = 0; i < a.pools.size(); ++i) {
@@ -244,6 +245,7 @@ memlens::snapshot golden_snapshot(bool with_peak = true, bool with_site_row = tr
                      {0x5200, 16, 1, 0, 0, 1, false}};
     if (with_site_row) s.allocations.push_back({0, 4000, 0, 1, 0, 0, false, 5});
     if (with_collector) {
+        s.timeline[1].rss = 6000000;
         s.collector = {{0, 120, 3500, 0, 700, 0.25, 0.0125}, {1, 10, 40, 2, 10, 0.5, 0.125}};
         s.pools = {{"python.arenas", {3145728, 5242880, 9437184, 9, 6}}};
     }

@@ -5,6 +5,8 @@
 #include <memlens/monitor/monitor.hpp>
 #include <memlens/sources/record.hpp>
 #include <memlens/testing/checks.hpp>
+#include <memlens/view/html.hpp>
+#include <memlens/view/json.hpp>
 #include <memlens/view/timeline.hpp>
 
 #include <catch2/catch.hpp>
@@ -898,4 +900,33 @@ TEST_CASE("write_timeline writes CSV or JSON by the file's name", "[monitor][vie
     CHECK(read(dir / "t.json") == memlens::timeline_json(t));
     CHECK_THROWS_WITH(memlens::write_timeline(t, dir / "t.txt"), Catch::Contains("as .csv or .json"));
     CHECK_THROWS_AS(memlens::write_timeline(t, dir / "missing/t.csv"), std::runtime_error);
+}
+
+TEST_CASE("a monitor's timeline becomes the snapshot's, with the resident set and scope marks", "[monitor][view]") {
+    memlens::snapshot s;
+    s.timeline = {{9.0, 1, 1, "from the program's own clock", 0}};
+    memlens::set_timeline(s, small_timeline());
+    REQUIRE(s.timeline.size() == 4);
+    const memlens::timeline_point& first = s.timeline[0];
+    CHECK(first.seconds == 0);
+    CHECK(first.current == 1000);
+    CHECK(first.peak == 1500);
+    CHECK(first.rss == 4096000);
+    CHECK(first.label.empty());
+    // The mark at 0.25 s carries the figures of the sample before it.
+    CHECK(s.timeline[1].seconds == 0.25);
+    CHECK(s.timeline[1].label == "enter parse \"input\"");
+    CHECK(s.timeline[1].rss == 4096000);
+    CHECK(s.timeline[1].current == 1000);
+    // The second sample's resident set was not read: 0, which the report leaves out of its line.
+    CHECK(s.timeline[2].seconds == 0.5);
+    CHECK(s.timeline[2].rss == 0);
+    CHECK(s.timeline[3].label == "leave parse \"input\"");
+    const std::string json = memlens::to_json(s);
+    CHECK(json.find("{\"seconds\":0.25,\"current\":1000,\"peak\":1500,\"label\":\"enter parse \\\"input\\\"\",\"rss\":4096000}") != std::string::npos);
+    const memlens::snapshot back = memlens::from_json(json);
+    REQUIRE(back.timeline.size() == 4);
+    CHECK(back.timeline[0].rss == 4096000);
+    const std::string page = memlens::to_html(s);
+    CHECK(page.find("\"label\":\"enter parse \\\"input\\\"\",\"rss\":4096000}") != std::string::npos);
 }

@@ -174,6 +174,7 @@ try {
   const plotted = await page.evaluate(() => ({
     timeline: !document.getElementById("timeline-section").hidden,
     lines: document.querySelectorAll("#timeline polyline").length,
+    withRss: JSON.parse(document.getElementById("memlens-data").textContent).timeline.some((p) => p.rss > 0),
     rows: document.querySelectorAll("#sites tbody tr").length,
     advice: document.querySelectorAll("#advice li").length,
     generations: JSON.parse(document.getElementById("memlens-data").textContent).collector.length,
@@ -186,6 +187,8 @@ try {
   console.log(`     timeline ${plotted.timeline ? "shown" : "absent"} (${plotted.lines} lines), ` +
     `${plotted.rows} site rows, ${plotted.advice} recommendations`);
   check(plotted.rows > 0, "the top-sites table has rows");
+  check(!plotted.timeline || plotted.lines === (plotted.withRss ? 3 : 2),
+    `the timeline draws current and peak${plotted.withRss ? ", and the resident set" : ""} (${plotted.lines} lines)`);
   check(plotted.collector === plotted.generations > 0 && plotted.collectorRows === plotted.generations,
     `the garbage collector's table shows its ${plotted.generations} generations (${plotted.collectorRows} rows)`);
   check(plotted.pools === plotted.poolCount > 0 && plotted.poolRows === plotted.poolCount,

@@ -98,7 +98,8 @@ inline memlens::snapshot synthetic_snapshot(std::size_t sites, std::size_t alloc
     for (int i = 0; i <= 1000; ++i) {
         const std::uint64_t current = live / 1000 * static_cast<std::uint64_t>(i % 250 + i / 2);
         const std::uint64_t peak = s.timeline.empty() ? current : std::max(s.timeline.back().peak, current);
-        s.timeline.push_back({i * 0.01, current, peak, i % 100 == 0 ? "round " + std::to_string(i / 100) : ""});
+        s.timeline.push_back({i * 0.01, current, peak, i % 100 == 0 ? "round " + std::to_string(i / 100) : "",
+                              current + live / 8});
     }
     s.pools.push_back({"python.arenas", {live / 4, live / 2, live, 40, 30}});
     for (std::uint32_t g = 0; g < 3; ++g) {

@@ -450,7 +450,10 @@
     svg.style.maxWidth = W + "px";
     const t0 = points[0].seconds, t1 = Math.max(points[points.length - 1].seconds, t0 + 1e-9);
     let top = 1;
-    for (const p of points) top = Math.max(top, p.current, p.peak);
+    for (const p of points) top = Math.max(top, p.current, p.peak, p.rss);
+    // A process monitor's timeline has the resident set beside the tracked bytes: the gap is
+    // what memlens does not track (allocator caches, fragmentation, untracked allocators).
+    const withRss = points.some((p) => p.rss > 0);
     const x = (t) => L + (W - L - R) * (t - t0) / (t1 - t0);
     const y = (b) => T + (H - T - B) * (1 - b / top);
     function add(tag, attrs, text) {
@@ -470,6 +473,11 @@
     }
     const line = (field) => points.map((p) => x(p.seconds).toFixed(1) + "," + y(p[field]).toFixed(1)).join(" ");
     add("polyline", { points: line("peak"), fill: "none", stroke: "#e07a2f", "stroke-width": 1.5, "stroke-dasharray": "5 3" });
+    if (withRss) {
+      const read = points.filter((p) => p.rss > 0);
+      add("polyline", { points: read.map((p) => x(p.seconds).toFixed(1) + "," + y(p.rss).toFixed(1)).join(" "),
+        fill: "none", stroke: "#2e9e5b", "stroke-width": 1.5 });
+    }
     add("polyline", { points: line("current"), fill: "none", stroke: "#2f6fdf", "stroke-width": 2 });
     // Labels mark what the program was doing; crowded ones keep their marker and a hover title.
     let lastLabelX = -1e9;
@@ -488,6 +496,7 @@
     }
     add("text", { x: L, y: H - 2 }, "\u2014 current (live bytes)");
     add("text", { x: L + 170, y: H - 2, fill: "#e07a2f" }, "- - peak");
+    if (withRss) add("text", { x: L + 250, y: H - 2, fill: "#2e9e5b" }, "\u2014 resident (RSS)");
     $("timeline").append(svg);
   }
 

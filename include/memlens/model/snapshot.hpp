@@ -62,6 +62,7 @@ struct timeline_point {
     std::uint64_t current = 0;  ///< live bytes, every domain together
     std::uint64_t peak = 0;     ///< the peak live bytes at that point
     std::string label;          ///< what the program was doing; may be empty
+    std::uint64_t rss = 0;      ///< resident bytes of the process then; 0 when not read
 };
 
 /// One generation of the garbage collector of a runtime in the process (Python's gc): totals

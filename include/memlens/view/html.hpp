@@ -233,7 +233,7 @@ inline void append_json_figures(std::string& out, const memory_stats& m) {
 //   scopes [{name, place, calls, allocated, allocs, max_peak, net}],
 //   domains [{name, current, peak, total, allocs, frees}],
 //   types [{name, size, instances, bytes, peak, constructed}],
-//   timeline [{seconds, current, peak, label}], recommendations [{rule, figure, advice}],
+//   timeline [{seconds, current, peak, label, rss}], recommendations [{rule, figure, advice}],
 //   collector [{generation, collections, collected, uncollectable, threshold, seconds,
 //               longest_seconds}], pools [{name, current, peak, total, allocs, frees}],
 //   names {shared_prefix[], suffix[], file[], line[], files[]}  (columns, one entry per name).
@@ -591,6 +591,8 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
         append_json_uint(out, p.peak);
         out += ",\"label\":";
         append_script_string(out, p.label);
+        out += ",\"rss\":";
+        append_json_uint(out, p.rss);
         out += '}';
     }
     out += "],\"collector\":[";

@@ -509,7 +509,10 @@ R"memlens_asset(  function search() {
     svg.style.maxWidth = W + "px";
     const t0 = points[0].seconds, t1 = Math.max(points[points.length - 1].seconds, t0 + 1e-9);
     let top = 1;
-    for (const p of points) top = Math.max(top, p.current, p.peak);
+    for (const p of points) top = Math.max(top, p.current, p.peak, p.rss);
+    // A process monitor's timeline has the resident set beside the tracked bytes: the gap is
+    // what memlens does not track (allocator caches, fragmentation, untracked allocators).
+    const withRss = points.some((p) => p.rss > 0);
     const x = (t) => L + (W - L - R) * (t - t0) / (t1 - t0);
     const y = (b) => T + (H - T - B) * (1 - b / top);
     function add(tag, attrs, text) {
@@ -529,14 +532,19 @@ R"memlens_asset(  function search() {
     }
     const line = (field) => points.map((p) => x(p.seconds).toFixed(1) + "," + y(p[field]).toFixed(1)).join(" ");
     add("polyline", { points: line("peak"), fill: "none", stroke: "#e07a2f", "stroke-width": 1.5, "stroke-dasharray": "5 3" });
+    if (withRss) {
+      const read = points.filter((p) => p.rss > 0);
+)memlens_asset",
+R"memlens_asset(      add("polyline", { points: read.map((p) => x(p.seconds).toFixed(1) + "," + y(p.rss).toFixed(1)).join(" "),
+        fill: "none", stroke: "#2e9e5b", "stroke-width": 1.5 });
+    }
     add("polyline", { points: line("current"), fill: "none", stroke: "#2f6fdf", "stroke-width": 2 });
     // Labels mark what the program was doing; crowded ones keep their marker and a hover title.
     let lastLabelX = -1e9;
     for (const p of points) {
       if (!p.label) continue;
       const px = x(p.seconds);
-)memlens_asset",
-R"memlens_asset(      const dot = add("circle", { cx: px, cy: y(p.current), r: 3, fill: "#2f6fdf" });
+      const dot = add("circle", { cx: px, cy: y(p.current), r: 3, fill: "#2f6fdf" });
       const title = document.createElementNS(ns, "title");
       title.textContent = p.label + ": " + bytes(p.current) + " live, peak " + bytes(p.peak) + " at " + p.seconds.toFixed(3) + " s";
       dot.append(title);
@@ -548,6 +556,7 @@ R"memlens_asset(      const dot = add("circle", { cx: px, cy: y(p.current), r: 3
     }
     add("text", { x: L, y: H - 2 }, "\u2014 current (live bytes)");
     add("text", { x: L + 170, y: H - 2, fill: "#e07a2f" }, "- - peak");
+    if (withRss) add("text", { x: L + 250, y: H - 2, fill: "#2e9e5b" }, "\u2014 resident (RSS)");
     $("timeline").append(svg);
   }
 
@@ -611,7 +620,8 @@ R"memlens_asset(      const dot = add("circle", { cx: px, cy: y(p.current), r: 3
             tr.append(td);
           } else if (kind === "count") tr.append(element("td", count(v), "n"));
           else if (kind === "share") tr.append(element("td", share(v, liveBytes), "n"));
-          else if (kind === "seconds") tr.append(element("td", (v * 1000).toFixed(1) + " ms", "n"));
+)memlens_asset",
+R"memlens_asset(          else if (kind === "seconds") tr.append(element("td", (v * 1000).toFixed(1) + " ms", "n"));
           else if (kind === "signed") {
             const td = element("td", (v > 0 ? "+" : v < 0 ? "\u2212" : "") + bytes(Math.abs(v)), "n");
             td.title = (v > 0 ? "+" : v < 0 ? "\u2212" : "") + exactBytes(Math.abs(v));
@@ -627,8 +637,7 @@ R"memlens_asset(      const dot = add("circle", { cx: px, cy: y(p.current), r: 3
     fill();
     box.append(t);
     if (limit < rows.length) {
-)memlens_asset",
-R"memlens_asset(      const more = element("button", "Show all " + count(rows.length) + " rows");
+      const more = element("button", "Show all " + count(rows.length) + " rows");
       more.type = "button";
       more.addEventListener("click", () => {
         limit = rows.length;
@@ -675,7 +684,8 @@ R"memlens_asset(      const more = element("button", "Show all " + count(rows.le
   if (data.pools.length > 0) {
     $("pools-section").hidden = false;
     table("pools", [column("pool", "name", "name"), column("current", "current", "bytes"), column("peak", "peak", "bytes"),
-      column("total", "total", "bytes"), column("pieces", "allocs", "count"), column("frees", "frees", "count")],
+)memlens_asset",
+R"memlens_asset(      column("total", "total", "bytes"), column("pieces", "allocs", "count"), column("frees", "frees", "count")],
     data.pools.slice(), data.pools.length);
   }
   if (data.collector.length > 0) {
@@ -684,8 +694,7 @@ R"memlens_asset(      const more = element("button", "Show all " + count(rows.le
       column("collected", "collected", "count"), column("uncollectable", "uncollectable", "count"),
       column("threshold", "threshold", "count"), column("time", "seconds", "seconds"),
       column("longest", "longest_seconds", "seconds")],
-)memlens_asset",
-R"memlens_asset(    data.collector.slice(), data.collector.length);
+    data.collector.slice(), data.collector.length);
   }
   $("temporary-note").textContent = "An allocation is temporary when its thread frees it before making " +
     count(data.temporary_window) + " more.";

@@ -12,7 +12,7 @@
 // refuse or misread: a member added, removed, renamed or moved, a row with another field, a
 // field whose meaning, type or range changes. Readers refuse unknown members, so every
 // addition is such a change. A reader refuses the versions it does not know; this one reads 4,
-// 3, 2 and 1. Version 3 lacks "collector" and "pools". Version 2 also lacks the last field of an "allocations" row (each row is one block).
+// 3, 2 and 1. Version 3 lacks "collector", "pools" and a timeline point's "rss". Version 2 also lacks the last field of an "allocations" row (each row is one block).
 // Version 1 also lacks "peak_kept", "peak_current", "inlined" and the last two fields of a
 // "sites" row; a snapshot read from it has no peak figures (snapshot::peak_kept false) and no
 // inlined calls.
@@ -74,6 +74,7 @@
 //       "current"         u64: live bytes, every domain together
 //       "peak"            u64: the peak live bytes at that point
 //       "label"           string: what the program was doing; may be empty
+//       "rss"             u64: the process's resident bytes then; 0 when not read (version 4)
 //   "collector"         array of objects, one per generation of the garbage collector of a
 //                       runtime in the process (Python's gc), youngest first; empty when none
 //                       was watched. Totals since memlens began to watch it:
@@ -239,6 +240,7 @@ void point_members(Visit& v, Point& p) {
     v.field("current", p.current);
     v.field("peak", p.peak);
     v.field("label", p.label);
+    if (v.since(4)) v.field("rss", p.rss);
 }
 
 template <class Visit, class Generation>

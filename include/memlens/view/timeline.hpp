@@ -31,10 +31,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "../detail/files.hpp"
 #include "../detail/json_text.hpp"
 #include "../model/process.hpp"
+#include "../model/snapshot.hpp"
 
 MEMLENS_NAMESPACE_BEGIN
 
@@ -222,6 +225,31 @@ inline void write_timeline(const monitor_timeline& t, const std::string& path) {
     else throw std::invalid_argument("memlens: " + path + ": a timeline is written as .csv or .json");
     std::string error;
     if (!detail::write_output_file(path, text, error)) throw std::runtime_error("memlens: " + error);
+}
+
+/// Makes a monitor's timeline the one every report of `s` draws, in place of the points the
+/// program added (they run on another clock): a point per sample (tracked bytes as current and
+/// peak, the resident set as rss) and a point per scope mark, labelled "enter NAME" or "leave
+/// NAME", with the figures of the sample before it. Allocates.
+inline void set_timeline(snapshot& s, const monitor_timeline& t) {
+    const auto point_of = [](const monitor_sample& m) {
+        return timeline_point{m.seconds, m.tracked_bytes, m.tracked_peak, {},
+                              m.process.has_status ? m.process.rss_bytes : 0};
+    };
+    std::vector<timeline_point> points;
+    points.reserve(t.samples.size() + t.marks.size());
+    std::size_t next = 0;
+    for (const timeline_mark& m : t.marks) {
+        for (; next < t.samples.size() && t.samples[next].seconds <= m.seconds; ++next) {
+            points.push_back(point_of(t.samples[next]));
+        }
+        timeline_point p = next > 0 ? point_of(t.samples[next - 1]) : timeline_point{};
+        p.seconds = m.seconds;
+        p.label = (m.entered ? "enter " : "leave ") + m.scope;
+        points.push_back(std::move(p));
+    }
+    for (; next < t.samples.size(); ++next) points.push_back(point_of(t.samples[next]));
+    s.timeline = std::move(points);
 }
 
 MEMLENS_NAMESPACE_END
