@@ -2,9 +2,12 @@
 // can tell) and a phase of short-lived buffers, each in a named scope. A growth rule calls back
 // when the tracked bytes grow faster than 8 MiB a minute over half a second; at the end the
 // timeline, with the scopes' marks, goes to a CSV file (the first argument, else
-// monitor_timeline.csv) that a spreadsheet or pandas plots as mprof plot would.
+// monitor_timeline.csv) that a spreadsheet or pandas plots as mprof plot would, and to an HTML
+// report beside it (the same name ending in .html) that draws resident and tracked bytes on one
+// time axis with the marks.
 #include <memlens/hooks.hpp>  // in exactly one file of the program: counts every new-expression
 #include <memlens/monitor/monitor.hpp>
+#include <memlens/view/html.hpp>
 #include <memlens/view/timeline.hpp>
 
 #include <chrono>
@@ -64,8 +67,12 @@ int main(int argc, char** argv) {
     const memlens::monitor_timeline timeline = monitor.timeline();
     memlens::write_timeline(timeline, path);
     const memlens::monitor_sample& last = timeline.samples.back();
-    std::printf("%zu samples and %zu scope marks over %.2f s written to %s\n", timeline.samples.size(),
-                timeline.marks.size(), last.seconds, path.c_str());
+    memlens::snapshot report = memlens::take_snapshot();
+    memlens::set_timeline(report, timeline);
+    const std::string page = path.substr(0, path.rfind('.')) + ".html";
+    memlens::write_html(report, page);
+    std::printf("%zu samples and %zu scope marks over %.2f s written to %s and %s\n", timeline.samples.size(),
+                timeline.marks.size(), last.seconds, path.c_str(), page.c_str());
     std::printf("at the end: %zu bytes resident, %zu tracked, %zu untracked; growth alert fired %llu times\n",
                 static_cast<std::size_t>(last.process.rss_bytes), static_cast<std::size_t>(last.tracked_bytes),
                 static_cast<std::size_t>(last.untracked_bytes),
