@@ -48,22 +48,24 @@ inline std::string massif_clean(std::string text) {
     return text;
 }
 
-// As massif names a code location: "0x4005E4: main (prog.c:20)", "0x4005E4: f (in /lib/x.so)",
-// "0x4005E4: ???".
-inline std::string massif_label(const frame_info& f) {
+// As valgrind's tools name a code location: "0x4005E4: main (prog.c:20)",
+// "0x4005E4: f (in /lib/x.so)", "0x4005E4: ???".
+inline std::string valgrind_frame_label(const frame_info& f) {
     char address[2 + 2 * sizeof(std::uintptr_t) + 3];
     std::snprintf(address, sizeof address, "0x%" PRIXPTR ": ", f.address);
     std::string out = address;
-    out += f.function.empty() ? std::string("???") : massif_clean(f.function);
+    out += f.function.empty() ? std::string("???") : f.function;
     if (!f.file.empty()) {
-        append_all(out, {" (", massif_clean(f.file)});
+        append_all(out, {" (", f.file});
         if (f.line != 0) append_all(out, {":", number(f.line)});
         out += ')';
     } else if (!f.module.empty()) {
-        append_all(out, {" (in ", massif_clean(f.module), ")"});
+        append_all(out, {" (in ", f.module, ")"});
     }
     return out;
 }
+
+inline std::string massif_label(const frame_info& f) { return massif_clean(valgrind_frame_label(f)); }
 
 class massif_tree {
 public:
