@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../detail/files.hpp"
@@ -49,6 +50,7 @@ inline std::string dhat_json(const snapshot& s) {
     string_index frame_rows;
     std::vector<std::string> frame_table = {"[root]"};
     frame_rows.insert(frame_table.front());
+    std::unordered_map<const frame_info*, std::uint32_t> frame_ids;
     string_index point_rows;  // by frames
     std::vector<dhat_point> points;
     key_index stack_rows;
@@ -66,10 +68,15 @@ inline std::string dhat_json(const snapshot& s) {
             frames.push_back(id);
         }
         for (const frame_info& f : range) {
-            std::string label = valgrind_frame_label(f);
-            const auto [id, fresh] = frame_rows.insert(label);
-            if (fresh) frame_table.push_back(std::move(label));
-            frames.push_back(id);
+            // Each frame of the resolved stacks is one address's: labelled once.
+            const auto [cached, fresh] = frame_ids.emplace(&f, 0);
+            if (fresh) {
+                std::string label = valgrind_frame_label(f);
+                const auto [id, new_label] = frame_rows.insert(label);
+                if (new_label) frame_table.push_back(std::move(label));
+                cached->second = id;
+            }
+            frames.push_back(cached->second);
         }
         for (const std::uint32_t id : frames) append_all(key, {number(id), ","});
         const auto [at, new_point] = point_rows.insert(key);

@@ -16,6 +16,7 @@
 
 #include "../detail/files.hpp"
 #include "../detail/format.hpp"
+#include "../detail/index.hpp"
 #include "snapshot.hpp"
 
 MEMLENS_NAMESPACE_BEGIN
@@ -32,10 +33,9 @@ struct massif_options {
 namespace detail {
 
 struct massif_node {
-    std::string label;
+    std::uint32_t label = 0;  // index into massif_tree::labels_
     std::uint64_t bytes = 0;
-    std::vector<std::uint32_t> children;          // indexes into massif_tree::nodes
-    std::unordered_map<std::string, std::uint32_t> by_label;
+    std::vector<std::uint32_t> children;  // indexes into massif_tree::nodes_
 };
 
 // ms_print drops everything after a '#' as a comment, and reads a line as one node: a name
@@ -69,7 +69,11 @@ inline std::string massif_label(const frame_info& f) { return massif_clean(valgr
 
 class massif_tree {
 public:
-    massif_tree() { nodes_.push_back({"(heap allocation functions) malloc/new/new[], --alloc-fns, etc.", 0, {}, {}}); }
+    massif_tree() {
+        labels_.push_back("(heap allocation functions) malloc/new/new[], --alloc-fns, etc.");
+        labels_.push_back("(no stack)");
+        nodes_.push_back({0, 0, {}});
+    }
 
     // Adds `bytes` along a stack's frames, innermost first: massif's trees run from the
     // allocation functions out to main.
@@ -77,14 +81,14 @@ public:
         std::uint32_t at = 0;
         nodes_[0].bytes += bytes;
         if (frames.empty()) {
-            at = child(at, "(no stack)");
+            at = child(at, 1);
             nodes_[at].bytes += bytes;
             return;
         }
         std::size_t level = 0;
         for (const frame_info& f : frames) {
             if (level++ == depth) break;
-            at = child(at, massif_label(f));
+            at = child(at, label(f));
             nodes_[at].bytes += bytes;
         }
     }
@@ -94,13 +98,25 @@ public:
     void write(std::string& out, double threshold) const { write_node(out, 0, 0, threshold); }
 
 private:
-    std::uint32_t child(std::uint32_t parent, const std::string& label) {
-        const auto known = nodes_[parent].by_label.find(label);
-        if (known != nodes_[parent].by_label.end()) return known->second;
+    // Each frame of the resolved stacks is one address's, so its label is made once.
+    std::uint32_t label(const frame_info& f) {
+        const auto [at, fresh] = label_of_frame_.emplace(&f, 0);
+        if (fresh) {
+            std::string text = massif_label(f);
+            const auto [row, added] = label_rows_.insert(text);
+            if (added) labels_.push_back(std::move(text));
+            at->second = row + 2;
+        }
+        return at->second;
+    }
+
+    std::uint32_t child(std::uint32_t parent, std::uint32_t label_id) {
+        const auto [row, added] = children_.insert((std::uint64_t{parent} << 32) | label_id);
+        if (!added) return node_of_child_[row];
         const auto id = static_cast<std::uint32_t>(nodes_.size());
-        nodes_.push_back({label, 0, {}, {}});
+        nodes_.push_back({label_id, 0, {}});
         nodes_[parent].children.push_back(id);
-        nodes_[parent].by_label.emplace(label, id);
+        node_of_child_.push_back(id);
         return id;
     }
 
@@ -121,11 +137,11 @@ private:
         // Largest first, then by label: the order is total.
         std::sort(shown.begin(), shown.end(), [&](std::uint32_t a, std::uint32_t b) {
             return nodes_[a].bytes != nodes_[b].bytes ? nodes_[a].bytes > nodes_[b].bytes
-                                                      : nodes_[a].label < nodes_[b].label;
+                                                      : labels_[nodes_[a].label] < labels_[nodes_[b].label];
         });
         out.append(level, ' ');
         append_all(out, {"n", number(shown.size() + (below_count != 0 ? 1 : 0)), ": ", number(n.bytes), " ",
-                         n.label, "\n"});
+                         labels_[n.label], "\n"});
         for (const std::uint32_t c : shown) write_node(out, c, level + 1, threshold);
         if (below_count != 0) {
             char limit[32];
@@ -139,6 +155,11 @@ private:
     }
 
     std::vector<massif_node> nodes_;
+    std::vector<std::string> labels_;  // 0 the root's, 1 "(no stack)", then the frames'
+    string_index label_rows_;          // the frames' labels, from 2 on
+    std::unordered_map<const frame_info*, std::uint32_t> label_of_frame_;
+    key_index children_;                        // (parent, label) pairs
+    std::vector<std::uint32_t> node_of_child_;  // the node of each pair
 };
 
 // One massif snapshot: a point of memory over time, or a heap tree.

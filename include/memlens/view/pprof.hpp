@@ -4,9 +4,9 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -66,7 +66,11 @@ public:
         return row;
     }
 
+    // Frames are looked up by their address in the resolved stacks (each address resolves to
+    // one frame_info), so that each is named and hashed by its strings once.
     std::uint64_t function(const frame_info& f) {
+        const auto [cached, fresh] = function_of_frame_.emplace(&f, 0);
+        if (!fresh) return cached->second;
         const std::string name = frame_name(f);
         const auto [row, added] = functions_.insert(name + '\0' + f.file);
         if (added) {
@@ -77,6 +81,7 @@ public:
             pb_number(m, 4, string(f.file));
             pb_bytes(body_, 5, m);
         }
+        cached->second = row + 1;
         return row + 1;
     }
 
@@ -95,11 +100,13 @@ public:
     // last the frame of the function they were inlined into, as profile.proto orders its lines.
     std::uint64_t location(const std::vector<const frame_info*>& frames) {
         const frame_info& outer = *frames.back();
-        const auto key = std::make_pair(outer.address, frames.size());
-        const auto known = locations_.find(key);
-        if (known != locations_.end()) return known->second;
-        const std::uint64_t id = locations_.size() + 1;
-        locations_.emplace(key, id);
+        // The frame and how many of its lines are kept (memlens's own inlined frames are cut
+        // at the top of a stack): user-space pointers fit in 48 bits.
+        const std::uint64_t key = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&outer)) ^
+                                  (std::uint64_t{frames.size()} << 48);
+        const auto [row, added] = locations_.insert(key);
+        const std::uint64_t id = row + 1;
+        if (!added) return id;
         std::string m;
         pb_number(m, 1, id);
         pb_number(m, 2, mapping(outer));
@@ -126,9 +133,8 @@ public:
         }
         if (!run.empty()) ids.push_back(location(run));
         if (ids.empty()) {
-            frame_info none;
-            none.function = "(no stack)";
-            ids.push_back(location({&none}));
+            no_stack_.function = "(no stack)";
+            ids.push_back(location({&no_stack_}));
         }
         return ids;
     }
@@ -189,7 +195,9 @@ private:
     string_index functions_;
     string_index mapping_rows_;
     std::vector<pprof_mapping> mappings_;
-    std::map<std::pair<std::uintptr_t, std::size_t>, std::uint64_t> locations_;
+    std::unordered_map<const frame_info*, std::uint64_t> function_of_frame_;
+    key_index locations_;
+    frame_info no_stack_;  // the one frame of allocations without a stack
     std::string string_table_;  // written first, so that readers meet the strings before use
     std::string samples_;
     std::string body_;  // functions and locations
