@@ -88,10 +88,12 @@ public:
     // The mapping of `f`'s module, widened to hold its address; 0 for an unmapped frame.
     std::uint64_t mapping(const frame_info& f) {
         if (f.module.empty()) return 0;
+        // A snapshot read from a file may say anything: the start never passes the address.
+        const std::uintptr_t start = f.offset <= f.address ? f.address - f.offset : f.address;
         const auto [row, added] = mapping_rows_.insert(f.module);
-        if (added) mappings_.push_back({f.module, f.address - f.offset, f.address + 1});
+        if (added) mappings_.push_back({f.module, start, f.address + 1});
         pprof_mapping& m = mappings_[row];
-        if (f.address - f.offset < m.start) m.start = f.address - f.offset;
+        if (start < m.start) m.start = start;
         if (f.address + 1 > m.limit) m.limit = f.address + 1;
         return row + 1;
     }
