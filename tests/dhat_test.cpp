@@ -43,9 +43,6 @@ memlens::snapshot hand_built(bool peak_kept) {
     return s;
 }
 
-}  // namespace dhat_test
-
-using namespace dhat_test;
 
 TEST_CASE("DHAT's file: totals, at the end and at the peak per program point, frames by index", "[dhat]") {
     CHECK(memlens::dhat_json(hand_built(true)) ==
@@ -77,3 +74,5 @@ TEST_CASE("a DHAT file to an unwritable path is a clear error", "[dhat]") {
                       Catch::StartsWith("memlens: cannot write " + (dir / "missing/dhat.out.1")));
     memlens::write_dhat(hand_built(true), dir / "dhat.out.1");
 }
+
+}  // namespace dhat_test

@@ -49,9 +49,6 @@ memlens::snapshot hand_built() {
     return s;
 }
 
-}  // namespace massif_test
-
-using namespace massif_test;
 
 TEST_CASE("massif's format: points, the peak's tree and the live tree, small entries summed", "[massif]") {
     const std::string text = memlens::massif_text(hand_built());
@@ -121,8 +118,6 @@ TEST_CASE("ms_print reads the timeline, the peak and the trees of a hand-built s
     CHECK(printed.find("->00.89% (90B) in 1+ places, all below ms_print's threshold (01.00%)") != std::string::npos);
 }
 
-namespace massif_test {
-
 volatile int site_a_count = 3;
 char* site_a_blocks[3];
 char* site_b_block = nullptr;
@@ -139,7 +134,6 @@ MEMLENS_TEST_NOINLINE void massif_test_site_b() {
     memlens_test::keep(site_b_block);
 }
 
-}  // namespace massif_test
 
 TEST_CASE("ms_print reads a series of real snapshots: the peak and its largest entry, exact", "[massif][interop]") {
     if (!memlens_test::tool_present("ms_print", "valgrind")) return;
@@ -180,3 +174,5 @@ TEST_CASE("ms_print reads a series of real snapshots: the peak and its largest e
     CHECK(printed.find("(3,000B) 0x") != std::string::npos);
     CHECK(printed.find("massif_test_site_a()") != std::string::npos);
 }
+
+}  // namespace massif_test

@@ -75,9 +75,6 @@ std::string pprof(const memlens_test::temporary_directory& dir, const std::strin
                                   "' GOCACHE='" + dir.path + "/cache' go tool pprof " + arguments);
 }
 
-}  // namespace pprof_test
-
-using namespace pprof_test;
 
 TEST_CASE("gzip of stored blocks carries the CRC-32 and length of its data", "[pprof]") {
     CHECK(memlens::detail::crc32("123456789", 9) == 0xCBF43926u);
@@ -218,3 +215,5 @@ TEST_CASE("go tool pprof shows the calls inlined at an address as lines of one l
     CHECK(lines.find("app/buffer.hpp:7") != std::string::npos);
     CHECK(memlens_test::top_flat(lines, "grow_buffer()") == 1280);
 }
+
+}  // namespace pprof_test
