@@ -1,10 +1,12 @@
 // memlens/testing/catch2.hpp: memory assertions for Catch2 2.x. While a check runs, Catch2's own
-// work inside REQUIRE / CHECK (building messages, recording results) is not charged to the block.
+// work inside REQUIRE / CHECK (building messages, recording results) is not charged to the block,
+// nor failed by failure injection.
 #pragma once
 
 #include <catch2/catch.hpp>
 
 #include "checks.hpp"
+#include "failures.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace catch2 {
 
@@ -183,4 +185,20 @@ MEMLENS_NAMESPACE_END
 ///@{
 #define MEMLENS_REQUIRE_NO_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_allocs(__VA_ARGS__))
 #define MEMLENS_CHECK_NO_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_allocs(__VA_ARGS__))
+///@}
+/// REQUIRE / CHECK that a block survives the failure of each of its allocations in turn:
+/// (block[, verify][, options]), as memlens::for_each_allocation_failure; Catch2 assertions
+/// inside the block and `verify` neither count as its allocations nor fail.
+///@{
+#define MEMLENS_DETAIL_CATCH2_SWEEP(fail, ...)                                                 \
+    do {                                                                                       \
+        ::memlens::failure_sweep memlens_sweep_;                                               \
+        {                                                                                      \
+            ::memlens::catch2::framework_excluded memlens_excluded_;                           \
+            memlens_sweep_ = ::memlens::for_each_allocation_failure(__VA_ARGS__);              \
+        }                                                                                      \
+        if (!memlens_sweep_.passed) fail(memlens_sweep_.message);                              \
+    } while (false)
+#define MEMLENS_REQUIRE_FAILURE_SAFE(...) MEMLENS_DETAIL_CATCH2_SWEEP(FAIL, __VA_ARGS__)
+#define MEMLENS_CHECK_FAILURE_SAFE(...) MEMLENS_DETAIL_CATCH2_SWEEP(FAIL_CHECK, __VA_ARGS__)
 ///@}
