@@ -85,3 +85,41 @@ TEST(MemlensGtest, AFailingCheckNamesTheFigures) {
                          }),
                          "exactly 0 allocations");
 }
+
+namespace {
+
+std::vector<std::unique_ptr<char[]>>& gtest_kept() {
+    static std::vector<std::unique_ptr<char[]>> kept;
+    return kept;
+}
+
+}  // namespace
+
+TEST(MemlensGtest, GrowthAndFailureChecks) {
+    MEMLENS_EXPECT_FAILURE_SAFE([] {
+        auto a = std::make_unique<int>(1);
+        auto b = std::make_unique<long>(2);
+        memlens_test::keep(a.get());
+        memlens_test::keep(b.get());
+    });
+    MEMLENS_EXPECT_NO_GROWTH(3, [] {
+        std::vector<int> v(8);
+        memlens_test::keep(v.data());
+    });
+    MEMLENS_EXPECT_NO_LEAKS_AFTER_WARM_UP([] {
+        static std::vector<int> once(16);
+        memlens_test::keep(once.data());
+    });
+    gtest_kept().reserve(8);
+    EXPECT_NONFATAL_FAILURE(MEMLENS_EXPECT_NO_GROWTH(3, [] { gtest_kept().emplace_back(new char[64]); }),
+                            "live 64 bytes, 128 bytes, 192 bytes after runs 1..3 (+64 bytes a run)");
+    gtest_kept().clear();
+    EXPECT_FATAL_FAILURE(MEMLENS_ASSERT_FAILURE_SAFE([] {
+                             int* a = new int(1);
+                             memlens_test::keep(a);
+                             auto b = std::make_unique<long>(2);
+                             memlens_test::keep(b.get());
+                             delete a;
+                         }),
+                         "the block leaked 4 bytes in 1 allocation");
+}

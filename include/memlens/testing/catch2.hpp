@@ -186,19 +186,24 @@ MEMLENS_NAMESPACE_END
 #define MEMLENS_REQUIRE_NO_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_allocs(__VA_ARGS__))
 #define MEMLENS_CHECK_NO_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_allocs(__VA_ARGS__))
 ///@}
+/// REQUIRE / CHECK that a block's second run leaks nothing: (block[, options]).
+///@{
+#define MEMLENS_REQUIRE_NO_LEAKS_AFTER_WARM_UP(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_leaks_after_warm_up(__VA_ARGS__))
+#define MEMLENS_CHECK_NO_LEAKS_AFTER_WARM_UP(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_leaks_after_warm_up(__VA_ARGS__))
+///@}
+/// REQUIRE / CHECK that no site's live bytes grow on each of N runs: (runs, block[, options]).
+///@{
+#define MEMLENS_REQUIRE_NO_GROWTH(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_growth(__VA_ARGS__))
+#define MEMLENS_CHECK_NO_GROWTH(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_growth(__VA_ARGS__))
+///@}
 /// REQUIRE / CHECK that a block survives the failure of each of its allocations in turn:
 /// (block[, verify][, options]), as memlens::for_each_allocation_failure; Catch2 assertions
 /// inside the block and `verify` neither count as its allocations nor fail.
 ///@{
-#define MEMLENS_DETAIL_CATCH2_SWEEP(fail, ...)                                                 \
-    do {                                                                                       \
-        ::memlens::failure_sweep memlens_sweep_;                                               \
-        {                                                                                      \
-            ::memlens::catch2::framework_excluded memlens_excluded_;                           \
-            memlens_sweep_ = ::memlens::for_each_allocation_failure(__VA_ARGS__);              \
-        }                                                                                      \
-        if (!memlens_sweep_.passed) fail(memlens_sweep_.message);                              \
-    } while (false)
-#define MEMLENS_REQUIRE_FAILURE_SAFE(...) MEMLENS_DETAIL_CATCH2_SWEEP(FAIL, __VA_ARGS__)
-#define MEMLENS_CHECK_FAILURE_SAFE(...) MEMLENS_DETAIL_CATCH2_SWEEP(FAIL_CHECK, __VA_ARGS__)
+#define MEMLENS_REQUIRE_FAILURE_SAFE(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::detail::sweep_result(::memlens::for_each_allocation_failure(__VA_ARGS__)))
+#define MEMLENS_CHECK_FAILURE_SAFE(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::detail::sweep_result(::memlens::for_each_allocation_failure(__VA_ARGS__)))
 ///@}

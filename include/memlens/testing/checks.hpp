@@ -1,10 +1,13 @@
 // memlens/testing/checks.hpp: framework-neutral memory checks for unit tests: a block leaks
-// nothing, stays under a peak, makes exactly or at most N allocations, allocates at most N
-// bytes, or allocates nothing.
+// nothing (on its first or its second run), keeps no site growing over repeated runs, stays
+// under a peak, makes exactly or at most N allocations, allocates at most N bytes, or allocates
+// nothing.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "../detail/format.hpp"
@@ -109,6 +112,80 @@ check_result check_no_leaks(F&& block, check_options options = {}) {
     const leak_report leaked = passed ? leak_report{} : leaks(sites);
     check_result r = detail::make_result(passed, u, "no leak (net 0 bytes, frees equal to allocations)");
     if (leaked.count != 0) r.message += "\n" + leaked.describe(5);
+    return r;
+}
+
+/// check_no_leaks of the block's second run: the first warms caches, lazy statics and pools,
+/// and only what the second leaves alive fails the check (check_options::with_warm_up).
+template <class F>
+check_result check_no_leaks_after_warm_up(F&& block, check_options options = {}) {
+    return check_no_leaks(block, options.with_warm_up());
+}
+
+namespace detail {
+
+// A site's live bytes after each of the runs of check_no_growth.
+struct growing_site {
+    std::string site;
+    std::vector<std::uint64_t> bytes;
+};
+
+inline std::string describe_growth(const growing_site& g) {
+    std::string out = "  " + g.site + ": live " ;
+    for (std::size_t i = 0; i < g.bytes.size(); ++i) {
+        out += (i ? ", " : "") + describe_bytes(g.bytes[i]);
+    }
+    const std::uint64_t first = g.bytes.front();
+    const std::uint64_t last = g.bytes.back();
+    const std::uint64_t per_run = g.bytes.size() > 1 ? (last - first) / (g.bytes.size() - 1) : last;
+    return out + " after runs 1.." + std::to_string(g.bytes.size()) + " (+" + describe_bytes(per_run) +
+           " a run)";
+}
+
+}  // namespace detail
+
+/// Runs the block `runs` times (at least 2) and passes unless some site's live bytes, counted
+/// from before the first run, grow on every run: a leak that a cache or a list keeps reachable,
+/// which check_no_leaks would see only as a one-run difference. A site is the first frame outside
+/// memlens and the standard library (group_by::site); a failure names each growing site with
+/// its live bytes after each run and the growth a run. Records every allocation with its stack
+/// while it runs (as leak_check), and symbolizes after each run: slow, for tests.
+template <class F>
+check_result check_no_growth(std::size_t runs, F&& block, check_options options = {}) {
+    using namespace detail;
+    const std::string expectation = "no site whose live bytes grow on each of " + std::to_string(runs) + " runs";
+    if (runs < 2) {
+        check_result r;
+        r.message = "memlens: check_no_growth needs at least 2 runs to see growth, got " + std::to_string(runs);
+        return r;
+    }
+    const leak_check sites(options.kind);
+    std::map<std::string, std::vector<std::uint64_t>> live;
+    block_usage u;
+    for (std::size_t run = 0; run < runs; ++run) {
+        {
+            scope s(options.kind);
+            block();
+            u = s.usage();
+        }
+        guard quiet;
+        for (const statistic& st : statistics(sites.leaked(), group_by::site)) {
+            std::vector<std::uint64_t>& bytes = live[st.key];
+            bytes.resize(run, 0);
+            bytes.push_back(st.bytes);
+        }
+    }
+    guard quiet;
+    std::vector<growing_site> growing;
+    for (auto& entry : live) {
+        std::vector<std::uint64_t>& bytes = entry.second;
+        bytes.resize(runs, 0);
+        bool grew = bytes[0] > 0;
+        for (std::size_t i = 1; i < runs && grew; ++i) grew = bytes[i] > bytes[i - 1];
+        if (grew) growing.push_back({entry.first, bytes});
+    }
+    check_result r = make_result(growing.empty(), u, expectation);
+    for (const growing_site& g : growing) r.message += "\n" + describe_growth(g);
     return r;
 }
 

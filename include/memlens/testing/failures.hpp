@@ -18,6 +18,7 @@
 #include "../observe/scope.hpp"
 #include "../observe/symbols.hpp"
 #include "../sources/heap.hpp"
+#include "checks.hpp"
 
 MEMLENS_NAMESPACE_BEGIN
 
@@ -293,5 +294,17 @@ failure_sweep for_each_allocation_failure(F&& block, failure_sweep_options optio
     auto nothing = [](std::uint64_t) {};
     return detail::sweep_failures(block, nothing, options);
 }
+
+namespace detail {
+
+// A sweep as a check's result, for the framework adapters.
+inline check_result sweep_result(const failure_sweep& sweep) {
+    check_result r;
+    r.passed = sweep.passed;
+    r.message = sweep.message;
+    return r;
+}
+
+}  // namespace detail
 
 MEMLENS_NAMESPACE_END

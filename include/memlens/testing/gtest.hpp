@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "checks.hpp"
+#include "failures.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace gtest {
 
@@ -93,4 +94,24 @@ MEMLENS_NAMESPACE_END
 ///@{
 #define MEMLENS_ASSERT_NO_ALLOCS(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_no_allocs(__VA_ARGS__))
 #define MEMLENS_EXPECT_NO_ALLOCS(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_no_allocs(__VA_ARGS__))
+///@}
+/// ASSERT / EXPECT that a block's second run leaks nothing: (block[, options]).
+///@{
+#define MEMLENS_ASSERT_NO_LEAKS_AFTER_WARM_UP(...) \
+    MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_no_leaks_after_warm_up(__VA_ARGS__))
+#define MEMLENS_EXPECT_NO_LEAKS_AFTER_WARM_UP(...) \
+    MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_no_leaks_after_warm_up(__VA_ARGS__))
+///@}
+/// ASSERT / EXPECT that no site's live bytes grow on each of N runs: (runs, block[, options]).
+///@{
+#define MEMLENS_ASSERT_NO_GROWTH(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_no_growth(__VA_ARGS__))
+#define MEMLENS_EXPECT_NO_GROWTH(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_no_growth(__VA_ARGS__))
+///@}
+/// ASSERT / EXPECT that a block survives the failure of each of its allocations in turn:
+/// (block[, verify][, options]), as memlens::for_each_allocation_failure.
+///@{
+#define MEMLENS_ASSERT_FAILURE_SAFE(...) \
+    MEMLENS_DETAIL_GTEST(FAIL, ::memlens::detail::sweep_result(::memlens::for_each_allocation_failure(__VA_ARGS__)))
+#define MEMLENS_EXPECT_FAILURE_SAFE(...) \
+    MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::detail::sweep_result(::memlens::for_each_allocation_failure(__VA_ARGS__)))
 ///@}
