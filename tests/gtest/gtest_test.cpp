@@ -4,6 +4,8 @@
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -122,4 +124,24 @@ TEST(MemlensGtest, GrowthAndFailureChecks) {
                              delete a;
                          }),
                          "the block leaked 4 bytes in 1 allocation");
+}
+
+TEST(MemlensGtest, AFailingLeakCheckWritesItsProfile) {
+    memlens_test::temporary_directory dir;
+    ::setenv("MEMLENS_FAILURE_DIR", dir.path.c_str(), 1);
+    std::unique_ptr<char[]> kept;
+    EXPECT_NONFATAL_FAILURE(MEMLENS_EXPECT_NO_LEAKS([&] {
+                                kept.reset(new char[3000]);
+                                memlens_test::keep(kept.get());
+                            }),
+                            "memlens: the failure's profile: " + dir.path +
+                                "/MemlensGtest.AFailingLeakCheckWritesItsProfile.memlens.json and ");
+    ::unsetenv("MEMLENS_FAILURE_DIR");
+    std::ifstream in(dir.path + "/MemlensGtest.AFailingLeakCheckWritesItsProfile.memlens.json");
+    const std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t rows = json.find("\"allocations\":[");
+    ASSERT_NE(rows, std::string::npos);
+    EXPECT_NE(json.find(",3000,", rows), std::string::npos);
+    std::ifstream html(dir.path + "/MemlensGtest.AFailingLeakCheckWritesItsProfile.memlens.html");
+    EXPECT_TRUE(html.good());
 }

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "checks.hpp"
+#include "failure_files.hpp"
 #include "failures.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace catch2 {
@@ -134,6 +135,12 @@ private:
 /// Keeps Catch2's own work inside assertions out of the calling thread's scopes while alive.
 using framework_excluded = wrapped_capture<unscoped>;
 
+/// A failed check's message, with the profile written for the running test
+/// (write_failure_profile) when it has one.
+inline std::string failure_message(const check_result& result) {
+    return result.message + write_failure_profile(result, Catch::getResultCapture().getCurrentTestName());
+}
+
 }  // namespace catch2
 MEMLENS_NAMESPACE_END
 
@@ -145,7 +152,7 @@ MEMLENS_NAMESPACE_END
             ::memlens::catch2::framework_excluded memlens_excluded_;                           \
             memlens_result_ = __VA_ARGS__;                                                     \
         }                                                                                      \
-        if (!memlens_result_.passed) fail(memlens_result_.message);                            \
+        if (!memlens_result_.passed) fail(::memlens::catch2::failure_message(memlens_result_)); \
     } while (false)
 
 /// REQUIRE / CHECK that a block (a callable, then optional memlens::check_options) leaks

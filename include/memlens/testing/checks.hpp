@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 #include <utility>
@@ -40,6 +41,10 @@ struct check_result {
     bool passed = false;  ///< whether the measured figures kept to the limit
     block_usage usage;    ///< what the block did, as measured (the last run, after any warm-up)
     std::string message;  ///< the measured figures beside the limit, whether passed or not
+    /// The snapshot behind a failure, with stacks: what a failed leak or growth check found
+    /// alive. Null when the check passed or records no stacks; the Catch2 and GoogleTest
+    /// adapters write it next to the test's output (testing/failure_files.hpp).
+    std::shared_ptr<const snapshot> profile;
 
     /// `passed`, so that `if (auto r = check_...(...))` reads naturally.
     explicit operator bool() const noexcept { return passed; }
@@ -110,12 +115,14 @@ check_result check_no_leaks(F&& block, check_options options = {}) {
     const block_usage u = detail::run_measured(block, options);
     const bool balanced = u.net == 0 && u.allocs == u.frees;
     // Taken before the message exists, which would otherwise be one of the block's leaks.
-    const leak_report leaked = balanced ? leak_report{} : leaks(sites);
+    snapshot left = balanced ? snapshot{} : sites.leaked();
+    const leak_report leaked = balanced ? leak_report{} : leaks(left);
     // What is left alive passes when every stack of it is suppressed (active_suppressions()).
     const bool suppressed_only = !balanced && leaked.count == 0 && leaked.suppressed_count != 0;
     check_result r = detail::make_result(balanced || suppressed_only, u,
                                          "no leak (net 0 bytes, frees equal to allocations)");
     if (leaked.count != 0 || leaked.suppressed_count != 0) r.message += "\n" + leaked.describe(5);
+    if (!r.passed && leaked.count != 0) r.profile = std::make_shared<const snapshot>(std::move(left));
     return r;
 }
 
@@ -165,6 +172,7 @@ check_result check_no_growth(std::size_t runs, F&& block, check_options options 
     }
     const leak_check sites(options.kind);
     std::map<std::string, std::vector<std::uint64_t>> live;
+    snapshot last;
     block_usage u;
     for (std::size_t run = 0; run < runs; ++run) {
         {
@@ -173,7 +181,8 @@ check_result check_no_growth(std::size_t runs, F&& block, check_options options 
             u = s.usage();
         }
         guard quiet;
-        for (const statistic& st : statistics(sites.leaked(), group_by::site)) {
+        last = sites.leaked();
+        for (const statistic& st : statistics(last, group_by::site)) {
             std::vector<std::uint64_t>& bytes = live[st.key];
             bytes.resize(run, 0);
             bytes.push_back(st.bytes);
@@ -190,6 +199,7 @@ check_result check_no_growth(std::size_t runs, F&& block, check_options options 
     }
     check_result r = make_result(growing.empty(), u, expectation);
     for (const growing_site& g : growing) r.message += "\n" + describe_growth(g);
+    if (!r.passed) r.profile = std::make_shared<const snapshot>(std::move(last));
     return r;
 }
 

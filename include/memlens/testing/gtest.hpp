@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "checks.hpp"
+#include "failure_files.hpp"
 #include "failures.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace gtest {
@@ -43,6 +44,14 @@ public:
     }
 };
 
+/// A failed check's message, with the profile written for the running test ("Suite.Test",
+/// write_failure_profile) when it has one.
+inline std::string failure_message(const check_result& result) {
+    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    const std::string name = test ? std::string(test->test_suite_name()) + "." + test->name() : "test";
+    return result.message + write_failure_profile(result, name);
+}
+
 }  // namespace gtest
 MEMLENS_NAMESPACE_END
 
@@ -55,7 +64,7 @@ MEMLENS_NAMESPACE_END
             memlens_result_ = __VA_ARGS__;                                                     \
         }                                                                                      \
         memlens_held_.replay();                                                                \
-        if (!memlens_result_.passed) fail() << memlens_result_.message;                        \
+        if (!memlens_result_.passed) fail() << ::memlens::gtest::failure_message(memlens_result_); \
     } while (false)
 
 /// ASSERT / EXPECT that a block (a callable, then optional memlens::check_options) leaks nothing.
