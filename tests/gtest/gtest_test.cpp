@@ -4,6 +4,8 @@
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -84,4 +86,68 @@ TEST(MemlensGtest, AFailingCheckNamesTheFigures) {
                              memlens_test::keep(used.data());
                          }),
                          "exactly 0 allocations");
+}
+
+namespace {
+
+// The block's first allocation, reachable, so that LeakSanitizer does not report the leak made
+// on purpose below.
+int* first_block = nullptr;
+
+std::vector<std::unique_ptr<char[]>>& gtest_kept() {
+    static std::vector<std::unique_ptr<char[]>> kept;
+    return kept;
+}
+
+}  // namespace
+
+TEST(MemlensGtest, GrowthAndFailureChecks) {
+    MEMLENS_EXPECT_FAILURE_SAFE([] {
+        auto a = std::make_unique<int>(1);
+        auto b = std::make_unique<long>(2);
+        memlens_test::keep(a.get());
+        memlens_test::keep(b.get());
+    });
+    MEMLENS_EXPECT_NO_GROWTH(3, [] {
+        std::vector<int> v(8);
+        memlens_test::keep(v.data());
+    });
+    MEMLENS_EXPECT_NO_LEAKS_AFTER_WARM_UP([] {
+        static std::vector<int> once(16);
+        memlens_test::keep(once.data());
+    });
+    gtest_kept().reserve(8);
+    EXPECT_NONFATAL_FAILURE(MEMLENS_EXPECT_NO_GROWTH(3, [] { gtest_kept().emplace_back(new char[64]); }),
+                            "live 64 bytes, 128 bytes, 192 bytes after runs 1..3 (+64 bytes a run)");
+    gtest_kept().clear();
+    EXPECT_FATAL_FAILURE(MEMLENS_ASSERT_FAILURE_SAFE([] {
+                             int* a = new int(1);
+                             first_block = a;
+                             memlens_test::keep(a);
+                             auto b = std::make_unique<long>(2);
+                             memlens_test::keep(b.get());
+                             delete a;
+                         }),
+                         "the block leaked 4 bytes in 1 allocation");
+    delete first_block;
+}
+
+TEST(MemlensGtest, AFailingLeakCheckWritesItsProfile) {
+    memlens_test::temporary_directory dir;
+    ::setenv("MEMLENS_FAILURE_DIR", dir.path.c_str(), 1);
+    std::unique_ptr<char[]> kept;
+    EXPECT_NONFATAL_FAILURE(MEMLENS_EXPECT_NO_LEAKS([&] {
+                                kept.reset(new char[3000]);
+                                memlens_test::keep(kept.get());
+                            }),
+                            "memlens: the failure's profile: " + dir.path +
+                                "/MemlensGtest.AFailingLeakCheckWritesItsProfile.memlens.json and ");
+    ::unsetenv("MEMLENS_FAILURE_DIR");
+    std::ifstream in(dir.path + "/MemlensGtest.AFailingLeakCheckWritesItsProfile.memlens.json");
+    const std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t rows = json.find("\"allocations\":[");
+    ASSERT_NE(rows, std::string::npos);
+    EXPECT_NE(json.find(",3000,", rows), std::string::npos);
+    std::ifstream html(dir.path + "/MemlensGtest.AFailingLeakCheckWritesItsProfile.memlens.html");
+    EXPECT_TRUE(html.good());
 }

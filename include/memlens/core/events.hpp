@@ -290,7 +290,7 @@ MEMLENS_NOINLINE inline block_mark observe_alloc(std::uintptr_t p, std::size_t s
                                                   std::uint32_t d, bool heap) noexcept {
     std::uint32_t sw = switchboard.load(std::memory_order_acquire);
     if (sw & sw_unstarted) {
-        if (this_thread.guard != 0) {
+        if (!counted()) {
             // memlens's own start-up allocating: counted like any event, recorded by nobody.
             count_alloc(size, d);
             return block_counted;

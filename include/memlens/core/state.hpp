@@ -183,6 +183,13 @@ struct core_state {
 MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline core_state core{};
 MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline thread_record late_record{};
 
+struct failure_plan;
+
+// Set in thread_state::guard while the thread has a failure plan (core/failures.hpp): the hooks
+// test that word on every call already, so a plan costs the path without one nothing. The rest
+// of the word still counts memlens's own nesting; counted() ignores the bit.
+constexpr int guard_failing = 1 << 30;
+
 struct thread_state {
     thread_record* record;
     scope_frame* frame;
@@ -195,6 +202,8 @@ struct thread_state {
     // Sampled mode: bytes left before the next sample, and the generator that draws intervals.
     std::int64_t sample_countdown;
     std::uint64_t sample_state;
+    // The innermost failure plan of memlens::fail_allocations, or null.
+    failure_plan* failures;
 };
 
 MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline thread_local thread_state this_thread{};
@@ -622,7 +631,7 @@ MEMLENS_ALWAYS_INLINE void count_free(std::size_t size, std::uint32_t d) noexcep
 // False inside memlens's own work and inside a tracking source's upstream call, where the
 // global operator new hooks must not count the same bytes again in "heap". Their block header
 // remembers the answer, so a block is uncounted on free exactly when it was counted.
-MEMLENS_ALWAYS_INLINE bool counted() noexcept { return this_thread.guard == 0; }
+MEMLENS_ALWAYS_INLINE bool counted() noexcept { return (this_thread.guard & ~guard_failing) == 0; }
 
 // Keeps memlens's own work and a tracking source's upstream call from being counted again.
 class guard {

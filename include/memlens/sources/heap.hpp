@@ -15,6 +15,7 @@
 
 #include "../core/counters.hpp"
 #include "../core/events.hpp"
+#include "../core/failures.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace detail {
 
@@ -200,13 +201,14 @@ MEMLENS_NOINLINE void* plain_allocate(std::size_t size, std::size_t alignment, n
 
 // Counts a block of `size` bytes at `user`, in domain slot `d`, and writes its header: the
 // offset to the start of its malloc block as the power of two `shift`, plus `origin_bits`.
+// `count`: whether to count it, false inside memlens's own work (see counted()).
 MEMLENS_ALWAYS_INLINE void* mark_block(unsigned char* user, std::size_t size, std::uint32_t shift,
-                                       std::uint32_t d, std::uint32_t origin_bits) noexcept {
+                                       std::uint32_t d, std::uint32_t origin_bits, bool count) noexcept {
     auto* h = reinterpret_cast<heap_header*>(user) - 1;
     const std::uint32_t base_origin = shift | origin_bits;
     // Worked out before counting, whose stores the compiler cannot prove leave the header alone.
     const std::uint32_t check = heap_check(size, base_origin);
-    const block_mark mark = counted() ? on_alloc(user, size, d, true) : 0u;
+    const block_mark mark = count ? on_alloc(user, size, d, true) : 0u;
     if (MEMLENS_UNLIKELY(mark & block_sited)) {
         const std::uint64_t word = size | (std::uint64_t{mark_stack(mark)} << 40);
         const std::uint32_t origin = base_origin | (mark_record(mark) << origin_record_shift);
@@ -227,11 +229,11 @@ inline std::size_t block_offset(std::size_t alignment) noexcept {
 }
 
 // A block of `size` bytes aligned to `alignment` (a power of two), with its header in front,
-// counted in domain slot `d`; `zeroed` clears it as calloc does. Null when the system is out of
-// memory or the size cannot carry a header.
+// counted in domain slot `d` when `count`; `zeroed` clears it as calloc does. Null when the
+// system is out of memory or the size cannot carry a header.
 template <class System>
-MEMLENS_ALWAYS_INLINE void* place_block(std::size_t size, std::size_t alignment, std::uint32_t d,
-                                        bool zeroed = false, std::uint32_t origin_bits = 0) noexcept {
+MEMLENS_ALWAYS_INLINE void* place_block_as(bool count, std::size_t size, std::size_t alignment,
+                                           std::uint32_t d, bool zeroed, std::uint32_t origin_bits) noexcept {
     const std::size_t offset = block_offset(alignment);
     if (size > SIZE_MAX - offset || offset > UINT32_MAX) return nullptr;
     void* base = nullptr;
@@ -243,7 +245,27 @@ MEMLENS_ALWAYS_INLINE void* place_block(std::size_t size, std::size_t alignment,
     }
     if (!base) return nullptr;
     return mark_block(static_cast<unsigned char*>(base) + offset, size,
-                      static_cast<std::uint32_t>(__builtin_ctzll(offset)), d, origin_bits);
+                      static_cast<std::uint32_t>(__builtin_ctzll(offset)), d, origin_bits, count);
+}
+
+// place_block with a guard word `g` other than 0: inside memlens's own work (uncounted), or
+// under a failure plan, which may fail the allocation before it reaches the system.
+template <class System>
+MEMLENS_NOINLINE void* place_block_guarded(int g, std::size_t size, std::size_t alignment, std::uint32_t d,
+                                           bool zeroed, std::uint32_t origin_bits) noexcept {
+    if (g == guard_failing && fail_this_allocation(size)) return nullptr;
+    return place_block_as<System>(g == guard_failing, size, alignment, d, zeroed, origin_bits);
+}
+
+// place_block_as, counted unless the calling thread is inside memlens's own work. The guard
+// word is read once, before the system allocates: it is the only per-thread word the path
+// without memlens's work or a failure plan reads.
+template <class System>
+MEMLENS_ALWAYS_INLINE void* place_block(std::size_t size, std::size_t alignment, std::uint32_t d,
+                                        bool zeroed = false, std::uint32_t origin_bits = 0) noexcept {
+    const int g = this_thread.guard;
+    if (MEMLENS_LIKELY(g == 0)) return place_block_as<System>(true, size, alignment, d, zeroed, origin_bits);
+    return place_block_guarded<System>(g, size, alignment, d, zeroed, origin_bits);
 }
 
 // Null when the system is out of memory; the operators decide whether that throws.

@@ -127,6 +127,11 @@ inline void* realloc_block(void* p, std::size_t size) noexcept {
         release_block<libc_heap>(p, h, d);
         return q;
     }
+    // A failure plan fails a realloc as it would a malloc: the block stays as it was.
+    if (MEMLENS_UNLIKELY(this_thread.guard == guard_failing) && fail_this_allocation(size)) {
+        errno = ENOMEM;
+        return nullptr;
+    }
     if (size > SIZE_MAX - sizeof(heap_header)) {
         errno = ENOMEM;
         return nullptr;
@@ -136,11 +141,11 @@ inline void* realloc_block(void* p, std::size_t size) noexcept {
     const std::uint32_t bits = h.origin & origin_malloc_bit;
     void* moved = ::__libc_realloc(base, size + sizeof(heap_header));
     if (!moved) {
-        mark_block(static_cast<unsigned char*>(p), static_cast<std::size_t>(old_size), 4, d, bits);
+        mark_block(static_cast<unsigned char*>(p), static_cast<std::size_t>(old_size), 4, d, bits, counted());
         errno = ENOMEM;
         return nullptr;
     }
-    return mark_block(static_cast<unsigned char*>(moved) + sizeof(heap_header), size, 4, d, bits);
+    return mark_block(static_cast<unsigned char*>(moved) + sizeof(heap_header), size, 4, d, bits, counted());
 }
 
 // memalign's rule: an alignment that is not a power of two is rounded up to one.

@@ -23,10 +23,13 @@ using hook_heap = libc_heap;
 using hook_heap = c_heap;
 #endif
 
-// Out of line: the new-handler loop runs only when the system is out of memory.
+// Out of line: the new-handler loop runs only when the system is out of memory. A failure that
+// memlens::fail_allocations injected throws at once: the system is not short of memory, and a
+// new-handler that frees caches would only change what the test sees.
 MEMLENS_NOINLINE inline void* heap_new_retry(std::size_t size, std::size_t alignment, new_form form,
                                              bool aligned) {
     for (;;) {
+        if (take_injected_failure()) throw std::bad_alloc();
         std::new_handler handler = std::get_new_handler();
         if (!handler) throw std::bad_alloc();
         handler();

@@ -1,10 +1,13 @@
 // memlens/testing/catch2.hpp: memory assertions for Catch2 2.x. While a check runs, Catch2's own
-// work inside REQUIRE / CHECK (building messages, recording results) is not charged to the block.
+// work inside REQUIRE / CHECK (building messages, recording results) is not charged to the block,
+// nor failed by failure injection.
 #pragma once
 
 #include <catch2/catch.hpp>
 
 #include "checks.hpp"
+#include "failure_files.hpp"
+#include "failures.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace catch2 {
 
@@ -132,6 +135,12 @@ private:
 /// Keeps Catch2's own work inside assertions out of the calling thread's scopes while alive.
 using framework_excluded = wrapped_capture<unscoped>;
 
+/// A failed check's message, with the profile written for the running test
+/// (write_failure_profile) when it has one.
+inline std::string failure_message(const check_result& result) {
+    return result.message + write_failure_profile(result, Catch::getResultCapture().getCurrentTestName());
+}
+
 }  // namespace catch2
 MEMLENS_NAMESPACE_END
 
@@ -143,7 +152,7 @@ MEMLENS_NAMESPACE_END
             ::memlens::catch2::framework_excluded memlens_excluded_;                           \
             memlens_result_ = __VA_ARGS__;                                                     \
         }                                                                                      \
-        if (!memlens_result_.passed) fail(memlens_result_.message);                            \
+        if (!memlens_result_.passed) fail(::memlens::catch2::failure_message(memlens_result_)); \
     } while (false)
 
 /// REQUIRE / CHECK that a block (a callable, then optional memlens::check_options) leaks
@@ -183,4 +192,25 @@ MEMLENS_NAMESPACE_END
 ///@{
 #define MEMLENS_REQUIRE_NO_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_allocs(__VA_ARGS__))
 #define MEMLENS_CHECK_NO_ALLOCS(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_allocs(__VA_ARGS__))
+///@}
+/// REQUIRE / CHECK that a block's second run leaks nothing: (block[, options]).
+///@{
+#define MEMLENS_REQUIRE_NO_LEAKS_AFTER_WARM_UP(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_leaks_after_warm_up(__VA_ARGS__))
+#define MEMLENS_CHECK_NO_LEAKS_AFTER_WARM_UP(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_leaks_after_warm_up(__VA_ARGS__))
+///@}
+/// REQUIRE / CHECK that no site's live bytes grow on each of N runs: (runs, block[, options]).
+///@{
+#define MEMLENS_REQUIRE_NO_GROWTH(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_growth(__VA_ARGS__))
+#define MEMLENS_CHECK_NO_GROWTH(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_growth(__VA_ARGS__))
+///@}
+/// REQUIRE / CHECK that a block survives the failure of each of its allocations in turn:
+/// (block[, verify][, options]), as memlens::for_each_allocation_failure; Catch2 assertions
+/// inside the block and `verify` neither count as its allocations nor fail.
+///@{
+#define MEMLENS_REQUIRE_FAILURE_SAFE(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::detail::sweep_result(::memlens::for_each_allocation_failure(__VA_ARGS__)))
+#define MEMLENS_CHECK_FAILURE_SAFE(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::detail::sweep_result(::memlens::for_each_allocation_failure(__VA_ARGS__)))
 ///@}

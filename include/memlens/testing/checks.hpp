@@ -1,10 +1,14 @@
 // memlens/testing/checks.hpp: framework-neutral memory checks for unit tests: a block leaks
-// nothing, stays under a peak, makes exactly or at most N allocations, allocates at most N
-// bytes, or allocates nothing.
+// nothing (on its first or its second run), keeps no site growing over repeated runs, stays
+// under a peak, makes exactly or at most N allocations, allocates at most N bytes, or allocates
+// nothing.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 #include <utility>
 
 #include "../detail/format.hpp"
@@ -37,6 +41,10 @@ struct check_result {
     bool passed = false;  ///< whether the measured figures kept to the limit
     block_usage usage;    ///< what the block did, as measured (the last run, after any warm-up)
     std::string message;  ///< the measured figures beside the limit, whether passed or not
+    /// The snapshot behind a failure, with stacks: what a failed leak or growth check found
+    /// alive. Null when the check passed or records no stacks; the Catch2 and GoogleTest
+    /// adapters write it next to the test's output (testing/failure_files.hpp).
+    std::shared_ptr<const snapshot> profile;
 
     /// `passed`, so that `if (auto r = check_...(...))` reads naturally.
     explicit operator bool() const noexcept { return passed; }
@@ -96,19 +104,102 @@ inline std::string count_of(std::uint64_t n, const char* one, const char* many) 
 }  // namespace detail
 
 /// Passes when the block frees everything it allocates: net 0 bytes and as many frees as
-/// allocations. The block runs under a leak_check, so a failure lists the largest sites of
-/// what it left alive, with their stacks.
+/// allocations, or when a suppression rule (active_suppressions()) matches the stack of all it
+/// left alive. The block runs under a leak_check, so a failure lists the largest sites of what
+/// it left alive, with their stacks, and the suppressed ones with the rule that matched each.
 template <class F>
 check_result check_no_leaks(F&& block, check_options options = {}) {
     if (options.warm_up) block();
     const leak_check sites(options.kind);
     options.warm_up = false;
     const block_usage u = detail::run_measured(block, options);
-    const bool passed = u.net == 0 && u.allocs == u.frees;
+    const bool balanced = u.net == 0 && u.allocs == u.frees;
     // Taken before the message exists, which would otherwise be one of the block's leaks.
-    const leak_report leaked = passed ? leak_report{} : leaks(sites);
-    check_result r = detail::make_result(passed, u, "no leak (net 0 bytes, frees equal to allocations)");
-    if (leaked.count != 0) r.message += "\n" + leaked.describe(5);
+    snapshot left = balanced ? snapshot{} : sites.leaked();
+    const leak_report leaked = balanced ? leak_report{} : leaks(left);
+    // What is left alive passes when every stack of it is suppressed (active_suppressions()).
+    const bool suppressed_only = !balanced && leaked.count == 0 && leaked.suppressed_count != 0;
+    check_result r = detail::make_result(balanced || suppressed_only, u,
+                                         "no leak (net 0 bytes, frees equal to allocations)");
+    if (leaked.count != 0 || leaked.suppressed_count != 0) r.message += "\n" + leaked.describe(5);
+    if (!r.passed && leaked.count != 0) r.profile = std::make_shared<const snapshot>(std::move(left));
+    return r;
+}
+
+/// check_no_leaks of the block's second run: the first warms caches, lazy statics and pools,
+/// and only what the second leaves alive fails the check (check_options::with_warm_up).
+template <class F>
+check_result check_no_leaks_after_warm_up(F&& block, check_options options = {}) {
+    return check_no_leaks(block, options.with_warm_up());
+}
+
+namespace detail {
+
+// A site's live bytes after each of the runs of check_no_growth.
+struct growing_site {
+    std::string site;
+    std::vector<std::uint64_t> bytes;
+};
+
+inline std::string describe_growth(const growing_site& g) {
+    std::string out = "  " + g.site + ": live " ;
+    for (std::size_t i = 0; i < g.bytes.size(); ++i) {
+        out += (i ? ", " : "") + describe_bytes(g.bytes[i]);
+    }
+    const std::uint64_t first = g.bytes.front();
+    const std::uint64_t last = g.bytes.back();
+    const std::uint64_t per_run = g.bytes.size() > 1 ? (last - first) / (g.bytes.size() - 1) : last;
+    return out + " after runs 1.." + std::to_string(g.bytes.size()) + " (+" + describe_bytes(per_run) +
+           " a run)";
+}
+
+}  // namespace detail
+
+/// Runs the block `runs` times (at least 2) and passes unless some site's live bytes, counted
+/// from before the first run, grow on every run: a leak that a cache or a list keeps reachable,
+/// which check_no_leaks would see only as a one-run difference. A site is the first frame outside
+/// memlens and the standard library (group_by::site); a failure names each growing site with
+/// its live bytes after each run and the growth a run. Records every allocation with its stack
+/// while it runs (as leak_check), and symbolizes after each run: slow, for tests.
+template <class F>
+check_result check_no_growth(std::size_t runs, F&& block, check_options options = {}) {
+    using namespace detail;
+    const std::string expectation = "no site whose live bytes grow on each of " + std::to_string(runs) + " runs";
+    if (runs < 2) {
+        check_result r;
+        r.message = "memlens: check_no_growth needs at least 2 runs to see growth, got " + std::to_string(runs);
+        return r;
+    }
+    const leak_check sites(options.kind);
+    std::map<std::string, std::vector<std::uint64_t>> live;
+    snapshot last;
+    block_usage u;
+    for (std::size_t run = 0; run < runs; ++run) {
+        {
+            scope s(options.kind);
+            block();
+            u = s.usage();
+        }
+        guard quiet;
+        last = sites.leaked();
+        for (const statistic& st : statistics(last, group_by::site)) {
+            std::vector<std::uint64_t>& bytes = live[st.key];
+            bytes.resize(run, 0);
+            bytes.push_back(st.bytes);
+        }
+    }
+    guard quiet;
+    std::vector<growing_site> growing;
+    for (auto& entry : live) {
+        std::vector<std::uint64_t>& bytes = entry.second;
+        bytes.resize(runs, 0);
+        bool grew = bytes[0] > 0;
+        for (std::size_t i = 1; i < runs && grew; ++i) grew = bytes[i] > bytes[i - 1];
+        if (grew) growing.push_back({entry.first, bytes});
+    }
+    check_result r = make_result(growing.empty(), u, expectation);
+    for (const growing_site& g : growing) r.message += "\n" + describe_growth(g);
+    if (!r.passed) r.profile = std::make_shared<const snapshot>(std::move(last));
     return r;
 }
 

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include "checks.hpp"
+#include "failure_files.hpp"
+#include "failures.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace gtest {
 
@@ -42,6 +44,14 @@ public:
     }
 };
 
+/// A failed check's message, with the profile written for the running test ("Suite.Test",
+/// write_failure_profile) when it has one.
+inline std::string failure_message(const check_result& result) {
+    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    const std::string name = test ? std::string(test->test_suite_name()) + "." + test->name() : "test";
+    return result.message + write_failure_profile(result, name);
+}
+
 }  // namespace gtest
 MEMLENS_NAMESPACE_END
 
@@ -54,7 +64,7 @@ MEMLENS_NAMESPACE_END
             memlens_result_ = __VA_ARGS__;                                                     \
         }                                                                                      \
         memlens_held_.replay();                                                                \
-        if (!memlens_result_.passed) fail() << memlens_result_.message;                        \
+        if (!memlens_result_.passed) fail() << ::memlens::gtest::failure_message(memlens_result_); \
     } while (false)
 
 /// ASSERT / EXPECT that a block (a callable, then optional memlens::check_options) leaks nothing.
@@ -93,4 +103,24 @@ MEMLENS_NAMESPACE_END
 ///@{
 #define MEMLENS_ASSERT_NO_ALLOCS(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_no_allocs(__VA_ARGS__))
 #define MEMLENS_EXPECT_NO_ALLOCS(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_no_allocs(__VA_ARGS__))
+///@}
+/// ASSERT / EXPECT that a block's second run leaks nothing: (block[, options]).
+///@{
+#define MEMLENS_ASSERT_NO_LEAKS_AFTER_WARM_UP(...) \
+    MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_no_leaks_after_warm_up(__VA_ARGS__))
+#define MEMLENS_EXPECT_NO_LEAKS_AFTER_WARM_UP(...) \
+    MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_no_leaks_after_warm_up(__VA_ARGS__))
+///@}
+/// ASSERT / EXPECT that no site's live bytes grow on each of N runs: (runs, block[, options]).
+///@{
+#define MEMLENS_ASSERT_NO_GROWTH(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_no_growth(__VA_ARGS__))
+#define MEMLENS_EXPECT_NO_GROWTH(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_no_growth(__VA_ARGS__))
+///@}
+/// ASSERT / EXPECT that a block survives the failure of each of its allocations in turn:
+/// (block[, verify][, options]), as memlens::for_each_allocation_failure.
+///@{
+#define MEMLENS_ASSERT_FAILURE_SAFE(...) \
+    MEMLENS_DETAIL_GTEST(FAIL, ::memlens::detail::sweep_result(::memlens::for_each_allocation_failure(__VA_ARGS__)))
+#define MEMLENS_EXPECT_FAILURE_SAFE(...) \
+    MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::detail::sweep_result(::memlens::for_each_allocation_failure(__VA_ARGS__)))
 ///@}

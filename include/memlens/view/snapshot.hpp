@@ -25,6 +25,7 @@
 #include "../model/snapshot.hpp"
 #include "../observe/sites.hpp"
 #include "../observe/symbols.hpp"
+#include "suppressions.hpp"
 
 MEMLENS_NAMESPACE_BEGIN
 
@@ -98,6 +99,8 @@ struct leak_site {
     std::uint64_t bytes = 0;
     /// The figures are estimates from sampled mode.
     bool estimated = false;
+    /// The suppression rule that matched the stack (suppression::describe()), empty when none.
+    std::string suppressed_by;
 };
 
 /// Allocations still alive, grouped by site, largest first.
@@ -110,6 +113,12 @@ struct leak_report {
     bool estimated = false;
     /// Each stack and domain, largest bytes first.
     std::vector<leak_site> sites;
+    /// Live allocations that a suppression rule matched: not in `count` nor in `sites`.
+    std::uint64_t suppressed_count = 0;
+    /// Their live bytes.
+    std::uint64_t suppressed_bytes = 0;
+    /// Their stacks and domains, largest bytes first, each with the rule that matched it.
+    std::vector<leak_site> suppressed;
 
     /// Text for people: totals, then the `top` largest stacks with up to `depth` frames each,
     /// their functions named briefly unless `names` asks for them whole.
@@ -501,17 +510,27 @@ inline std::vector<statistic_diff> compare(const snapshot& older, const snapshot
 }
 
 /// Every allocation of `s` grouped by stack and domain: what leaked, when `s` holds what a
-/// block left behind.
-inline leak_report leaks(const snapshot& s) {
+/// block left behind. Stacks that a rule of `rules` matches go to leak_report::suppressed.
+inline leak_report leaks(const snapshot& s, const suppressions& rules) {
     detail::guard quiet;
     const detail::resolved_stacks resolved(s);
     const std::vector<detail::live_sum> by_site = detail::live_by_stack(s, true);
     leak_report r;
     std::vector<detail::rank_entry> ranks;
     ranks.reserve(by_site.size());
+    std::vector<detail::rank_entry> suppressed_ranks;
     for (const detail::live_sum& g : by_site) {
         leak_site site{resolved.frames(g.stack).copy(), s.domain_name(g.domain), detail::rounded(g.count),
-                       detail::rounded(g.bytes), g.estimated};
+                       detail::rounded(g.bytes), g.estimated, {}};
+        if (const suppression* rule = rules.empty() ? nullptr : rules.match(site.traceback)) {
+            site.suppressed_by = rule->describe();
+            r.suppressed_count += site.count;
+            r.suppressed_bytes += site.bytes;
+            suppressed_ranks.push_back({detail::rank_of(site.bytes), detail::rank_of(site.count), 0, {},
+                                        (std::uint64_t{g.stack} << 32) | g.domain});
+            r.suppressed.push_back(std::move(site));
+            continue;
+        }
         r.count += site.count;
         r.bytes += site.bytes;
         r.estimated = r.estimated || g.estimated;
@@ -521,8 +540,13 @@ inline leak_report leaks(const snapshot& s) {
         r.sites.push_back(std::move(site));
     }
     detail::reorder(r.sites, detail::ranked_rows(ranks));
+    detail::reorder(r.suppressed, detail::ranked_rows(suppressed_ranks));
     return r;
 }
+
+/// leaks(s, active_suppressions()): the runtime's own blocks, MEMLENS_SUPPRESSIONS's rules and
+/// those set in code go to leak_report::suppressed.
+inline leak_report leaks(const snapshot& s) { return leaks(s, active_suppressions()); }
 
 /// Sites whose allocations were freed again within the snapshot's temporary window, most first.
 inline std::vector<temporary_site> temporaries(const snapshot& s) {
@@ -573,6 +597,16 @@ inline std::string leak_report::describe(std::size_t top, std::size_t depth, nam
         }
     }
     if (shown < sites.size()) append_all(out, {"  ... and ", digits(sites.size() - shown), " more stacks\n"});
+    if (!suppressed.empty()) {
+        append_all(out, {"  suppressed: ", digits(suppressed_count),
+                         suppressed_count == 1 ? " allocation, " : " allocations, ", described(suppressed_bytes),
+                         ", from ", digits(suppressed.size()), suppressed.size() == 1 ? " stack\n" : " stacks\n"});
+        for (std::size_t i = 0; i < suppressed.size() && i < top; ++i) {
+            const leak_site& s = suppressed[i];
+            append_all(out, {"    ", digits(s.count), s.count == 1 ? " allocation, " : " allocations, ",
+                             described(s.bytes), " by ", s.suppressed_by, "\n"});
+        }
+    }
     return out;
 }
 
