@@ -92,6 +92,9 @@ struct leak_kinds {
     /// running, whole mapping, and their registers and TLS were not read; their blocks may show
     /// as lost. Empty when every thread stopped.
     std::vector<int> unstopped;
+    /// How long the other threads were stopped, in nanoseconds: from the first stop signal to
+    /// their release, the scan included.
+    std::uint64_t pause_ns = 0;
 
     /// The figures of kind `k`.
     const kind_figures& operator[](leak_kind k) const noexcept { return totals[static_cast<int>(k)]; }
@@ -601,6 +604,7 @@ struct scan_result {
     scratch<std::uint8_t> state;
     scratch<reach_info> reach;
     scratch<scanned_thread> threads;
+    std::uint64_t pause_ns = 0;
     bool ok = false;
 };
 
@@ -633,6 +637,7 @@ inline void scan_world(scan_result& out, const mcontext_t& own_regs, std::uintpt
     constexpr std::size_t tid_capacity = 1 << 16;
     scratch<int> tids;
     bool stopped_any = false;
+    const std::uint64_t paused_at = now_ns();
     if (tids.reserve(tid_capacity) && install_stop_handler()) {
         if (w.capacity == 0) {
             const std::size_t bytes = sizeof(stop_slot) * 4096;
@@ -798,6 +803,7 @@ inline void scan_world(scan_result& out, const mcontext_t& own_regs, std::uintpt
     }
 
     // Resume.
+    out.pause_ns = now_ns() - paused_at;
     if (stopped_any) {
         w.active.store(false, std::memory_order_release);
         w.release.store(1, std::memory_order_release);
@@ -843,6 +849,7 @@ MEMLENS_NOINLINE inline leak_kinds classify_leaks(const reach_options& options =
         detail::scan_world(r, own.uc_mcontext, own_sp, options);
     }
     leak_kinds out;
+    out.pause_ns = r.pause_ns;
     if (!r.ok) detail::report_error("classify_leaks: could not map scratch memory or read /proc/self/maps");
     out.blocks.allocations.reserve(r.blocks.count);
     out.reach.reserve(r.blocks.count);
