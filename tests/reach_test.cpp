@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -124,10 +125,13 @@ TEST_CASE("classify_leaks tells the four kinds apart as memcheck does", "[reach]
     CHECK(kind_at(r, reinterpret_cast<std::uintptr_t>(held_list->next)) == memlens::leak_kind::still_reachable);
     CHECK(kind_at(r, reinterpret_cast<std::uintptr_t>(held_list->next->next)) ==
           memlens::leak_kind::still_reachable);
-    // The cycle's first node leads its clique; the node it reaches is indirectly lost.
+    // The cycle's node at the lower address leads its clique, as in memcheck, which visits
+    // blocks by address; the other is indirectly lost.
     const auto* a = reinterpret_cast<const link_node*>(cycle);
-    CHECK(kind_at(r, cycle) == memlens::leak_kind::definitely_lost);
-    CHECK(kind_at(r, reinterpret_cast<std::uintptr_t>(a->next)) == memlens::leak_kind::indirectly_lost);
+    const auto low = std::min(cycle, reinterpret_cast<std::uintptr_t>(a->next));
+    const auto high = std::max(cycle, reinterpret_cast<std::uintptr_t>(a->next));
+    CHECK(kind_at(r, low) == memlens::leak_kind::definitely_lost);
+    CHECK(kind_at(r, high) == memlens::leak_kind::indirectly_lost);
     CHECK(kind_at(r, reinterpret_cast<std::uintptr_t>(held_inside) - 8) == memlens::leak_kind::possibly_lost);
     CHECK(kind_at(r, inner) == memlens::leak_kind::possibly_lost);
     // An interior address finds its block.
@@ -262,4 +266,33 @@ TEST_CASE("check_nothing_lost passes what stays reachable and fails what is lost
         memlens::keep_observable(p);
         delete p;
     });
+}
+
+TEST_CASE("MEMLENS_LEAKS_AT_EXIT=kinds asks for every block and a classified exit report", "[reach][config]") {
+    memlens::detail::live_settings s;
+    ::setenv("MEMLENS_LEAKS_AT_EXIT", "kinds", 1);
+    memlens::detail::read_environment(s);
+    CHECK(s.leaks_at_exit);
+    CHECK(s.leak_kinds_at_exit);
+    CHECK(s.blocks);
+    CHECK(s.mode == memlens::detail::live_mode::sites);
+
+    std::string refused;
+    static std::string* sink = nullptr;
+    sink = &refused;
+    memlens::set_error_handler([](const char* m) noexcept { *sink = m; });
+    ::setenv("MEMLENS_LEAKS_AT_EXIT", "kindz", 1);
+    memlens::detail::live_settings t;
+    memlens::detail::read_environment(t);
+    CHECK_FALSE(t.leaks_at_exit);
+    CHECK_FALSE(t.leak_kinds_at_exit);
+    ::unsetenv("MEMLENS_LEAKS_AT_EXIT");
+    CHECK(refused == "MEMLENS_LEAKS_AT_EXIT=\"kindz\" is not valid; accepted: 0, 1, kinds; not reporting leaks at exit");
+
+    memlens::tracking_config c = memlens::current_config();
+    c.leak_kinds_at_exit = true;
+    c.blocks = false;
+    CHECK_FALSE(memlens::configure(c));
+    CHECK(refused.find("leak_kinds_at_exit needs mode = sites and blocks = true") != std::string::npos);
+    memlens::set_error_handler(nullptr);
 }

@@ -114,7 +114,7 @@ void* stack_thread(void*) {
 
 int main() {
 #if defined(MEMLENS_REACH_HOOKED)
-    memlens::tracking_config config;
+    memlens::tracking_config config = memlens::current_config();  // keeps MEMLENS_LEAKS_AT_EXIT
     config.mode = memlens::tracking_mode::sites;
     config.blocks = true;
     memlens::configure(config);
