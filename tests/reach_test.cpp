@@ -13,6 +13,12 @@
 #include <memlens/testing/catch2.hpp>
 #include <memlens/view/leak_kinds.hpp>
 
+// Under AddressSanitizer with detect_stack_use_after_return (as CI runs it) locals live in
+// fake frames off the thread stacks, where no scan of stacks finds them, and ThreadSanitizer
+// delays signals to points of its own: the kinds would be wrong for reasons that are not
+// memlens's, so the scan is tested without them.
+#if !defined(MEMLENS_DETAIL_SANITIZED)
+
 namespace {
 
 // Addresses are kept scrambled, so that no copy of a lost block's pointer stays in the test's
@@ -296,3 +302,5 @@ TEST_CASE("MEMLENS_LEAKS_AT_EXIT=kinds asks for every block and a classified exi
     CHECK(refused.find("leak_kinds_at_exit needs mode = sites and blocks = true") != std::string::npos);
     memlens::set_error_handler(nullptr);
 }
+
+#endif

@@ -85,3 +85,15 @@ TEST(MemlensGtest, AFailingCheckNamesTheFigures) {
                          }),
                          "exactly 0 allocations");
 }
+
+namespace {
+std::unique_ptr<char[]> gtest_cache;  // a global: what it holds stays reachable
+}
+
+TEST(MemlensGtest, NothingLostPassesWhatStaysReachable) {
+    MEMLENS_EXPECT_NOTHING_LOST([] {
+        gtest_cache.reset(new char[128]);
+        memlens_test::keep(gtest_cache.get());
+    });
+    gtest_cache.reset();
+}

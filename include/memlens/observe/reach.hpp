@@ -127,6 +127,16 @@ struct reach_options {
 
 namespace detail {
 
+// The scan reads memory no one handed it (globals' redzones, other threads' stacks while they
+// are stopped, which a race detector cannot know): the sanitizers must not instrument it.
+#if defined(__clang__)
+#define MEMLENS_DETAIL_UNSANITIZED __attribute__((no_sanitize("address", "thread", "memory")))
+#elif defined(__GNUC__)
+#define MEMLENS_DETAIL_UNSANITIZED __attribute__((no_sanitize_address, no_sanitize_thread))
+#else
+#define MEMLENS_DETAIL_UNSANITIZED
+#endif
+
 // The signal that stops a thread: a real-time one, which glibc leaves to programs; a program
 // that uses it for itself still gets its handler for signals that memlens did not send.
 inline int stop_signal() noexcept { return SIGRTMAX - 2; }
@@ -495,7 +505,7 @@ struct scan_state {
         }
     }
 
-    void scan_words(std::uintptr_t start, std::uintptr_t end, bool definite, root_kind root, int thread,
+    MEMLENS_DETAIL_UNSANITIZED void scan_words(std::uintptr_t start, std::uintptr_t end, bool definite, root_kind root, int thread,
                     std::uintptr_t shown_base = 0) noexcept {
         start = (start + sizeof(void*) - 1) & ~(std::uintptr_t{sizeof(void*)} - 1);
         for (std::uintptr_t a = start; a + sizeof(void*) <= end; a += sizeof(void*)) {
