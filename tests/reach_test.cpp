@@ -1,12 +1,15 @@
 // classify_leaks(): leak kinds by reachability, back-references, and the nothing-lost check.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -93,8 +96,26 @@ struct blocked_thread {
     std::atomic<long> read_result{0};
     std::atomic<int> read_errno{0};
     std::atomic<std::uintptr_t> block{0};
+    std::atomic<int> tid{0};
     bool block_signal = false;
 };
+
+// Waits until thread `tid` sleeps (in its read()), so that a loaded machine cannot scan it
+// before it gets there.
+void wait_until_sleeping(int tid) {
+    const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+    for (int attempt = 0; attempt < 10000; ++attempt) {
+        if (FILE* f = std::fopen(path.c_str(), "r")) {
+            char text[512] = {};
+            const std::size_t n = std::fread(text, 1, sizeof text - 1, f);
+            std::fclose(f);
+            const char* close = std::strrchr(text, ')');
+            if (n > 0 && close && close[1] == ' ' && close[2] == 'S') return;
+        }
+        ::usleep(1000);
+    }
+    FAIL("thread " << tid << " never went to sleep in read()");
+}
 
 void* blocked_reader(void* arg) {
     auto* t = static_cast<blocked_thread*>(arg);
@@ -104,6 +125,7 @@ void* blocked_reader(void* arg) {
         sigaddset(&set, SIGRTMAX - 2);
         pthread_sigmask(SIG_BLOCK, &set, nullptr);
     }
+    t->tid.store(static_cast<int>(::syscall(SYS_gettid)));
     char* volatile on_stack = new char[48]();
     t->block.store(reinterpret_cast<std::uintptr_t>(on_stack) ^ scramble);
     t->ready.store(1);
@@ -210,7 +232,7 @@ TEST_CASE("a block held only on another thread's stack is reachable, and its rea
     pthread_t thread;
     REQUIRE(pthread_create(&thread, nullptr, blocked_reader, &t) == 0);
     while (t.ready.load() == 0) ::usleep(1000);
-    ::usleep(20000);  // into read()
+    wait_until_sleeping(t.tid.load());
     const memlens::leak_kinds r = memlens::classify_leaks();
     CHECK(r.unstopped.empty());
     CHECK(kind_at(r, t.block.load() ^ scramble) == memlens::leak_kind::still_reachable);
@@ -231,7 +253,7 @@ TEST_CASE("a thread that blocks the stop signal is reported, and its stack is st
     pthread_t thread;
     REQUIRE(pthread_create(&thread, nullptr, blocked_reader, &t) == 0);
     while (t.ready.load() == 0) ::usleep(1000);
-    ::usleep(20000);
+    wait_until_sleeping(t.tid.load());
     memlens::reach_options o;
     o.stop_timeout_ms = 50;
     const memlens::leak_kinds r = memlens::classify_leaks(o);

@@ -615,6 +615,7 @@ struct scan_result {
     scratch<reach_info> reach;
     scratch<scanned_thread> threads;
     std::uint64_t pause_ns = 0;
+    std::size_t missed_threads = 0;  // beyond the 4096 stop slots: neither stopped nor scanned
     bool ok = false;
 };
 
@@ -661,13 +662,18 @@ inline void scan_world(scan_result& out, const mcontext_t& own_regs, std::uintpt
         for (;;) {
             tids.count = list_threads(tids.data, tid_capacity);
             bool fresh = false;
+            std::size_t missed_now = 0;
             for (std::size_t t = 0; t < tids.count; ++t) {
                 const int tid = tids.data[t];
                 if (tid == me) continue;
                 const std::uint32_t n = w.count.load(std::memory_order_relaxed);
                 bool known = false;
                 for (std::uint32_t i = 0; i < n && !known; ++i) known = w.slots[i].tid.load(std::memory_order_relaxed) == tid;
-                if (known || n >= w.capacity) continue;
+                if (known) continue;
+                if (n >= w.capacity) {
+                    ++missed_now;
+                    continue;
+                }
                 stop_slot& slot = w.slots[n];
                 slot.tid.store(tid, std::memory_order_relaxed);
                 slot.state.store(slot_asked, std::memory_order_relaxed);
@@ -698,6 +704,7 @@ inline void scan_world(scan_result& out, const mcontext_t& own_regs, std::uintpt
                 }
                 sleep_briefly();
             }
+            out.missed_threads = std::max(out.missed_threads, missed_now);
             if (!fresh) break;
         }
     }
@@ -860,6 +867,10 @@ MEMLENS_NOINLINE inline leak_kinds classify_leaks(const reach_options& options =
     }
     leak_kinds out;
     out.pause_ns = r.pause_ns;
+    if (r.missed_threads != 0) {
+        detail::report_error("classify_leaks: the process has more than 4096 threads; those beyond "
+                             "were neither stopped nor scanned, and blocks only they hold show as lost");
+    }
     if (!r.ok) detail::report_error("classify_leaks: could not map scratch memory or read /proc/self/maps");
     out.blocks.allocations.reserve(r.blocks.count);
     out.reach.reserve(r.blocks.count);
