@@ -151,3 +151,15 @@ TEST(MemlensGtest, AFailingLeakCheckWritesItsProfile) {
     std::ifstream html(dir.path + "/MemlensGtest.AFailingLeakCheckWritesItsProfile.memlens.html");
     EXPECT_TRUE(html.good());
 }
+
+namespace {
+std::unique_ptr<char[]> gtest_cache;  // a global: what it holds stays reachable
+}
+
+TEST(MemlensGtest, NothingLostPassesWhatStaysReachable) {
+    MEMLENS_EXPECT_NOTHING_LOST([] {
+        gtest_cache.reset(new char[128]);
+        memlens_test::keep(gtest_cache.get());
+    });
+    gtest_cache.reset();
+}

@@ -36,6 +36,8 @@ struct live_settings {
     // Keep a snapshot of the live table at the process's high-water mark; see capture_peak.
     std::atomic<bool> capture_peak{false};
     bool leaks_at_exit = false;
+    // The exit report classifies what is alive by reachability (MEMLENS_LEAKS_AT_EXIT=kinds).
+    bool leak_kinds_at_exit = false;
     folded_exit output_kind = folded_exit::peak;
     char output[output_path_capacity] = {};
 };
@@ -214,7 +216,18 @@ inline void read_environment(live_settings& s) noexcept {
         }
     }
     s.blocks = read_flag("MEMLENS_BLOCKS", s.blocks, "keeping sites in block headers");
-    s.leaks_at_exit = read_flag("MEMLENS_LEAKS_AT_EXIT", s.leaks_at_exit, "not reporting leaks at exit");
+    const char* at_exit = std::getenv("MEMLENS_LEAKS_AT_EXIT");
+    if (at_exit && std::strcmp(at_exit, "kinds") == 0) {
+        // Kinds need every block in the live table from the start, which sites mode keeps.
+        s.leaks_at_exit = s.leak_kinds_at_exit = s.blocks = true;
+        if (s.mode != live_mode::sites) s.mode = live_mode::sites;
+    } else if (at_exit) {
+        if (std::strcmp(at_exit, "0") == 0 || std::strcmp(at_exit, "1") == 0) {
+            s.leaks_at_exit = at_exit[0] == '1';
+        } else {
+            refuse("MEMLENS_LEAKS_AT_EXIT", at_exit, "0, 1, kinds", "not reporting leaks at exit");
+        }
+    }
     if (const char* v = std::getenv("MEMLENS_OUTPUT")) {
         if (std::strlen(v) >= output_path_capacity) {
             refuse("MEMLENS_OUTPUT", v, "a path shorter than 4096 bytes", "writing no output");

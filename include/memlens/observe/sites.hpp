@@ -102,6 +102,10 @@ struct tracking_config {
     bool capture_peak = false;
     /// Write what is still alive when the program exits (to `output`, else to stderr).
     bool leaks_at_exit = false;
+    /// With leaks_at_exit, classify what is alive at exit by reachability, in memcheck's kinds
+    /// (classify_leaks()), in a text report; needs sites mode with `blocks`.
+    /// MEMLENS_LEAKS_AT_EXIT=kinds sets all three.
+    bool leak_kinds_at_exit = false;
     /// Where the exit report goes; empty for none unless leaks_at_exit is set.
     std::string output;
     /// Which stacks the exit report holds when `output` ends in .folded.
@@ -129,6 +133,10 @@ inline std::string check_config(const tracking_config& c) {
     if (static_cast<unsigned>(c.output_kind) > static_cast<unsigned>(exit_kind::temporaries)) {
         return "output_kind = " + std::to_string(static_cast<int>(c.output_kind)) +
                " is not an exit_kind; accepted: " + output_kinds_accepted;
+    }
+    if (c.leak_kinds_at_exit && !(c.blocks && c.mode == tracking_mode::sites)) {
+        return "leak_kinds_at_exit needs mode = sites and blocks = true: kinds are found for the "
+               "blocks of the live table";
     }
     if (detail::output_format_of(c.output.c_str()) < 0) {
         return "output \"" + c.output + "\" has an extension memlens does not write; accepted: " +
@@ -433,6 +441,7 @@ inline bool configure(const tracking_config& config) {
     s.temporary_window = config.temporary_window;
     s.blocks = config.blocks;
     s.leaks_at_exit = config.leaks_at_exit;
+    s.leak_kinds_at_exit = config.leak_kinds_at_exit;
     s.output_kind = static_cast<detail::folded_exit>(config.output_kind);
     if (config.capture_peak && !s.capture_peak.load(detail::relaxed)) detail::next_peak_capture.store(0, detail::relaxed);
     s.capture_peak = config.capture_peak;
@@ -457,6 +466,7 @@ inline tracking_config current_config() {
     c.temporary_window = s.temporary_window;
     c.blocks = s.blocks;
     c.leaks_at_exit = s.leaks_at_exit;
+    c.leak_kinds_at_exit = s.leak_kinds_at_exit;
     c.capture_peak = s.capture_peak;
     c.output = s.output;
     c.output_kind = static_cast<exit_kind>(s.output_kind);

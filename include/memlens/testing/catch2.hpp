@@ -8,6 +8,7 @@
 #include "checks.hpp"
 #include "failure_files.hpp"
 #include "failures.hpp"
+#include "lost.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace catch2 {
 
@@ -160,6 +161,12 @@ MEMLENS_NAMESPACE_END
 ///@{
 #define MEMLENS_REQUIRE_NO_LEAKS(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_no_leaks(__VA_ARGS__))
 #define MEMLENS_CHECK_NO_LEAKS(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_no_leaks(__VA_ARGS__))
+///@}
+/// REQUIRE / CHECK that a block (a callable, then optional memlens::check_options and
+/// memlens::reach_options) loses nothing by memcheck's rules; still reachable blocks pass.
+///@{
+#define MEMLENS_REQUIRE_NOTHING_LOST(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_nothing_lost(__VA_ARGS__))
+#define MEMLENS_CHECK_NOTHING_LOST(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_nothing_lost(__VA_ARGS__))
 ///@}
 /// REQUIRE / CHECK that a block's peak stays below a limit: (limit_bytes, block[, options]).
 ///@{

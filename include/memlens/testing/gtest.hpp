@@ -9,6 +9,7 @@
 #include "checks.hpp"
 #include "failure_files.hpp"
 #include "failures.hpp"
+#include "lost.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace gtest {
 
@@ -71,6 +72,12 @@ MEMLENS_NAMESPACE_END
 ///@{
 #define MEMLENS_ASSERT_NO_LEAKS(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_no_leaks(__VA_ARGS__))
 #define MEMLENS_EXPECT_NO_LEAKS(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_no_leaks(__VA_ARGS__))
+///@}
+/// ASSERT / EXPECT that a block (a callable, then optional memlens::check_options and
+/// memlens::reach_options) loses nothing by memcheck's rules; still reachable blocks pass.
+///@{
+#define MEMLENS_ASSERT_NOTHING_LOST(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_nothing_lost(__VA_ARGS__))
+#define MEMLENS_EXPECT_NOTHING_LOST(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_nothing_lost(__VA_ARGS__))
 ///@}
 /// ASSERT / EXPECT that a block's peak stays below a limit: (limit_bytes, block[, options]).
 ///@{

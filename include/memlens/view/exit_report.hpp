@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../observe/sites.hpp"
+#include "leak_kinds.hpp"
 #include "report.hpp"
 
 MEMLENS_NAMESPACE_BEGIN namespace detail {
@@ -64,24 +65,28 @@ inline void write_exit_report() noexcept {
     guard quiet;
     std::string path;
     folded_exit kind = folded_exit::peak;
+    bool kinds = false;
     {
         lock_guard hold(settings_lock);
         if (!settings.leaks_at_exit && settings.output[0] == '\0') return;
         path = settings.output;
         kind = settings.output_kind;
+        kinds = settings.leak_kinds_at_exit && settings.blocks;
     }
     try {
         path = output_path_for_process(path, static_cast<long>(::getpid()));
+        // Classified first: the snapshot and its text would be blocks of their own.
+        const std::string kinds_text = kinds ? describe(classify_leaks(), 20, 16) : std::string();
         const bool sites_recorded = recording_mode();
         const snapshot s = take_snapshot();
         if (path.empty()) {
-            write_stderr(exit_text(s, sites_recorded).c_str());
+            write_stderr((kinds ? kinds_text : exit_text(s, sites_recorded)).c_str());
             return;
         }
         const report_format format = report_format_for(path);
         std::string text;
         if (format == report_format::text) {
-            text = exit_text(s, sites_recorded);
+            text = kinds ? kinds_text : exit_text(s, sites_recorded);
         } else if (format == report_format::folded) {
             text = exit_folded(s, kind);
         } else {
