@@ -340,7 +340,9 @@ TEST_CASE("the live figures follow what the process does", "[monitor][live]") {
         ::munmap(p, n);
         memlens::process_figures after;
         REQUIRE_FALSE(memlens::read_process_figures(after));
-        CHECK(after.rss_bytes + n <= touched.rss_bytes);
+        // The process goes on between the two reads (a sanitizer's allocator most of all): the
+        // mapping's pages leave, give or take a megabyte of other pages.
+        CHECK(after.rss_bytes + n <= touched.rss_bytes + mib);
         // The kernel's resident counters are summed per CPU lazily: the high-water mark kept
         // at munmap may read a few pages below the resident figure read before it.
         CHECK(after.rss_peak_bytes + mib >= touched.rss_bytes);

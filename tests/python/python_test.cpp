@@ -668,7 +668,8 @@ TEST_CASE("what CPython takes through its arena allocator counts as a pool besid
     REQUIRE(memlens::remove_python_hooks());
     counted_arenas = arena_counts{};
     REQUIRE(memlens::install_python_hooks());
-    const memlens::domain_figures* start = arena_pool(memlens::take_snapshot());
+    const memlens::snapshot installed = memlens::take_snapshot();
+    const memlens::domain_figures* start = arena_pool(installed);
     REQUIRE(start);
     const memlens::memory_stats zero = start->figures;
     CHECK(zero.current == 0);
