@@ -617,6 +617,33 @@ inline PyObject* m_domains(PyObject*, PyObject*) {
 // default); Python code checks the result.
 inline PyObject* m_count_numpy_buffers(PyObject*, PyObject*) { return PyBool_FromLong(install_numpy_hooks()); }
 
+inline PyObject* m_forward_to_tracemalloc(PyObject*, PyObject* args, PyObject* kwargs) {
+    static const char* keywords[] = {"domain", nullptr};
+    unsigned int domain = tracemalloc_native_domain;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|I:forward_to_tracemalloc", const_cast<char**>(keywords),
+                                     &domain)) {
+        return nullptr;
+    }
+    return PyBool_FromLong(start_tracemalloc_forwarding(domain));
+}
+
+inline PyObject* m_stop_forwarding_to_tracemalloc(PyObject*, PyObject*) {
+    stop_tracemalloc_forwarding();
+    Py_RETURN_NONE;
+}
+
+inline PyObject* m_flush_to_tracemalloc(PyObject*, PyObject*) {
+    return PyLong_FromSize_t(flush_tracemalloc_forwarding());
+}
+
+inline PyObject* m_tracemalloc_forwarding(PyObject*, PyObject*) {
+    const tracemalloc_forwarding_figures f = tracemalloc_forwarding();
+    return Py_BuildValue("{s:K,s:K,s:K,s:K}", "queued", static_cast<unsigned long long>(f.queued), "handed",
+                         static_cast<unsigned long long>(f.handed), "ignored",
+                         static_cast<unsigned long long>(f.ignored), "dropped",
+                         static_cast<unsigned long long>(f.dropped));
+}
+
 inline PyObject* m_pools(PyObject*, PyObject*) {
     PyObject* out = PyDict_New();
     if (!out) return nullptr;
@@ -1184,6 +1211,20 @@ inline PyObject* create_module() {
          "count_numpy_buffers() -> bool: counts numpy's array data buffers in the domain \"numpy\" from "
          "now on, in this thread's context (numpy keeps its memory handler in a context variable: other "
          "threads call it too). False when numpy cannot be imported or is older than 1.22."},
+        {"forward_to_tracemalloc",
+         reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&m_forward_to_tracemalloc)),
+         METH_VARARGS | METH_KEYWORDS,
+         "forward_to_tracemalloc(domain=0x6d656d6c) -> bool: hands the native allocations and frees memlens "
+         "sees (C++ and, under the preload library, malloc) to tracemalloc as traces of that domain "
+         "(tracemalloc.DomainFilter), at the interpreter's next check for pending calls; every allocation "
+         "is recorded while it is on."},
+        {"stop_forwarding_to_tracemalloc", m_stop_forwarding_to_tracemalloc, METH_NOARGS,
+         "stop_forwarding_to_tracemalloc(): hands over what is queued and stops."},
+        {"flush_to_tracemalloc", m_flush_to_tracemalloc, METH_NOARGS,
+         "flush_to_tracemalloc() -> int: hands what is queued to tracemalloc now; the events handed."},
+        {"tracemalloc_forwarding", m_tracemalloc_forwarding, METH_NOARGS,
+         "tracemalloc_forwarding() -> dict (queued, handed, ignored, dropped): events since the start; "
+         "ignored ones came while tracemalloc was not tracing, dropped ones when the queue was full."},
         {"pools", m_pools, METH_NOARGS,
          "pools() -> dict of each runtime pool's name to its stats() dict: memory the interpreter takes "
          "in large pieces and carves the domains' blocks from (\"python.arenas\": pymalloc's arenas and "

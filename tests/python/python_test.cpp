@@ -4,6 +4,7 @@
 // listener starts the interpreter before the first test and finalizes it after the last.
 #include <memlens/sources/python.hpp>
 #include <memlens/observe/sites.hpp>
+#include <memlens/sources/record.hpp>
 
 #include <cstdint>
 #include <cstdio>
@@ -703,4 +704,69 @@ TEST_CASE("what CPython takes through its arena allocator counts as a pool besid
     REQUIRE(PyRun_SimpleString("del small\n") == 0);
     same_as_counted(memlens::take_snapshot());
     if (pymalloc) CHECK(counted_arenas.frees > 0);
+}
+
+namespace {
+
+// The bytes and traces tracemalloc holds in `domain`, as a Python developer would read them.
+std::pair<long long, long long> traced_in(unsigned int domain) {
+    const std::string code = "import tracemalloc\n"
+                             "_traces = tracemalloc.take_snapshot().filter_traces(\n"
+                             "    [tracemalloc.DomainFilter(True, " + std::to_string(domain) + ")]).traces\n"
+                             "_bytes, _count = sum(t.size for t in _traces), len(_traces)\n";
+    REQUIRE(PyRun_SimpleString(code.c_str()) == 0);
+    PyObject* main = PyImport_AddModule("__main__");
+    REQUIRE(main);
+    PyObject* bytes = PyObject_GetAttrString(main, "_bytes");
+    PyObject* count = PyObject_GetAttrString(main, "_count");
+    REQUIRE((bytes && count));
+    const std::pair<long long, long long> out{PyLong_AsLongLong(bytes), PyLong_AsLongLong(count)};
+    Py_DECREF(bytes);
+    Py_DECREF(count);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("native allocations reach tracemalloc as a domain of their own, and leave it when freed") {
+    constexpr unsigned int native_traces = 4242;
+    const memlens::domain native = memlens::domain::named("native");
+    // record_alloc never reads the block: addresses of one static array stand for ten blocks.
+    static unsigned char blocks[10];
+    REQUIRE(PyRun_SimpleString("import tracemalloc\ntracemalloc.start()\n") == 0);
+    REQUIRE(memlens::start_tracemalloc_forwarding(native_traces));
+    const memlens::tracemalloc_forwarding_figures before = memlens::tracemalloc_forwarding();
+
+    // Another thread allocates while this one holds the GIL: had the hooks called tracemalloc,
+    // which takes the GIL, the join would never return.
+    std::thread([&] {
+        for (std::size_t i = 0; i < 10; ++i) memlens::record_alloc(&blocks[i], 1000 * (i + 1), native);
+    }).join();
+    const memlens::tracemalloc_forwarding_figures queued = memlens::tracemalloc_forwarding();
+    CHECK(queued.queued - before.queued == 10);
+    CHECK(queued.handed == before.handed);
+
+    // The interpreter's main thread hands them over at its next check for pending calls.
+    REQUIRE(PyRun_SimpleString("for _ in range(10000): pass\n") == 0);
+    CHECK(memlens::tracemalloc_forwarding().handed - before.handed == 10);
+    CHECK(traced_in(native_traces) == std::pair<long long, long long>{55000, 10});
+    // Python's own blocks stay in tracemalloc's domain 0 only.
+    CHECK(traced_in(0).second > 0);
+
+    for (std::size_t i = 0; i < 5; ++i) memlens::record_free(&blocks[i], 1000 * (i + 1), native);
+    CHECK(memlens::flush_tracemalloc_forwarding() == 5);
+    CHECK(traced_in(native_traces) == std::pair<long long, long long>{40000, 5});
+
+    // While tracemalloc is not tracing, what is handed over is lost to it, and counted as such.
+    REQUIRE(PyRun_SimpleString("tracemalloc.stop()\n") == 0);
+    memlens::record_free(&blocks[5], 6000, native);
+    CHECK(memlens::flush_tracemalloc_forwarding() == 1);
+    const memlens::tracemalloc_forwarding_figures after = memlens::tracemalloc_forwarding();
+    CHECK(after.ignored - before.ignored == 1);
+    CHECK(after.dropped == before.dropped);
+
+    memlens::stop_tracemalloc_forwarding();
+    for (std::size_t i = 6; i < 10; ++i) memlens::record_free(&blocks[i], 1000 * (i + 1), native);
+    CHECK(memlens::tracemalloc_forwarding().queued == after.queued);
+    CHECK(memlens::stats(native).current == 0);
 }

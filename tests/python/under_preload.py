@@ -5,7 +5,9 @@ one domain only.
 
 Usage: LD_PRELOAD=libmemlens_preload.so python3 under_preload.py EXTENSION_FOLDER
 """
+import ctypes
 import sys
+import tracemalloc
 import unittest
 
 sys.path.insert(0, sys.argv.pop(1))
@@ -49,6 +51,38 @@ class UnderPreload(unittest.TestCase):
         self.assertGreater(arenas["total"] - arenas_before["total"], 16 << 20)
         self.assertLess(memlens.stats("mmap")["total"] - mmap_before, 1 << 20)
         self.assertEqual(len(small), 300_000)
+
+    def test_native_blocks_reach_tracemalloc_when_forwarded(self):
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype = ctypes.c_void_p
+        libc.malloc.argtypes = [ctypes.c_size_t]
+        libc.free.argtypes = [ctypes.c_void_p]
+        domain = 4243
+        size = 123_457  # a size nothing else in the interpreter asks for
+
+        def native_sizes():
+            memlens.flush_to_tracemalloc()
+            snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.DomainFilter(True, domain)])
+            return [trace.size for trace in snapshot.traces]
+
+        tracemalloc.start()
+        try:
+            self.assertTrue(memlens.forward_to_tracemalloc(domain))
+            block = libc.malloc(size)
+            self.assertIn(size, native_sizes())
+            libc.free(block)
+            self.assertNotIn(size, native_sizes())
+            memlens.stop_forwarding_to_tracemalloc()
+            figures = memlens.tracemalloc_forwarding()
+            self.assertGreaterEqual(figures["handed"], 2)
+            self.assertEqual(figures["dropped"], 0)
+            # Python's own blocks stay in tracemalloc's domain 0, never in the native one.
+            python_in_native = [t for t in tracemalloc.take_snapshot().filter_traces(
+                [tracemalloc.DomainFilter(True, domain)]).traces if t.size == 8_000_001]
+            self.assertEqual(python_in_native, [])
+        finally:
+            memlens.stop_forwarding_to_tracemalloc()
+            tracemalloc.stop()
 
 
 if __name__ == "__main__":

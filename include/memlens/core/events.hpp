@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 
+#include "handoff.hpp"
 #include "live_table.hpp"
 #include "process.hpp"
 #include "sampler.hpp"
@@ -98,6 +99,7 @@ MEMLENS_NOINLINE inline bool record_entry(std::uintptr_t address, std::uint64_t 
     }
     const bool stored = insert_entry(make_entry(address, size, stack, sequence, index, d, sampled));
     if (!sampled) note_peak();
+    note_handoff(address, size, d);
     // Once: out of memory, every later allocation would say the same.
     static std::atomic<bool> reported{false};
     if (!stored && !reported.exchange(true, relaxed)) {
@@ -207,6 +209,7 @@ MEMLENS_NOINLINE inline void forget_allocation(const void* p) noexcept {
     guard quiet;
     live_entry e{};
     if (!remove_entry(reinterpret_cast<std::uintptr_t>(p), e)) return;
+    note_handoff(e.address, handoff_freed, entry_domain(e));
     thread_record* record = nullptr;
     const std::uint32_t index = own_record_index(record);
     if (index != entry_record(e) || record == &late_record || entry_sampled(e)) return;
@@ -284,6 +287,17 @@ MEMLENS_COLD inline void start_live() noexcept {
         update_switchboard();
     }
     start_state.store(2, std::memory_order_release);
+}
+
+// A leak check, or a handoff to another tracer, needs every allocation recorded while it runs.
+inline void change_recorders(int delta) noexcept {
+    start_live();
+    recorders.fetch_add(delta, std::memory_order_acq_rel);
+    {
+        lock_guard hold(settings_lock);
+        update_switchboard();
+    }
+    if (delta < 0) settle_lookups();
 }
 
 MEMLENS_NOINLINE inline block_mark observe_alloc(std::uintptr_t p, std::size_t size,

@@ -404,16 +404,6 @@ inline void add_peak_figures(snapshot& s) {
 // compile the snapshot code into every unit that includes this header.
 inline void install_peak_capturer() noexcept { peak_capturer.store(&copy_peak, std::memory_order_release); }
 
-inline void change_recorders(int delta) noexcept {
-    start_live();
-    recorders.fetch_add(delta, std::memory_order_acq_rel);
-    {
-        lock_guard hold(settings_lock);
-        update_switchboard();
-    }
-    if (delta < 0) settle_lookups();
-}
-
 
 }  // namespace detail
 

@@ -198,6 +198,8 @@ inline bool install_numpy_hooks() noexcept {
         numpy_hooked.previous = handler->allocator;
         Py_DECREF(current);
         numpy_hooked.slot = domain::named("numpy").id();
+        // numpy reports its buffers to tracemalloc itself.
+        handoff_skip_domain(numpy_hooked.slot);
         std::strncpy(numpy_memlens_handler.name, "memlens", sizeof numpy_memlens_handler.name - 1);
         numpy_memlens_handler.version = 1;
         numpy_memlens_handler.allocator = {&numpy_hooked, &numpy_malloc, &numpy_calloc, &numpy_realloc, &numpy_free};

@@ -757,8 +757,16 @@ MEMLENS_ALWAYS_INLINE void* python_finish(const python_hook* h, unsigned char* b
 // bytes, plain, to the domain that asked for them. A block gets a header when the request came
 // from outside every hook while the hooks count; its free is counted when the header says it
 // was counted in the current generation, guard or not.
+// The thread that runs pending calls (threading.main_thread()), and whether a wake-up from
+// another thread must be repeated there: CPython 3.11 tells the main thread of a pending call
+// only when the main thread adds it (3.12 tells it from any thread).
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<unsigned long> python_main_thread{0};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<bool> python_nudge{false};
+inline void python_repeat_wake() noexcept;
+
 inline void* python_malloc(void* ctx, std::size_t size) noexcept {
     auto* h = static_cast<python_hook*>(ctx);
+    if (MEMLENS_UNLIKELY(python_nudge.load(relaxed)) && h->domain_index != 0) python_repeat_wake();
     const bool count = counted() && h->counting.load(relaxed);
     if (MEMLENS_UNLIKELY(h->tabled)) return python_table_malloc(h, size, count);
     unsigned char* base = nullptr;
@@ -1058,6 +1066,8 @@ inline bool install_python_hooks() noexcept {
         const domain d = domain::named(python_domain_names[i]);
         if (d.name() != python_domain_names[i]) return false;
         python_slots[i].store(d.id(), relaxed);
+        // tracemalloc traces these domains itself.
+        handoff_skip_domain(d.id());
         PyMem_GetAllocator(python_domains[i], &now[i]);
         found[i] = python_hook_at(i, now[i]);
         if (!found[i] && python_hooks_used[i] == python_hook_limit) {
@@ -1347,5 +1357,173 @@ public:
 private:
     std::vector<python_type_count> counts_;
 };
+
+/// The tracemalloc domain that start_tracemalloc_forwarding() uses unless told another: "meml".
+constexpr unsigned int tracemalloc_native_domain = 0x6d656d6cu;
+
+/// What start_tracemalloc_forwarding() has handed over since the process started.
+struct tracemalloc_forwarding_figures {
+    std::uint64_t queued = 0;   ///< allocations and frees queued by the hooks
+    std::uint64_t handed = 0;   ///< of those, given to tracemalloc (PyTraceMalloc_Track or _Untrack)
+    std::uint64_t ignored = 0;  ///< taken while tracemalloc was not tracing, so not kept by it
+    std::uint64_t dropped = 0;  ///< lost because the queue was full: tracemalloc's figures are then off
+};
+
+namespace detail {
+
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<unsigned int> python_handoff_domain{
+    tracemalloc_native_domain};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<std::uint64_t> python_handed{0};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<std::uint64_t> python_handoff_ignored{0};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline bool python_forwarding = false;  // under python_install_lock
+
+// CPython 3.11's <tracemalloc.h> declares these without C linkage, so a C++ unit cannot link
+// against them by name: they are looked up when forwarding starts.
+using python_track_fn = int (*)(unsigned int, std::uintptr_t, std::size_t);
+using python_untrack_fn = int (*)(unsigned int, std::uintptr_t);
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<python_track_fn> python_track{nullptr};
+MEMLENS_DETAIL_SHARED MEMLENS_CONSTINIT inline std::atomic<python_untrack_fn> python_untrack{nullptr};
+
+inline std::size_t python_flush_handoff() noexcept {
+    // Cleared first: an event queued from here on wakes the next drain.
+    handoff.wake_pending.store(false, std::memory_order_release);
+    const unsigned int domain = python_handoff_domain.load(relaxed);
+    const python_track_fn track = python_track.load(std::memory_order_acquire);
+    const python_untrack_fn untrack = python_untrack.load(std::memory_order_acquire);
+    if (!track || !untrack) return 0;
+    handoff_event batch[256];
+    std::size_t total = 0;
+    handing_off = true;
+    while (const std::size_t n = take_handoff(batch, sizeof batch / sizeof batch[0])) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const handoff_event& e = batch[i];
+            const int result = e.size == handoff_freed ? untrack(domain, e.address)
+                                                        : track(domain, e.address, static_cast<std::size_t>(e.size));
+            if (result == -2) python_handoff_ignored.fetch_add(1, relaxed);
+        }
+        total += n;
+    }
+    handing_off = false;
+    python_handed.fetch_add(total, relaxed);
+    return total;
+}
+
+inline int python_handoff_pending(void*) noexcept {
+    python_flush_handoff();
+    return 0;
+}
+
+
+inline void python_add_drain() noexcept {
+    if (Py_AddPendingCall(&python_handoff_pending, nullptr) != 0) {
+        // The interpreter's pending calls are full: the next queued event tries again.
+        handoff.wake_pending.store(false, std::memory_order_release);
+    }
+}
+
+// The hooks' wake-up, from any thread and without the GIL: Py_AddPendingCall takes neither the
+// GIL nor memory. The interpreter's main thread runs the drain at its next check for pending calls.
+inline void python_handoff_wake() noexcept {
+    python_add_drain();
+    if (PY_VERSION_HEX < 0x030C0000 && PyThread_get_thread_ident() != python_main_thread.load(relaxed)) {
+        python_nudge.store(true, std::memory_order_release);
+    }
+}
+
+// From the MEM and OBJ hooks, which run with the GIL: on the main thread, adds the drain again
+// so that 3.11 notices it.
+inline void python_repeat_wake() noexcept {
+    if (PyThread_get_thread_ident() != python_main_thread.load(relaxed)) return;
+    if (python_nudge.exchange(false, std::memory_order_acq_rel)) python_add_drain();
+}
+
+}  // namespace detail
+
+/// Hands the native allocations and frees that memlens sees (operator new, the malloc family
+/// under the preload library, tracking allocators and resources: every domain but CPython's and
+/// numpy's, which tracemalloc traces already) to tracemalloc, as domain `domain`, so that a
+/// Python developer running tracemalloc sees the C++ side too: filter a tracemalloc snapshot with
+/// tracemalloc.DomainFilter(True, domain). The hooks never call tracemalloc, which needs the GIL:
+/// they queue each event (up to 65,536 waiting; more are dropped and counted), and the
+/// interpreter's main thread hands them over at its next check for pending calls, or
+/// flush_tracemalloc_forwarding() does where the caller holds the GIL. tracemalloc records the
+/// Python traceback of that moment, not of the allocation. While forwarding, every allocation is
+/// recorded in the live table, as a leak check does (the per-block mode's cost). Call it with
+/// the GIL held, after the interpreter is initialised; stop before Py_Finalize. Already on: the
+/// domain changes for later events, true. False when the queue's pages cannot be mapped or the
+/// interpreter does not export tracemalloc's C API.
+inline bool start_tracemalloc_forwarding(unsigned int domain = tracemalloc_native_domain) noexcept {
+    using namespace detail;
+    lock_guard hold(python_install_lock);
+    python_handoff_domain.store(domain, relaxed);
+    if (python_forwarding) return true;
+    if (!python_track.load(relaxed)) {
+        python_untrack.store(reinterpret_cast<python_untrack_fn>(::dlsym(RTLD_DEFAULT, "PyTraceMalloc_Untrack")),
+                             relaxed);
+        python_track.store(reinterpret_cast<python_track_fn>(::dlsym(RTLD_DEFAULT, "PyTraceMalloc_Track")),
+                           std::memory_order_release);
+    }
+    if (!python_track.load(relaxed) || !python_untrack.load(relaxed)) {
+        report_error("start_tracemalloc_forwarding: the interpreter does not export PyTraceMalloc_Track; "
+                     "nothing is handed over");
+        return false;
+    }
+    {
+        lock_guard queue(handoff.lock);
+        if (!handoff.ring) {
+            handoff.ring = static_cast<handoff_event*>(map_pages(handoff_capacity * sizeof(handoff_event)));
+        }
+        if (!handoff.ring) {
+            report_error("start_tracemalloc_forwarding: cannot map the queue's pages; nothing is handed over");
+            return false;
+        }
+    }
+    if (PyObject* threading = PyImport_ImportModule("threading")) {
+        if (PyObject* main = PyObject_CallMethod(threading, "main_thread", nullptr)) {
+            if (PyObject* ident = PyObject_GetAttrString(main, "ident")) {
+                python_main_thread.store(PyLong_AsUnsignedLong(ident), relaxed);
+                Py_DECREF(ident);
+            }
+            Py_DECREF(main);
+        }
+        Py_DECREF(threading);
+    }
+    PyErr_Clear();
+    handoff.wake.store(&python_handoff_wake, std::memory_order_release);
+    change_recorders(1);
+    handoff.on.store(true, std::memory_order_release);
+    python_forwarding = true;
+    return true;
+}
+
+/// Hands what is queued to tracemalloc now; returns how many events. GIL held. Events taken while
+/// tracemalloc is not tracing are lost to it (tracemalloc_forwarding_figures::ignored).
+inline std::size_t flush_tracemalloc_forwarding() noexcept { return detail::python_flush_handoff(); }
+
+/// Stops start_tracemalloc_forwarding() after handing over what is queued. Blocks handed over
+/// and freed later stay among tracemalloc's traces until tracemalloc.clear_traces() or
+/// tracemalloc.stop(). GIL held. Not forwarding: does nothing.
+inline void stop_tracemalloc_forwarding() noexcept {
+    using namespace detail;
+    {
+        lock_guard hold(python_install_lock);
+        if (!python_forwarding) return;
+        python_forwarding = false;
+        handoff.on.store(false, std::memory_order_release);
+        change_recorders(-1);
+    }
+    python_flush_handoff();
+}
+
+/// The events start_tracemalloc_forwarding() has queued, handed over, seen ignored and dropped.
+inline tracemalloc_forwarding_figures tracemalloc_forwarding() noexcept {
+    using namespace detail;
+    tracemalloc_forwarding_figures f;
+    f.queued = handoff.queued.load(relaxed);
+    f.handed = python_handed.load(relaxed);
+    f.ignored = python_handoff_ignored.load(relaxed);
+    f.dropped = handoff.dropped.load(relaxed);
+    return f;
+}
 
 MEMLENS_NAMESPACE_END
