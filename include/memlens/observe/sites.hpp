@@ -532,8 +532,10 @@ inline tracking_config current_config() {
 /// row per block for blocks kept in the live table; see live_allocation::count), in sampled
 /// mode the sampled ones; plus the per-site totals and, while
 /// tracking_config::capture_peak keeps a copy of the table at the peak, what each stack held
-/// there (site_record::peak_allocs, peak_bytes; snapshot::peak_kept). Thread safe; other
-/// threads keep allocating while it is taken, one table shard at a time.
+/// there (site_record::peak_allocs, peak_bytes; snapshot::peak_kept); while
+/// tracking_config::lifetimes is on, each site's block lifetimes (site_record::life,
+/// snapshot::lifetimes_kept). Thread safe; other threads keep allocating while it is taken, one
+/// table shard at a time.
 inline snapshot take_snapshot() {
     snapshot s = detail::collect([](const live_allocation&) { return true; });
     detail::add_peak_figures(s);
