@@ -19,10 +19,28 @@
 
 namespace lifetimes_test {
 
-MEMLENS_TEST_NOINLINE char* lifetime_at_a(std::size_t n) { return new char[n]; }
-MEMLENS_TEST_NOINLINE char* lifetime_at_b(std::size_t n) { return new char[n]; }
-MEMLENS_TEST_NOINLINE char* lifetime_at_c(std::size_t n) { return new char[n]; }
-MEMLENS_TEST_NOINLINE char* lifetime_at_d(std::size_t n) { return new char[n]; }
+// Each keeps its block after the call, so that an optimized build makes no tail call and the
+// function stays a frame of the stack.
+MEMLENS_TEST_NOINLINE char* lifetime_at_a(std::size_t n) {
+    char* p = new char[n];
+    memlens_test::keep(p);
+    return p;
+}
+MEMLENS_TEST_NOINLINE char* lifetime_at_b(std::size_t n) {
+    char* p = new char[n];
+    memlens_test::keep(p);
+    return p;
+}
+MEMLENS_TEST_NOINLINE char* lifetime_at_c(std::size_t n) {
+    char* p = new char[n];
+    memlens_test::keep(p);
+    return p;
+}
+MEMLENS_TEST_NOINLINE char* lifetime_at_d(std::size_t n) {
+    char* p = new char[n];
+    memlens_test::keep(p);
+    return p;
+}
 
 // One step of the script: allocate `size` bytes at site 0, 1, 2 or 3 into block `slot`, or free
 // block `slot` (size 0).
