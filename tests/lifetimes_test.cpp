@@ -2,11 +2,12 @@
 // known sizes allocated and freed in a known order at three stacks give exact summed lifetimes,
 // maxima, figures at the timed blocks' highest and at the end, in bytes allocated; the DHAT
 // file carries them with bklt true. The settings validator refuses lifetimes outside per-block
-// mode.
+// mode; MEMLENS_LIFETIMES=1 turns per-block mode on.
 #include <catch2/catch.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include <memlens/observe/sites.hpp>
@@ -226,6 +227,29 @@ TEST_CASE("lifetimes: the settings validator refuses them outside per-block mode
         CHECK(memlens::current_config().lifetimes);
     }
     CHECK_FALSE(memlens::current_config().lifetimes);
+}
+
+TEST_CASE("MEMLENS_LIFETIMES=1 sets per-block sites mode; a bad value is refused clearly", "[lifetimes][config]") {
+    memlens_test::errors_remembered errors;
+    ::setenv("MEMLENS_LIFETIMES", "1", 1);
+    {
+        memlens::detail::live_settings s;
+        memlens::detail::read_environment(s);
+        CHECK(s.lifetimes);
+        CHECK(s.blocks);
+        CHECK(s.mode == memlens::detail::live_mode::sites);
+    }
+    CHECK(memlens_test::last_error.empty());
+    ::setenv("MEMLENS_LIFETIMES", "yes", 1);
+    {
+        memlens::detail::live_settings s;
+        memlens::detail::read_environment(s);
+        CHECK_FALSE(s.lifetimes);
+        CHECK_FALSE(s.blocks);
+        CHECK(s.mode == memlens::detail::live_mode::counters);
+    }
+    CHECK(memlens_test::last_error == "MEMLENS_LIFETIMES=\"yes\" is not valid; accepted: 0, 1; not timing blocks");
+    ::unsetenv("MEMLENS_LIFETIMES");
 }
 
 }  // namespace lifetimes_test
