@@ -168,7 +168,7 @@ TEST_CASE("lifetimes: exact per-site lifetimes, maxima, at the highest and at th
                     "\"ebk\":0,\"fs\":[") != std::string::npos);
 }
 
-TEST_CASE("lifetimes: a block timed before they were turned off dies when freed; one born after is not timed",
+TEST_CASE("lifetimes: a block timed before they were turned off dies when freed, one born after is not timed",
           "[lifetimes]") {
     memlens::tracking_config c;
     c.mode = memlens::tracking_mode::sites;
@@ -229,7 +229,7 @@ TEST_CASE("lifetimes: the settings validator refuses them outside per-block mode
     CHECK_FALSE(memlens::current_config().lifetimes);
 }
 
-TEST_CASE("MEMLENS_LIFETIMES=1 sets per-block sites mode; a bad value is refused clearly", "[lifetimes][config]") {
+TEST_CASE("MEMLENS_LIFETIMES=1 sets per-block sites mode, a bad value is refused clearly", "[lifetimes][config]") {
     memlens_test::errors_remembered errors;
     ::setenv("MEMLENS_LIFETIMES", "1", 1);
     {
