@@ -1,6 +1,7 @@
 // bench/sites_bench.cpp: what recording allocation sites costs. Sites mode (every allocation
 // with a 16-frame stack in the live table) against the same pair in a program without memlens,
-// and sampled mode against counters mode, on single pairs and on a container workload; and on a
+// and sampled mode against counters mode, on single pairs and on a container workload; per-block
+// mode with and without block lifetimes on single pairs; and on a
 // JSON-like parse, whose strings grow inside libstdc++ (no frame pointers there), the hybrid
 // stack walk against the frame-pointer walk.
 #include <memlens/sources/new.hpp>
@@ -35,6 +36,17 @@ void set_mode(memlens::tracking_mode mode, memlens::stack_method method = memlen
 }
 
 void sites_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::sites); }
+// Per-block mode, and per-block mode timing every block (tracking_config::lifetimes).
+void blocks_mode(bool lifetimes) {
+    memlens::tracking_config c;
+    c.mode = memlens::tracking_mode::sites;
+    c.stack_depth = 16;
+    c.blocks = true;
+    c.lifetimes = lifetimes;
+    if (!memlens::configure(c)) std::abort();
+}
+void blocks_mode(const benchmark::State&) { blocks_mode(false); }
+void lifetimes_mode(const benchmark::State&) { blocks_mode(true); }
 void sites_mode_frame_pointers(const benchmark::State&) {
     set_mode(memlens::tracking_mode::sites, memlens::stack_method::frame_pointers);
 }
@@ -169,6 +181,8 @@ void BM_untracked_malloc_free(benchmark::State& state) { at_depth(call_depth, st
 void BM_counters_new_delete(benchmark::State& state) { at_depth(call_depth, state, new_delete_pairs); }
 void BM_sites_new_delete(benchmark::State& state) { at_depth(call_depth, state, new_delete_pairs); }
 void BM_sampled_new_delete(benchmark::State& state) { at_depth(call_depth, state, new_delete_pairs); }
+void BM_blocks_new_delete(benchmark::State& state) { at_depth(call_depth, state, new_delete_pairs); }
+void BM_lifetimes_new_delete(benchmark::State& state) { at_depth(call_depth, state, new_delete_pairs); }
 void BM_counters_map(benchmark::State& state) { at_depth(call_depth, state, map_workload); }
 void BM_sampled_map(benchmark::State& state) { at_depth(call_depth, state, map_workload); }
 void BM_sites_map(benchmark::State& state) { at_depth(call_depth, state, map_workload); }
@@ -182,6 +196,8 @@ BENCHMARK(BM_untracked_malloc_free)->UseRealTime()->ThreadRange(1, 2);
 BENCHMARK(BM_counters_new_delete)->Setup(counters_mode)->UseRealTime()->ThreadRange(1, 2);
 BENCHMARK(BM_sites_new_delete)->Setup(sites_mode)->Teardown(counters_mode)->UseRealTime()->ThreadRange(1, 2);
 BENCHMARK(BM_sampled_new_delete)->Setup(sampled_mode)->Teardown(counters_mode)->UseRealTime()->ThreadRange(1, 2);
+BENCHMARK(BM_blocks_new_delete)->Setup(blocks_mode)->Teardown(counters_mode)->UseRealTime()->ThreadRange(1, 2);
+BENCHMARK(BM_lifetimes_new_delete)->Setup(lifetimes_mode)->Teardown(counters_mode)->UseRealTime()->ThreadRange(1, 2);
 BENCHMARK(BM_counters_map)->Setup(counters_mode)->UseRealTime();
 BENCHMARK(BM_sampled_map)->Setup(sampled_mode)->Teardown(counters_mode)->UseRealTime();
 BENCHMARK(BM_sites_map)->Setup(sites_mode)->Teardown(counters_mode)->UseRealTime();
@@ -196,6 +212,10 @@ int main(int argc, char** argv) {
                               {{"BM_counters_new_delete", "BM_untracked_malloc_free"},
                                {"BM_sites_new_delete", "BM_untracked_malloc_free"},
                                {"BM_sampled_new_delete", "BM_counters_new_delete"},
+                               {"BM_blocks_new_delete", "BM_untracked_malloc_free"},
+                               {"BM_lifetimes_new_delete", "BM_untracked_malloc_free"},
+                               // What timing each block adds to per-block mode.
+                               {"BM_lifetimes_new_delete", "BM_blocks_new_delete"},
                                {"BM_sampled_map", "BM_counters_map"},
                                {"BM_sites_map", "BM_counters_map"},
                                {"BM_sites_json_frame_pointers", "BM_counters_json"},

@@ -1,8 +1,10 @@
-// tests/html/check_dhat.mjs: runs make_dhat, which writes a DHAT file from a real run, then
-// opens valgrind's DHAT viewer (dh_view.html) in headless Chromium, loads that file through the
-// viewer's own file input, and checks the figures the page shows against those make_dhat summed
-// from the snapshot: the total bytes and blocks, and each listed program point's bytes and
-// blocks under its function's frame.
+// tests/html/check_dhat.mjs: runs make_dhat, which writes two DHAT files from a real run (the
+// second with block lifetimes, bklt true), then opens valgrind's DHAT viewer (dh_view.html) in
+// headless Chromium, loads each file through the viewer's own file input, and checks the
+// figures the page shows against those make_dhat took from the snapshot: the total bytes and
+// blocks, and each listed program point's bytes and blocks under its function's frame; for the
+// file with lifetimes also t-gmax and t-end, and each point's average lifetime, maximum, and
+// bytes and blocks at t-gmax and at t-end.
 //
 //   node check_dhat.mjs <make_dhat program> [--viewer dh_view.html]
 //
@@ -33,7 +35,6 @@ const dir = mkdtempSync(join(tmpdir(), "memlens-dhat-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 const dhatFile = join(dir, "dhat.json");
 execFileSync(writer, [dhatFile], { stdio: "inherit" });
-const figures = JSON.parse(readFileSync(dhatFile + ".figures.json", "utf8"));
 
 let chromium;
 try {
@@ -58,16 +59,17 @@ function check(ok, what) {
   if (!ok) failures.push(what);
 }
 // As the viewer writes figures in an English locale: digit groups, at most two decimals.
-const digits = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+const decimal = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+const digits = (n) => decimal.format(n);
 
-const browser = await chromium.launch({ executablePath, headless: true });
-try {
+// Loads `file` into a fresh page of the viewer and checks what it shows against `figures`.
+async function checkFile(browser, file, figures, lifetimes) {
   const page = await browser.newPage({ locale: "en-US" });
   const errors = [];
   page.on("console", (m) => { if (m.type() === "error") errors.push(`console: ${m.text()}`); });
   page.on("pageerror", (e) => errors.push(`page: ${e.message}`));
   await page.goto(pathToFileURL(resolve(viewer)).href);
-  await page.setInputFiles("input[type=file]", resolve(dhatFile));
+  await page.setInputFiles("input[type=file]", resolve(file));
   // The viewer writes its tree into the page once the file is read and parsed, or an error.
   await page.waitForFunction(() => /Times \{|error/i.test(document.body.innerText), null, { timeout: 20000 });
   const text = await page.evaluate(() => document.body.innerText);
@@ -83,6 +85,18 @@ try {
     else if (blocks.length) blocks[blocks.length - 1] += "\n" + line;
   }
   const totalOf = (block) => (block.match(/Total:\s+([\d,]+) bytes \([^)]*\) in ([\d,]+) blocks/) || []).slice(1);
+  // "At t-gmax: 3,000 bytes (6.98%) in 3 blocks (75%), ..." and the like.
+  const pairOf = (block, title) =>
+    (block.match(new RegExp(`${title}:\\s+([\\d,.]+) bytes(?: \\([^)]*\\))? in ([\\d,.]+) blocks`)) || []).slice(1);
+  const lifetimeOf = (block) => (block.match(/avg lifetime ([\d,.]+) bytes/) || [])[1];
+  if (lifetimes) {
+    const gmax = (text.match(/t-gmax: ([\d,.]+) bytes/) || [])[1];
+    const end = (text.match(/t-end: +([\d,.]+) bytes/) || [])[1];
+    check(gmax === digits(figures.t_gmax), `t-gmax: the page shows "${gmax}", expected "${digits(figures.t_gmax)}"`);
+    check(end === digits(figures.t_end), `t-end: the page shows "${end}", expected "${digits(figures.t_end)}"`);
+  } else {
+    check(!/t-gmax: [\d,.]+ bytes/.test(text), "without lifetimes the viewer shows no t-gmax");
+  }
   const root = blocks.find((b) => b.includes("#0: [root]"));
   check(Boolean(root), "the root program point is shown");
   if (root) {
@@ -98,8 +112,30 @@ try {
     const [bytes, count] = totalOf(block);
     check(bytes === digits(point.bytes), `${point.function}: the page shows "${bytes}" bytes, expected "${digits(point.bytes)}"`);
     check(count === digits(point.blocks), `${point.function}: the page shows "${count}" blocks, expected "${digits(point.blocks)}"`);
+    if (!lifetimes) continue;
+    const expect = (what, shown, value) =>
+      check(shown === digits(value), `${point.function}: ${what}: the page shows "${shown}", expected "${digits(value)}"`);
+    expect("avg lifetime", lifetimeOf(block), point.lifetimes / point.blocks);
+    const [maxBytes, maxBlocks] = pairOf(block, "Max");
+    expect("max bytes", maxBytes, point.max_bytes);
+    expect("max blocks", maxBlocks, point.max_blocks);
+    const [gmaxBytes, gmaxBlocks] = pairOf(block, "At t-gmax");
+    expect("bytes at t-gmax", gmaxBytes, point.gmax_bytes);
+    expect("blocks at t-gmax", gmaxBlocks, point.gmax_blocks);
+    const [endBytes, endBlocks] = pairOf(block, "At t-end");
+    expect("bytes at t-end", endBytes, point.end_bytes);
+    expect("blocks at t-end", endBlocks, point.end_blocks);
   }
   if (failures.length) console.log(text);
+  await page.close();
+}
+
+const browser = await chromium.launch({ executablePath, headless: true });
+try {
+  for (const [file, lifetimes] of [[dhatFile, false], [dhatFile + ".lifetimes", true]]) {
+    console.log(`${file}${lifetimes ? " (with lifetimes)" : ""}:`);
+    await checkFile(browser, file, JSON.parse(readFileSync(file + ".figures.json", "utf8")), lifetimes);
+  }
 } finally {
   await browser.close();
 }

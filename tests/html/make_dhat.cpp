@@ -1,7 +1,8 @@
-// tests/html/make_dhat.cpp: writes the DHAT file that check_dhat.mjs opens in valgrind's own
-// viewer (dh_view.html), from a real run in sites mode whose blocks come from two known
-// functions. Beside it, <name>.figures.json holds what the viewer must show, summed from the
-// snapshot's site records and live allocations, not from the DHAT writer.
+// tests/html/make_dhat.cpp: writes the DHAT files that check_dhat.mjs opens in valgrind's own
+// viewer (dh_view.html), from a real run whose blocks come from two known functions: in sites
+// mode, and again in per-block mode with lifetimes (<name>.lifetimes, bklt true). Beside each,
+// <file>.figures.json holds what the viewer must show, taken from the snapshot's site records
+// (their lifetime figures for the second), not from the DHAT writer.
 //
 //   make_dhat <dhat.json>
 #include <memlens/sources/new.hpp>
@@ -53,6 +54,79 @@ sums allocated_at(const memlens::snapshot& s, const char* function) {
     return out;
 }
 
+// The timed figures of the sites whose stacks name `function` (one site each here).
+memlens::site_lifetimes timed_at(const memlens::snapshot& s, const char* function) {
+    const memlens::detail::resolved_stacks resolved(s);
+    memlens::site_lifetimes out;
+    for (const memlens::site_record& r : s.sites) {
+        bool named = false;
+        for (const memlens::frame_info& f : resolved.frames(r.stack)) {
+            named = named || f.function.find(function) != std::string::npos;
+        }
+        if (named && r.life.allocs != 0) out = r.life;
+    }
+    return out;
+}
+
+std::string point_figures(const char* function, const memlens::site_lifetimes& l) {
+    const auto n = [](std::uint64_t v) { return std::to_string(v); };
+    return "{\"function\":\"" + std::string(function) + "\",\"bytes\":" + n(l.bytes) +
+           ",\"blocks\":" + n(l.allocs) + ",\"lifetimes\":" + n(l.lifetimes) +
+           ",\"max_bytes\":" + n(l.max_bytes) + ",\"max_blocks\":" + n(l.max_allocs) +
+           ",\"gmax_bytes\":" + n(l.peak_bytes) + ",\"gmax_blocks\":" + n(l.peak_allocs) +
+           ",\"end_bytes\":" + n(l.live_bytes) + ",\"end_blocks\":" + n(l.live_allocs) + "}";
+}
+
+// The same run with every block timed. Clock (bytes allocated while timed): the small blocks
+// are born at 1,000, 2,000 and 3,000, the large one at 43,000, the highest; the first small
+// block dies at 43,000. At the snapshot: small 42,000 + 41,000 + 40,000 = 123,000 in lifetimes,
+// large 0.
+int write_with_lifetimes(const std::string& path) {
+    memlens::tracking_config c;
+    c.mode = memlens::tracking_mode::sites;
+    c.blocks = true;
+    c.lifetimes = true;
+    if (!memlens::configure(c)) return 1;
+    const std::uint64_t start = memlens::take_snapshot().lifetime_clock;
+    dhat_small_blocks();
+    dhat_large_block();
+    delete[] blocks[0];
+    blocks[0] = nullptr;
+    memlens::snapshot s = memlens::take_snapshot();
+    for (char*& p : blocks) {
+        delete[] p;
+        p = nullptr;
+    }
+    memlens::configure(memlens::tracking_config{});
+    memlens::symbolize(s);
+    memlens::write_dhat(s, path);
+    const memlens::site_lifetimes small = timed_at(s, "dhat_small_blocks"), large = timed_at(s, "dhat_large_block");
+    if (small.lifetimes != 123000 || large.lifetimes != 0 || s.lifetime_clock - start != 43000 ||
+        s.lifetime_peak_clock - start != 43000) {
+        std::fprintf(stderr, "make_dhat: lifetimes %llu and %llu, clock %llu, not 123000, 0 and 43000\n",
+                     static_cast<unsigned long long>(small.lifetimes),
+                     static_cast<unsigned long long>(large.lifetimes),
+                     static_cast<unsigned long long>(s.lifetime_clock - start));
+        return 1;
+    }
+    std::uint64_t bytes = 0, count = 0;
+    for (const memlens::site_record& r : s.sites) {
+        bytes += r.life.bytes;
+        count += r.life.allocs;
+    }
+    const std::string figures =
+        "{\"total_bytes\":" + std::to_string(bytes) + ",\"total_blocks\":" + std::to_string(count) +
+        ",\"t_end\":" + std::to_string(s.lifetime_clock) + ",\"t_gmax\":" + std::to_string(s.lifetime_peak_clock) +
+        ",\"points\":[" + point_figures("dhat_large_block()", large) + "," +
+        point_figures("dhat_small_blocks()", small) + "]}\n";
+    std::string error;
+    if (!memlens::detail::write_output_file(path + ".figures.json", figures, error)) {
+        std::fprintf(stderr, "make_dhat: %s\n", error.c_str());
+        return 1;
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -93,6 +167,7 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "make_dhat: %s\n", error.c_str());
             return 1;
         }
+        return write_with_lifetimes(std::string(argv[1]) + ".lifetimes");
     } catch (const std::exception& e) {
         std::fprintf(stderr, "make_dhat: %s\n", e.what());
         return 1;

@@ -13,6 +13,7 @@
 #include <pthread.h>
 
 #include "handoff.hpp"
+#include "lifetimes.hpp"
 #include "live_table.hpp"
 #include "process.hpp"
 #include "sampler.hpp"
@@ -97,7 +98,15 @@ MEMLENS_NOINLINE inline bool record_entry(std::uintptr_t address, std::uint64_t 
         table_has_headerless.store(true, std::memory_order_release);
         update_switchboard();
     }
-    const bool stored = insert_entry(make_entry(address, size, stack, sequence, index, d, sampled));
+    // Timed before the insert, so that the entry says so; undone below if the insert fails.
+    const std::uint64_t kept_size = size > entry_size_mask ? entry_size_mask : size;
+    const bool timed = !sampled && MEMLENS_UNLIKELY(settings.lifetimes.load(relaxed)) &&
+                       time_birth(stack, kept_size);
+    live_entry replaced{};
+    const bool stored =
+        insert_entry(make_entry(address, size, stack, sequence, index, d, sampled, timed), &replaced);
+    if (MEMLENS_UNLIKELY(entry_timed(replaced))) time_death(entry_stack(replaced), entry_size(replaced));
+    if (MEMLENS_UNLIKELY(!stored && timed)) time_death(stack, kept_size);
     if (!sampled) note_peak();
     note_handoff(address, size, d);
     // Once: out of memory, every later allocation would say the same.
@@ -209,6 +218,7 @@ MEMLENS_NOINLINE inline void forget_allocation(const void* p) noexcept {
     guard quiet;
     live_entry e{};
     if (!remove_entry(reinterpret_cast<std::uintptr_t>(p), e)) return;
+    if (MEMLENS_UNLIKELY(entry_timed(e))) time_death(entry_stack(e), entry_size(e));
     note_handoff(e.address, handoff_freed, entry_domain(e));
     thread_record* record = nullptr;
     const std::uint32_t index = own_record_index(record);
@@ -243,8 +253,10 @@ inline void lock_live_table() noexcept {
     settings_lock.lock();
     site_table.lock.lock();
     for (live_shard& s : live_shards) s.lock.lock();
+    lifetimes.lock.lock();
 }
 inline void unlock_live_table() noexcept {
+    lifetimes.lock.unlock();
     for (live_shard& s : live_shards) s.lock.unlock();
     site_table.lock.unlock();
     settings_lock.unlock();

@@ -16,20 +16,23 @@ MEMLENS_NAMESPACE_BEGIN namespace detail {
 struct live_entry {
     std::uintptr_t address;    // 0 marks an empty slot
     std::uint64_t size_stack;  // size:40 | stack:24
-    std::uint64_t origin;      // sequence:39 | record:12 | domain:12 | sampled:1
+    std::uint64_t origin;      // sequence:38 | timed:1 | record:12 | domain:12 | sampled:1
 };
 
 constexpr std::uint64_t entry_size_mask = (std::uint64_t{1} << 40) - 1;
-constexpr std::uint64_t entry_sequence_mask = (std::uint64_t{1} << 39) - 1;
+constexpr std::uint64_t entry_sequence_mask = (std::uint64_t{1} << 38) - 1;
+// The block's birth was counted in the lifetime clock (core/lifetimes.hpp): its free is too.
+constexpr std::uint64_t entry_timed_bit = std::uint64_t{1} << 38;
 constexpr std::uint32_t entry_record_limit = (1u << 12) - 1;
 
 inline live_entry make_entry(std::uintptr_t address, std::uint64_t size, std::uint32_t stack,
                              std::uint64_t sequence, std::uint32_t record, std::uint32_t domain,
-                             bool sampled) noexcept {
+                             bool sampled, bool timed = false) noexcept {
     const std::uint64_t s = size > entry_size_mask ? entry_size_mask : size;
     const std::uint32_t r = record > entry_record_limit ? entry_record_limit : record;
     return live_entry{address, s | (std::uint64_t{stack} << 40),
-                      (sequence & entry_sequence_mask) | (std::uint64_t{r} << 39) |
+                      (sequence & entry_sequence_mask) | (timed ? entry_timed_bit : 0) |
+                          (std::uint64_t{r} << 39) |
                           (std::uint64_t{domain & 0xfffu} << 51) | (sampled ? std::uint64_t{1} << 63 : 0)};
 }
 
@@ -47,6 +50,7 @@ inline std::uint32_t entry_domain(const live_entry& e) noexcept {
     return static_cast<std::uint32_t>((e.origin >> 51) & 0xfffu);
 }
 inline bool entry_sampled(const live_entry& e) noexcept { return (e.origin >> 63) != 0; }
+inline bool entry_timed(const live_entry& e) noexcept { return (e.origin & entry_timed_bit) != 0; }
 
 constexpr unsigned live_shard_bits = 6;
 constexpr std::size_t live_shard_count = std::size_t{1} << live_shard_bits;
@@ -176,14 +180,16 @@ private:
 };
 
 // Address 0 marks an empty slot, so a null pointer (record_alloc(nullptr, ...) counts without
-// a block) is never an entry: looked up, it would find an empty slot and erase it.
-inline bool insert_entry(const live_entry& entry) noexcept {
+// a block) is never an entry: looked up, it would find an empty slot and erase it. An entry
+// replaced is copied to `replaced` (its address 0 when none was).
+inline bool insert_entry(const live_entry& entry, live_entry* replaced = nullptr) noexcept {
     if (entry.address == 0) return false;
     const std::uint64_t hash = live_hash(entry.address);
     live_shard& s = shard_of(hash);
     shard_hold hold(s);
     const std::uint64_t found = find_slot(s, entry.address, hash);
     if (found != no_slot) {
+        if (replaced) *replaced = s.slots[found];
         s.slots[found] = entry;
         return true;
     }

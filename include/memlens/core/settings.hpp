@@ -33,6 +33,8 @@ struct live_settings {
     std::atomic<std::uint32_t> temporary_window{1};
     // Sites mode keeps every block in the live table, not only its site in the block's header.
     bool blocks = false;
+    // Per-block mode also times each block: per-site lifetimes, maximum and global-peak figures.
+    std::atomic<bool> lifetimes{false};
     // Keep a snapshot of the live table at the process's high-water mark; see capture_peak.
     std::atomic<bool> capture_peak{false};
     bool leaks_at_exit = false;
@@ -216,6 +218,11 @@ inline void read_environment(live_settings& s) noexcept {
         }
     }
     s.blocks = read_flag("MEMLENS_BLOCKS", s.blocks, "keeping sites in block headers");
+    if (read_flag("MEMLENS_LIFETIMES", s.lifetimes, "not timing blocks")) {
+        // Lifetimes are kept for the blocks of the live table, which per-block mode fills.
+        s.lifetimes = s.blocks = true;
+        s.mode = live_mode::sites;
+    }
     const char* at_exit = std::getenv("MEMLENS_LEAKS_AT_EXIT");
     if (at_exit && std::strcmp(at_exit, "kinds") == 0) {
         // Kinds need every block in the live table from the start, which sites mode keeps.

@@ -33,6 +33,25 @@ struct live_allocation {
     std::uint64_t count = 1;      ///< the blocks this row stands for (1 for one block)
 };
 
+/// The timed blocks of one stack (tracking_config::lifetimes; snapshot::lifetimes_kept), in
+/// the lifetime clock's unit, bytes allocated (see snapshot::lifetime_clock). Exact under any
+/// threading: each timed allocation and free is one step of that clock's record.
+struct site_lifetimes {
+    std::uint64_t allocs = 0;     ///< timed blocks allocated here, freed or not
+    std::uint64_t bytes = 0;      ///< their bytes
+    /// Their lifetimes summed: from the clock after each block's allocation to the clock at its
+    /// free, or at the snapshot for a block still alive.
+    std::uint64_t lifetimes = 0;
+    std::uint64_t max_bytes = 0;  ///< the most bytes alive here at once, first reached
+    std::uint64_t max_allocs = 0; ///< the blocks alive at that moment
+    /// Bytes alive here when the timed blocks' bytes alive were at their highest
+    /// (snapshot::lifetime_peak_clock).
+    std::uint64_t peak_bytes = 0;
+    std::uint64_t peak_allocs = 0;  ///< the blocks alive here then
+    std::uint64_t live_bytes = 0;   ///< bytes alive here when the snapshot was taken
+    std::uint64_t live_allocs = 0;  ///< blocks alive here then
+};
+
 /// Everything ever recorded at one stack, alive or not, up to the snapshot, and what of it was
 /// alive at the process's highest peak.
 struct site_record {
@@ -48,6 +67,8 @@ struct site_record {
     std::uint64_t peak_allocs = 0;
     /// The bytes requested by those allocations.
     std::uint64_t peak_bytes = 0;
+    /// Block lifetimes and the figures beside them, when snapshot::lifetimes_kept; else zeros.
+    site_lifetimes life{};
 };
 
 /// One domain's figures when the snapshot was taken.
@@ -113,6 +134,16 @@ struct snapshot {
     /// Live bytes, every domain together, when that copy was taken: the process peak, within
     /// the margin of tracking_config::capture_peak. 0 when none was kept.
     std::uint64_t peak_current = 0;
+    /// Whether site_record::life holds block lifetimes (tracking_config::lifetimes was on).
+    /// Not carried by the JSON file: a snapshot read back has none.
+    bool lifetimes_kept = false;
+    /// The lifetime clock when the snapshot was taken: bytes allocated in timed blocks since
+    /// tracking_config::lifetimes was first on. 0 without lifetimes.
+    std::uint64_t lifetime_clock = 0;
+    /// That clock when the timed blocks' bytes alive first reached their highest.
+    std::uint64_t lifetime_peak_clock = 0;
+    /// Those highest bytes alive in timed blocks.
+    std::uint64_t lifetime_peak_bytes = 0;
 
     memory_stats totals;  ///< every domain together, exact
     std::vector<domain_figures> domains;     ///< each domain that existed, with its figures

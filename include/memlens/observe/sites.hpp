@@ -73,7 +73,7 @@ enum class exit_kind {
 
 /// Everything configure() sets. The same settings come from the environment at start-up:
 /// MEMLENS_MODE, MEMLENS_STACK_DEPTH, MEMLENS_STACK_METHOD, MEMLENS_SAMPLE_BYTES,
-/// MEMLENS_SAMPLE_SEED, MEMLENS_TEMPORARY_WINDOW, MEMLENS_BLOCKS, MEMLENS_CAPTURE_PEAK,
+/// MEMLENS_SAMPLE_SEED, MEMLENS_TEMPORARY_WINDOW, MEMLENS_BLOCKS, MEMLENS_LIFETIMES, MEMLENS_CAPTURE_PEAK,
 /// MEMLENS_LEAKS_AT_EXIT, MEMLENS_OUTPUT, MEMLENS_OUTPUT_KIND.
 struct tracking_config {
     /// What is kept per allocation: counters only, every block with its stack, or samples.
@@ -94,6 +94,13 @@ struct tracking_config {
     /// a table insert and lookup per allocation, which grows with the live set. leak_check,
     /// measure_footprint and temporary windows above 16 keep such records while they need them.
     bool blocks = false;
+    /// With `blocks` in sites mode, also time every block in a clock of bytes allocated: each
+    /// stack's summed block lifetimes, the most bytes it held at once, what it held when the
+    /// timed blocks were at their highest, exact under any threading (site_record::life), for
+    /// DHAT's lifetime figures (view/dhat.hpp). Costs one process-wide lock per allocation and
+    /// per free, which threads allocating at once contend for. MEMLENS_LIFETIMES=1 also sets
+    /// sites mode and `blocks`.
+    bool lifetimes = false;
     /// In sites mode, keep a snapshot of what is alive each time the process peak has risen by
     /// 10% (at least 64 KiB) since the last one: peak_snapshot() is then the peak's view, within
     /// that margin. Each copy costs a pass over the sites and the live table. From the
@@ -137,6 +144,10 @@ inline std::string check_config(const tracking_config& c) {
     if (c.leak_kinds_at_exit && !(c.blocks && c.mode == tracking_mode::sites)) {
         return "leak_kinds_at_exit needs mode = sites and blocks = true: kinds are found for the "
                "blocks of the live table";
+    }
+    if (c.lifetimes && !(c.blocks && c.mode == tracking_mode::sites)) {
+        return "lifetimes needs mode = sites and blocks = true: lifetimes are kept for the blocks "
+               "of the live table";
     }
     if (detail::output_format_of(c.output.c_str()) < 0) {
         return "output \"" + c.output + "\" has an extension memlens does not write; accepted: " +
@@ -400,6 +411,47 @@ inline void add_peak_figures(snapshot& s) {
     reorder(s.sites, sorted_rows(s.sites.size(), {s.sites.data(), site_stack_before}));
 }
 
+// Gives `s`'s sites their timed blocks' figures, while lifetimes are kept. The lock is held
+// only while copying into reserved rows.
+inline void add_lifetimes(snapshot& s) {
+    if (!settings.lifetimes.load(relaxed)) return;
+    guard quiet;
+    const std::uint32_t last = stacks.count();
+    std::vector<lifetime_sum> timed;
+    timed.reserve(std::size_t{last} + 1);
+    const lifetime_times times = read_lifetimes(last, [&](const lifetime_sum& l) {
+        if (timed.size() < timed.capacity()) timed.push_back(l);
+    });
+    s.lifetimes_kept = true;
+    s.lifetime_clock = times.clock;
+    s.lifetime_peak_clock = times.peak_clock;
+    s.lifetime_peak_bytes = times.peak_bytes;
+    // Both ascending by stack; a stack timed but without a site record (stack 0) gets one.
+    auto site = s.sites.begin();
+    std::vector<site_record> only_timed;
+    for (const lifetime_sum& l : timed) {
+        while (site != s.sites.end() && site->stack < l.stack) ++site;
+        site_record* r = nullptr;
+        if (site != s.sites.end() && site->stack == l.stack) {
+            r = &*site;
+        } else {
+            only_timed.push_back({});
+            r = &only_timed.back();
+            r->stack = l.stack;
+        }
+        r->life = {l.allocs, l.bytes, l.lifetimes, l.max_bytes, l.max_blocks,
+                   l.peak_bytes, l.peak_blocks, l.live_bytes, l.live_blocks};
+    }
+    for (const site_record& r : only_timed) {
+        if (r.stack == 0 || s.stacks.count(r.stack)) continue;
+        const stack_span span = stacks.frames(r.stack);
+        s.stacks.emplace(r.stack, std::vector<std::uintptr_t>(span.frames, span.frames + span.size));
+    }
+    if (only_timed.empty()) return;
+    s.sites.insert(s.sites.end(), only_timed.begin(), only_timed.end());
+    reorder(s.sites, sorted_rows(s.sites.size(), {s.sites.data(), site_stack_before}));
+}
+
 // Registered by configure() and by <memlens/hooks.hpp>, not by a global here: a global would
 // compile the snapshot code into every unit that includes this header.
 inline void install_peak_capturer() noexcept { peak_capturer.store(&copy_peak, std::memory_order_release); }
@@ -430,6 +482,7 @@ inline bool configure(const tracking_config& config) {
     s.sample_seed = config.sample_seed;
     s.temporary_window = config.temporary_window;
     s.blocks = config.blocks;
+    s.lifetimes = config.lifetimes;
     s.leaks_at_exit = config.leaks_at_exit;
     s.leak_kinds_at_exit = config.leak_kinds_at_exit;
     s.output_kind = static_cast<detail::folded_exit>(config.output_kind);
@@ -455,6 +508,7 @@ inline tracking_config current_config() {
     c.sample_seed = s.sample_seed;
     c.temporary_window = s.temporary_window;
     c.blocks = s.blocks;
+    c.lifetimes = s.lifetimes;
     c.leaks_at_exit = s.leaks_at_exit;
     c.leak_kinds_at_exit = s.leak_kinds_at_exit;
     c.capture_peak = s.capture_peak;
@@ -468,11 +522,14 @@ inline tracking_config current_config() {
 /// row per block for blocks kept in the live table; see live_allocation::count), in sampled
 /// mode the sampled ones; plus the per-site totals and, while
 /// tracking_config::capture_peak keeps a copy of the table at the peak, what each stack held
-/// there (site_record::peak_allocs, peak_bytes; snapshot::peak_kept). Thread safe; other
-/// threads keep allocating while it is taken, one table shard at a time.
+/// there (site_record::peak_allocs, peak_bytes; snapshot::peak_kept); while
+/// tracking_config::lifetimes is on, each site's block lifetimes (site_record::life,
+/// snapshot::lifetimes_kept). Thread safe; other threads keep allocating while it is taken, one
+/// table shard at a time.
 inline snapshot take_snapshot() {
     snapshot s = detail::collect([](const live_allocation&) { return true; });
     detail::add_peak_figures(s);
+    detail::add_lifetimes(s);
     return s;
 }
 
