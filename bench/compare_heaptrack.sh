@@ -20,8 +20,8 @@
 #   bytes what is live at its end. heaptrack_print's rounded figures are printed beside them.
 # - heaptrack calls libstdc++'s __gnu_cxx::__freeres at exit, which frees the exception emergency
 #   pool that libstdc++ allocates before main and never frees otherwise; memlens reports that
-#   pool as live (a suppressed leak). The "leaked, pool aside" row adds its size back to
-#   heaptrack's figure when heaptrack saw it freed last.
+#   pool as live (a suppressed leak). The "leaked, pool kept" row adds its size back to
+#   heaptrack's figure when the last block heaptrack saw freed is the first one allocated.
 set -euo pipefail
 
 usage="usage: $0 build-dir [--mode counters|sites] (program [args...] | --tinyxml2 source-dir)"
@@ -36,6 +36,8 @@ if [[ $1 == --mode ]]; then
 fi
 preload=${MEMLENS_PRELOAD_LIBRARY:-$build/libmemlens_preload.so}
 [[ -f $preload ]] || { echo "missing $preload: build the memlens_preload target first" >&2; exit 2; }
+# The program runs in another folder with --tinyxml2.
+preload=$(cd "$(dirname "$preload")" && pwd)/$(basename "$preload")
 for tool in heaptrack heaptrack_print zstdcat python3 perl; do
   command -v "$tool" >/dev/null || { echo "needs $tool on PATH" >&2; exit 2; }
 done
@@ -62,7 +64,7 @@ fi
   MEMLENS_OUTPUT="$work/memlens.json" "$@" >"$work/memlens.out" 2>&1) || echo "note: the program exited with $? under memlens"
 (cd "$run_dir" && heaptrack -o "$work/heaptrack" "$@" >"$work/heaptrack.out" 2>&1) || echo "note: the program exited with $? under heaptrack"
 data=$(compgen -G "$work/heaptrack.*z*" | head -n1 || true)
-[[ -n $data && -f $work/memlens.json ]] || { echo "a run wrote no data" >&2; cat "$work"/*.out >&2; exit 1; }
+[[ -n $data && -f $work/memlens.json ]] || { echo "a run wrote no data" >&2; tail -n 20 "$work"/*.out >&2; exit 1; }
 
 read -r m_calls m_peak m_leaked m_mmap_peak < <(python3 - "$work/memlens.json" <<'EOF'
 import json, sys
@@ -76,13 +78,14 @@ EOF
 
 # heaptrack's data file: "a <size> <trace>" declares an allocation kind (hex), "+ <kind>" is an
 # allocation and "- <kind>" a free of that kind. The last figure is the size of the last block
-# freed, to recognise the emergency pool that __freeres frees at the very end.
-read -r h_calls h_peak h_leaked h_last_free < <(decompress() { case $data in *.zst) zstdcat "$1" ;; *) zcat "$1" ;; esac; }
+# freed when it is of the kind of the first block allocated: the emergency pool that libstdc++
+# allocates first and heaptrack's __freeres frees last.
+read -r h_calls h_peak h_leaked h_pool < <(decompress() { case $data in *.zst) zstdcat "$1" ;; *) zcat "$1" ;; esac; }
   decompress "$data" | perl -ne '
     if (/^a (\w+) /) { push @size, hex $1 }
-    elsif (/^\+ (\w+)/) { $calls++; $live += $size[hex $1]; $peak = $live if $live > $peak }
-    elsif (/^- (\w+)/) { $last = $size[hex $1]; $live -= $last }
-    END { printf "%d %d %d %d\n", $calls, $peak, $live, $last }')
+    elsif (/^\+ (\w+)/) { $calls++; $first //= hex $1; $live += $size[hex $1]; $peak = $live if $live > $peak }
+    elsif (/^- (\w+)/) { $last = hex $1; $live -= $size[$last] }
+    END { printf "%d %d %d %d\n", $calls, $peak, $live, (defined $last && $last == $first ? $size[$last] : 0) }')
 printed=$(heaptrack_print -f "$data" 2>/dev/null |
   grep -E '^(calls to allocation functions|peak heap memory consumption|total memory leaked)' |
   sed -E 's/ \([0-9.]+\/s\)//' | paste -sd ';' -)
@@ -95,8 +98,8 @@ line() { awk -v n="$1" -v m="$2" -v h="$3" 'BEGIN { printf "%-24s %14d %14d %+12
 line "allocation calls" "$m_calls" "$h_calls"
 line "peak bytes" "$m_peak" "$h_peak"
 line "leaked bytes" "$m_leaked" "$h_leaked"
-pool=$(grep -Eo 'emergency pool[^0-9]*[0-9]+' "$work/memlens.out" | grep -Eo '[0-9]+$' | head -n1 || true)
-if ((h_last_free > 0)) && [[ -n $pool ]] && ((pool == h_last_free)); then
-  line "leaked, pool aside" "$m_leaked" "$((h_leaked + h_last_free))"
+if ((h_pool > 0)); then
+  line "leaked, pool kept" "$m_leaked" "$((h_leaked + h_pool))"
+  echo "(heaptrack freed the first block allocated, $h_pool bytes, last: libstdc++'s emergency pool)"
 fi
 ((m_mmap_peak == 0)) || echo "note: the program mapped pages itself (mmap peak $m_mmap_peak bytes): memlens's peak includes them"
