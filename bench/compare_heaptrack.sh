@@ -22,6 +22,13 @@
 #   pool that libstdc++ allocates before main and never frees otherwise; memlens reports that
 #   pool as live (a suppressed leak). The "leaked, pool kept" row adds its size back to
 #   heaptrack's figure when the last block heaptrack saw freed is the first one allocated.
+# - Calls that only one tool counts (bench/README.md, "Preload mode", has the measurements):
+#   heaptrack 1.4 does not see memalign and pvalloc (memlens counts them, pvalloc's size rounded
+#   up to whole pages as glibc rounds it), nor the free of realloc(p, 0), which leaves p's size
+#   leaked in heaptrack's figures; memlens counts a realloc that fails as one more allocation
+#   (sources/malloc.hpp), heaptrack counts nothing; and memlens moves a block that memalign-style
+#   functions aligned beyond 16 bytes by allocating, copying and freeing, so both are live for a
+#   moment and its peak may be higher by the old block's size.
 set -euo pipefail
 
 usage="usage: $0 build-dir [--mode counters|sites] (program [args...] | --tinyxml2 source-dir)"
@@ -102,4 +109,4 @@ if ((h_pool > 0)); then
   line "leaked, pool kept" "$m_leaked" "$((h_leaked + h_pool))"
   echo "(heaptrack freed the first block allocated, $h_pool bytes, last: libstdc++'s emergency pool)"
 fi
-((m_mmap_peak == 0)) || echo "note: the program mapped pages itself (mmap peak $m_mmap_peak bytes): memlens's peak includes them"
+((m_mmap_peak == 0)) || echo "note: the program mapped pages itself (\"mmap\" peak $m_mmap_peak bytes): memlens's peak counts them, heaptrack's does not; the peaks are not like with like"
