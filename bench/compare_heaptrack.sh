@@ -26,9 +26,7 @@
 #   heaptrack 1.4 does not see memalign and pvalloc (memlens counts them, pvalloc's size rounded
 #   up to whole pages as glibc rounds it), nor the free of realloc(p, 0), which leaves p's size
 #   leaked in heaptrack's figures; memlens counts a realloc that fails as one more allocation
-#   (sources/malloc.hpp), heaptrack counts nothing; and memlens moves a block that memalign-style
-#   functions aligned beyond 16 bytes by allocating, copying and freeing, so both are live for a
-#   moment and its peak may be higher by the old block's size.
+#   (sources/malloc.hpp), heaptrack counts nothing.
 set -euo pipefail
 
 usage="usage: $0 build-dir [--mode counters|sites] (program [args...] | --tinyxml2 source-dir)"
