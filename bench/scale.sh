@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs bench/scale_workload.cpp's two workloads, which keep millions of blocks alive, untracked,
-# under memlens in each mode, under libmemlens_preload.so where it is built, and under heaptrack
-# when it is installed, and prints the CPU time and peak resident set of each run beside the
+# under memlens in each mode, under libmemlens_preload.so (counters, sampled, sites) where it is
+# built, and under heaptrack and Valgrind (memcheck, massif) when they are installed, and prints the CPU time and peak resident set of each run beside the
 # untracked one, and what sites mode (and the preload mode's) adds as a fraction of
 # what heaptrack adds (the goal is at most 0.2).
 # Usage: bench/scale.sh [build-dir] [map-keys] [document-records] [runs]
+# Valgrind runs the untracked build at a tenth of the sizes (VALGRIND_DIVISOR, default 10), beside
+# an untracked run at that size: at the full size it takes many minutes.
 # Each row is the run with the median CPU time of `runs` runs (default 3): on a shared virtual
 # machine single runs move by more than counters mode costs.
 #
@@ -20,6 +22,7 @@ build=${1:-build}
 map_keys=${2:-1000000}
 document_records=${3:-100000}
 runs=${4:-3}
+valgrind_divisor=${VALGRIND_DIVISOR:-10}
 plain=$build/bench/scale_workload_plain
 hooked=$build/bench/scale_workload
 # Measured too where it is built (MEMLENS_PRELOAD_LIBRARY names another copy).
@@ -114,7 +117,7 @@ workload() {
   # The preload mode: the untracked build, profiled whole by libmemlens_preload.so.
   local preload_added=""
   if [[ -f $preload ]]; then
-    for mode in counters sites; do
+    for mode in counters sampled sites; do
       LD_PRELOAD=$preload MEMLENS_MODE=$mode measure "preload $mode" "$plain" "$name" "$size"
       same_checksum "preload $mode"
       row "preload $mode"
@@ -129,6 +132,24 @@ workload() {
     rm -f "$work/heaptrack-$name".*
   else
     echo "heaptrack: not installed (apt-get install heaptrack)"
+  fi
+  if command -v valgrind >/dev/null; then
+    local small=$((size / valgrind_divisor)) full_base=$base
+    measure "untracked $name, small" "$plain" "$name" "$small"
+    base=$cpu
+    expected=$sum
+    echo "Valgrind at $small $what (1/$valgrind_divisor), against the untracked run at that size:"
+    row "untracked, 1/$valgrind_divisor"
+    measure "valgrind memcheck" valgrind --tool=memcheck --leak-check=full -q "$plain" "$name" "$small"
+    same_checksum "valgrind memcheck"
+    row "valgrind memcheck"
+    measure "valgrind massif" valgrind --tool=massif --massif-out-file="$work/massif" -q "$plain" "$name" "$small"
+    same_checksum "valgrind massif"
+    row "valgrind massif"
+    rm -f "$work/massif"
+    base=$full_base
+  else
+    echo "valgrind: not installed (apt-get install valgrind)"
   fi
   if [[ -n $heaptrack_added ]]; then
     local line

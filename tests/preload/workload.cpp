@@ -181,6 +181,18 @@ static int map_and_unmap() {
     return 0;
 }
 
+// A 1 MiB block aligned to 256 bytes grown to 2 MiB: glibc's realloc cannot keep the alignment,
+// so memlens moves it by hand; the old block is uncounted before the new one is counted.
+int grow_aligned() {
+    void* a = nullptr;
+    if (posix_memalign(&a, 256, 1u << 20) != 0) return 1;
+    std::memset(a, 1, 1u << 20);
+    void* b = keep(std::realloc(keep(a), 2u << 20));
+    if (!b || static_cast<unsigned char*>(b)[(1u << 20) - 1] != 1) return 1;
+    std::free(b);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "exec") == 0) {
         leak_after_exec();
@@ -189,6 +201,7 @@ int main(int argc, char** argv) {
     if (argc > 1 && std::strcmp(argv[1], "fork-threads") == 0) return fork_under_threads();
     if (argc > 1 && std::strcmp(argv[1], "exit-thread") == 0) return exit_from_thread();
     if (argc > 1 && std::strcmp(argv[1], "mmap") == 0) return map_and_unmap();
+    if (argc > 1 && std::strcmp(argv[1], "grow-aligned") == 0) return grow_aligned();
     if (argc > 2 && std::strcmp(argv[1], "dlopen") == 0) return open_and_close(argv[2]);
     leak_with_malloc();
     leak_at_depth_3();

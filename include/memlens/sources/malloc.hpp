@@ -116,15 +116,22 @@ inline void* realloc_block(void* p, std::size_t size) noexcept {
     }
     const std::uint64_t old_size = header_size(h);
     const std::uint32_t d = slot_of(h);
-    // glibc's realloc keeps no alignment beyond malloc's: an aligned block moves by hand.
+    // glibc's realloc keeps no alignment beyond malloc's: an aligned block moves by hand. The
+    // old block is uncounted first, as glibc's realloc path below does (and heaptrack counts a
+    // realloc): the peak never holds both; if the move fails it is counted again as it stands.
     if (header_offset(h) != sizeof(heap_header)) {
-        void* q = place_block<libc_heap>(size, alignof(std::max_align_t), d, false, h.origin & origin_malloc_bit);
+        const std::uint32_t bits = h.origin & origin_malloc_bit;
+        unplace_block(p, h, d);
+        void* q = place_block<libc_heap>(size, alignof(std::max_align_t), d, false, bits);
         if (!q) {
+            mark_block(static_cast<unsigned char*>(p), static_cast<std::size_t>(old_size),
+                       static_cast<std::uint32_t>(__builtin_ctzll(header_offset(h))), d, bits, counted());
             errno = ENOMEM;
             return nullptr;
         }
         std::memcpy(q, p, old_size < size ? static_cast<std::size_t>(old_size) : size);
-        release_block<libc_heap>(p, h, d);
+        reinterpret_cast<heap_header*>(p)[-1].tag = heap_freed_tag;
+        libc_heap::release(static_cast<unsigned char*>(p) - header_offset(h));
         return q;
     }
     // A failure plan fails a realloc as it would a malloc: the block stays as it was.
