@@ -65,15 +65,25 @@ inline std::string describe_failure_stack(const failure_plan& plan, std::size_t 
     const std::vector<frame_info> frames =
         symbolize(std::vector<std::uintptr_t>(plan.frames, plan.frames + plan.depth));
     std::string out;
+    // The malloc family, as the preload library replaces it.
+    static const char* const allocation_functions[] = {"malloc", "calloc", "realloc", "reallocarray",
+                                                       "posix_memalign", "aligned_alloc", "memalign",
+                                                       "valloc", "pvalloc"};
+    const auto allocates = [](const std::string& name) {
+        if (name.find("memlens::") != std::string::npos || name.rfind("operator new", 0) == 0 ||
+            name.rfind("std::pmr::memory_resource::", 0) == 0) {
+            return true;
+        }
+        for (const char* f : allocation_functions) {
+            if (name == f) return true;
+        }
+        return false;
+    };
     bool inside = true;
     std::size_t shown = 0;
     for (const frame_info& f : frames) {
         const std::string& name = f.function;
-        if (inside && (name.find("memlens::") != std::string::npos || name.rfind("operator new", 0) == 0 ||
-                       name == "malloc" || name == "calloc" || name == "realloc" ||
-                       name.rfind("std::pmr::memory_resource::", 0) == 0)) {
-            continue;
-        }
+        if (inside && allocates(name)) continue;
         // The block's own frames end where memlens's driver called it.
         if (!inside && name.find("memlens::") != std::string::npos) break;
         inside = false;
