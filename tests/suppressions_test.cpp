@@ -126,16 +126,21 @@ TEST_CASE("the runtime's own blocks are suppressed by default", "[suppressions]"
     // glibc's stdout buffer, at the first printf.
     std::vector<memlens::frame_info> stdout_buffer{frame("malloc"), frame("_IO_file_doallocate"),
                                                    frame("_IO_doallocbuf"), frame("printf"), frame("main")};
+    // A thread's TLS vector, as pthread_create makes the thread's stack and TCB.
+    std::vector<memlens::frame_info> tls{frame("calloc"), frame("allocate_dtv"), frame("_dl_allocate_tls"),
+                                         frame("allocate_stack"), frame("pthread_create"), frame("main")};
     std::vector<memlens::frame_info> program{frame("operator new(unsigned long)"), frame("std::string::_M_create"),
                                              frame("main")};
     REQUIRE(rt.match(pool) != nullptr);
     CHECK(rt.match(pool)->describe() == "leak:^_dl_init$ ((built in):2)");
     REQUIRE(rt.match(stdout_buffer) != nullptr);
     CHECK(rt.match(stdout_buffer)->describe() == "leak:^_IO_file_doallocate$ ((built in):3)");
+    REQUIRE(rt.match(tls) != nullptr);
+    CHECK(rt.match(tls)->describe() == "leak:^_dl_allocate_tls$ ((built in):4)");
     CHECK(rt.match(program) == nullptr);
     // The active list starts with them.
     const memlens::suppressions active = memlens::active_suppressions();
-    REQUIRE(active.rules().size() >= 2);
+    REQUIRE(active.rules().size() >= 3);
     CHECK(active.rules()[0].pattern == "^_dl_init$");
 }
 
