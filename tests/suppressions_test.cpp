@@ -7,10 +7,15 @@
 
 #include "support.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -202,4 +207,40 @@ TEST_CASE("leak reports leave suppressed leaks out and list them with the rule",
     const memlens::check_result unsuppressed = memlens::check_no_leaks(suppressed_leaker);
     CHECK_FALSE(unsuppressed.passed);
     kept().clear();
+}
+
+TEST_CASE("fork() while other threads read and set the rules leaves every child able to use them",
+          "[suppressions]") {
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) {
+        threads.emplace_back([&stop] {
+            const memlens::suppressions rules = memlens::suppressions::parse("leak:from_a_thread\n", "(in code)");
+            while (!stop.load()) {
+                memlens::set_suppressions(rules);
+                memlens_test::keep(memlens::active_suppressions().rules().data());
+            }
+        });
+    }
+    const std::size_t builtin = memlens::runtime_suppressions().rules().size();
+    int stuck = 0;
+    int wrong = 0;
+    for (int i = 0; i < 100 && stuck == 0; ++i) {
+        const pid_t child = ::fork();
+        if (child == 0) {
+            // A lock left held by a thread that the child does not have never comes free.
+            ::alarm(5);
+            memlens::set_suppressions(memlens::suppressions());
+            ::_exit(memlens::active_suppressions().rules().size() == builtin ? 0 : 1);
+        }
+        int status = 0;
+        REQUIRE(::waitpid(child, &status, 0) == child);
+        if (!WIFEXITED(status)) ++stuck;
+        if (WIFEXITED(status) && WEXITSTATUS(status) != 0) ++wrong;
+    }
+    stop = true;
+    for (std::thread& t : threads) t.join();
+    memlens::set_suppressions(memlens::suppressions());
+    CHECK(stuck == 0);
+    CHECK(wrong == 0);
 }
