@@ -97,8 +97,9 @@ inline std::string describe_failure_stack(const failure_plan& plan, std::size_t 
 
 /// While alive, fails the calling thread's allocations that `policy` picks: the throwing forms
 /// of operator new throw std::bad_alloc (without calling the new-handler), the nothrow forms
-/// return null, and so do malloc, calloc, realloc and the aligned forms where memlens
-/// interposes them (the preload library). Allocations inside a test framework's own assertion
+/// return null, and where memlens interposes the malloc family (the preload library) its
+/// functions fail as C says: null and errno ENOMEM, the old block kept by realloc, ENOMEM
+/// returned by posix_memalign. Allocations inside a test framework's own assertion
 /// code (memlens::unscoped, as the Catch2 and GoogleTest adapters arrange) are neither counted
 /// nor failed, nor are memlens's own. Needs memlens's operator new (hooks_installed()). Scopes
 /// nest: the innermost decides. Does not allocate; the first failure captures its stack.
