@@ -134,6 +134,9 @@ TEST_CASE("the runtime's own blocks are suppressed by default", "[suppressions]"
     // A thread's TLS vector, as pthread_create makes the thread's stack and TCB.
     std::vector<memlens::frame_info> tls{frame("calloc"), frame("allocate_dtv"), frame("_dl_allocate_tls"),
                                          frame("allocate_stack"), frame("pthread_create"), frame("main")};
+    // A running thread's block for a dlopen'd library's thread-locals, at its first use.
+    std::vector<memlens::frame_info> dynamic_tls{frame("malloc"), frame("tls_get_addr_tail"), frame("__tls_get_addr"),
+                                                 frame("touch_thread_local"), frame("start_thread")};
     std::vector<memlens::frame_info> program{frame("operator new(unsigned long)"), frame("std::string::_M_create"),
                                              frame("main")};
     REQUIRE(rt.match(pool) != nullptr);
@@ -142,6 +145,8 @@ TEST_CASE("the runtime's own blocks are suppressed by default", "[suppressions]"
     CHECK(rt.match(stdout_buffer)->describe() == "leak:^_IO_file_doallocate$ ((built in):3)");
     REQUIRE(rt.match(tls) != nullptr);
     CHECK(rt.match(tls)->describe() == "leak:^_dl_allocate_tls$ ((built in):4)");
+    REQUIRE(rt.match(dynamic_tls) != nullptr);
+    CHECK(rt.match(dynamic_tls)->describe() == "leak:^__tls_get_addr$ ((built in):5)");
     CHECK(rt.match(program) == nullptr);
     // The active list starts with them.
     const memlens::suppressions active = memlens::active_suppressions();

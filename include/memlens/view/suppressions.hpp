@@ -184,14 +184,16 @@ private:
 /// process, which leak reports list as suppressed: blocks allocated while the loader runs a
 /// library's static initialisers (`_dl_init`: libstdc++'s emergency exception pool, 72,704 bytes
 /// from eh_alloc.cc, and the like), stdio's buffers (`_IO_file_doallocate`: stdout's
-/// buffer at its first write) and each thread's TLS vector (`_dl_allocate_tls`, glibc's
+/// buffer at its first write), each thread's TLS vector (`_dl_allocate_tls`, glibc's
 /// exported entry beneath pthread_create: 304 bytes on x86-64, kept with a thread's cached stack
-/// after the thread ends). Only the malloc family's hooks (the preload library) see them.
+/// after the thread ends) and a running thread's block for a dlopen'd library's thread-locals
+/// (`__tls_get_addr`). Only the malloc family's hooks (the preload library) see them.
 inline suppressions runtime_suppressions() {
     return suppressions::parse("# memlens's rules for the runtime's own blocks\n"
                                "leak:^_dl_init$\n"
                                "leak:^_IO_file_doallocate$\n"
-                               "leak:^_dl_allocate_tls$\n",
+                               "leak:^_dl_allocate_tls$\n"
+                               "leak:^__tls_get_addr$\n",
                                "(built in)", true);
 }
 
