@@ -56,7 +56,7 @@ TEST_CASE("failure file names come from the test's name, sanitized", "[failure_f
 
 TEST_CASE("a failed leak check's profile is written as JSON and HTML", "[failure_files]") {
     memlens_test::temporary_directory dir;
-    ::setenv("MEMLENS_FAILURE_DIR", dir.path.c_str(), 1);
+    auto failure_dir = std::make_unique<memlens_test::scoped_environment>("MEMLENS_FAILURE_DIR", dir.path);
     held().reserve(4);
     const memlens::check_result r = memlens::check_no_leaks(leak_2048);
     REQUIRE_FALSE(r.passed);
@@ -65,7 +65,7 @@ TEST_CASE("a failed leak check's profile is written as JSON and HTML", "[failure
     CHECK(r.profile->allocations[0].size == 2048);
     const std::string line = memlens::write_failure_profile(r, "leaks: on purpose");
     const std::string again = memlens::write_failure_profile(r, "leaks: on purpose");
-    ::unsetenv("MEMLENS_FAILURE_DIR");
+    failure_dir.reset();
     const std::string stem = dir.path + "/leaks_on_purpose.memlens";
     CHECK(line == "\nmemlens: the failure's profile: " + stem + ".json and " + stem + ".html");
     CHECK(again == "\nmemlens: the failure's profile: " + stem + "-2.json and " + stem + "-2.html");

@@ -7,10 +7,15 @@
 
 #include "support.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -126,16 +131,26 @@ TEST_CASE("the runtime's own blocks are suppressed by default", "[suppressions]"
     // glibc's stdout buffer, at the first printf.
     std::vector<memlens::frame_info> stdout_buffer{frame("malloc"), frame("_IO_file_doallocate"),
                                                    frame("_IO_doallocbuf"), frame("printf"), frame("main")};
+    // A thread's TLS vector, as pthread_create makes the thread's stack and TCB.
+    std::vector<memlens::frame_info> tls{frame("calloc"), frame("allocate_dtv"), frame("_dl_allocate_tls"),
+                                         frame("allocate_stack"), frame("pthread_create"), frame("main")};
+    // A running thread's block for a dlopen'd library's thread-locals, at its first use.
+    std::vector<memlens::frame_info> dynamic_tls{frame("malloc"), frame("tls_get_addr_tail"), frame("__tls_get_addr"),
+                                                 frame("touch_thread_local"), frame("start_thread")};
     std::vector<memlens::frame_info> program{frame("operator new(unsigned long)"), frame("std::string::_M_create"),
                                              frame("main")};
     REQUIRE(rt.match(pool) != nullptr);
     CHECK(rt.match(pool)->describe() == "leak:^_dl_init$ ((built in):2)");
     REQUIRE(rt.match(stdout_buffer) != nullptr);
     CHECK(rt.match(stdout_buffer)->describe() == "leak:^_IO_file_doallocate$ ((built in):3)");
+    REQUIRE(rt.match(tls) != nullptr);
+    CHECK(rt.match(tls)->describe() == "leak:^_dl_allocate_tls$ ((built in):4)");
+    REQUIRE(rt.match(dynamic_tls) != nullptr);
+    CHECK(rt.match(dynamic_tls)->describe() == "leak:^__tls_get_addr$ ((built in):5)");
     CHECK(rt.match(program) == nullptr);
     // The active list starts with them.
     const memlens::suppressions active = memlens::active_suppressions();
-    REQUIRE(active.rules().size() >= 2);
+    REQUIRE(active.rules().size() >= 3);
     CHECK(active.rules()[0].pattern == "^_dl_init$");
 }
 
@@ -197,4 +212,40 @@ TEST_CASE("leak reports leave suppressed leaks out and list them with the rule",
     const memlens::check_result unsuppressed = memlens::check_no_leaks(suppressed_leaker);
     CHECK_FALSE(unsuppressed.passed);
     kept().clear();
+}
+
+TEST_CASE("fork() while other threads read and set the rules leaves every child able to use them",
+          "[suppressions]") {
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) {
+        threads.emplace_back([&stop] {
+            const memlens::suppressions rules = memlens::suppressions::parse("leak:from_a_thread\n", "(in code)");
+            while (!stop.load()) {
+                memlens::set_suppressions(rules);
+                memlens_test::keep(memlens::active_suppressions().rules().data());
+            }
+        });
+    }
+    const std::size_t builtin = memlens::runtime_suppressions().rules().size();
+    int stuck = 0;
+    int wrong = 0;
+    for (int i = 0; i < 100 && stuck == 0; ++i) {
+        const pid_t child = ::fork();
+        if (child == 0) {
+            // A lock left held by a thread that the child does not have never comes free.
+            ::alarm(5);
+            memlens::set_suppressions(memlens::suppressions());
+            ::_exit(memlens::active_suppressions().rules().size() == builtin ? 0 : 1);
+        }
+        int status = 0;
+        REQUIRE(::waitpid(child, &status, 0) == child);
+        if (!WIFEXITED(status)) ++stuck;
+        if (WIFEXITED(status) && WEXITSTATUS(status) != 0) ++wrong;
+    }
+    stop = true;
+    for (std::thread& t : threads) t.join();
+    memlens::set_suppressions(memlens::suppressions());
+    CHECK(stuck == 0);
+    CHECK(wrong == 0);
 }

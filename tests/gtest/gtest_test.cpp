@@ -81,6 +81,14 @@ TEST(MemlensGtest, AFailingCheckNamesTheFigures) {
                                 memlens_test::keep(kept.get());
                             }),
                             "net 2,048 bytes (2.00 KiB)");
+    // The profiles of the checks failed on purpose go to the run's directory (main.cpp), not
+    // to the working directory.
+    EXPECT_NE(memlens::failure_directory(), ".");
+    EXPECT_NONFATAL_FAILURE(MEMLENS_EXPECT_NO_LEAKS([&] {
+                                kept.reset(new char[1024]);
+                                memlens_test::keep(kept.get());
+                            }),
+                            "memlens: the failure's profile: " + memlens::failure_directory() + "/");
     EXPECT_FATAL_FAILURE(MEMLENS_ASSERT_ALLOCS(0, [] {
                              std::vector<int> used(1, 1);
                              memlens_test::keep(used.data());
@@ -134,7 +142,7 @@ TEST(MemlensGtest, GrowthAndFailureChecks) {
 
 TEST(MemlensGtest, AFailingLeakCheckWritesItsProfile) {
     memlens_test::temporary_directory dir;
-    ::setenv("MEMLENS_FAILURE_DIR", dir.path.c_str(), 1);
+    auto failure_dir = std::make_unique<memlens_test::scoped_environment>("MEMLENS_FAILURE_DIR", dir.path);
     std::unique_ptr<char[]> kept;
     EXPECT_NONFATAL_FAILURE(MEMLENS_EXPECT_NO_LEAKS([&] {
                                 kept.reset(new char[3000]);
@@ -142,7 +150,7 @@ TEST(MemlensGtest, AFailingLeakCheckWritesItsProfile) {
                             }),
                             "memlens: the failure's profile: " + dir.path +
                                 "/MemlensGtest.AFailingLeakCheckWritesItsProfile.memlens.json and ");
-    ::unsetenv("MEMLENS_FAILURE_DIR");
+    failure_dir.reset();
     std::ifstream in(dir.path + "/MemlensGtest.AFailingLeakCheckWritesItsProfile.memlens.json");
     const std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     const std::size_t rows = json.find("\"allocations\":[");

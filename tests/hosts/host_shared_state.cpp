@@ -9,6 +9,7 @@
 // holds.
 #include <memlens/sources/new.hpp>
 #include <memlens/track.hpp>
+#include <memlens/view/suppressions.hpp>
 
 #include <cstdint>
 #include <cstdio>
@@ -100,7 +101,8 @@ int main(int argc, char** argv) {
     auto free_block = find<void (*)(char*)>(plugin, "plugin_free_block");
     auto plugin_allocs = find<std::uint64_t (*)()>(plugin, "plugin_heap_allocs");
     auto record = find<void (*)(std::size_t)>(plugin, "plugin_record");
-    if (!state_address || !make_block || !free_block || !plugin_allocs || !record) {
+    auto suppress = find<void (*)(const char*)>(plugin, "plugin_suppress");
+    if (!state_address || !make_block || !free_block || !plugin_allocs || !record || !suppress) {
         std::fprintf(stdout, "FAILED: the plugin's functions are missing\n");
         return 1;
     }
@@ -129,6 +131,13 @@ int main(int argc, char** argv) {
         if (d.domain.name() == "plugin") seen = d.stats.current == 4096 && d.stats.allocs == 1;
     }
     expect(seen, "a domain the plugin names is one of the program's, with its figures");
+
+    // The leak rules are the process's too: what the plugin sets, the program's reports use.
+    suppress("plugin_cache_*");
+    const memlens::suppressions active = memlens::active_suppressions();
+    expect(!active.empty() && active.rules().back().pattern == "plugin_cache_*",
+           "the rules the plugin sets are the program's");
+    memlens::set_suppressions(memlens::suppressions());
 
     if (failures == 0) std::fprintf(stdout, "all expectations hold\n");
     return failures == 0 ? 0 : 1;

@@ -5,6 +5,7 @@
 #include <memlens/sources/new.hpp>
 #include <memlens/sources/record.hpp>
 #include <memlens/track.hpp>
+#include <memlens/view/suppressions.hpp>
 
 #include <cstdint>
 #include <string>
@@ -43,6 +44,11 @@ __attribute__((visibility("default"))) void plugin_record(std::size_t bytes) {
     static const memlens::domain d = memlens::domain::named("plugin");
     static char block[1];
     memlens::record_alloc(block, bytes, d);
+}
+
+// Sets the leak rules in code, as a plugin that knows its own leaks would.
+__attribute__((visibility("default"))) void plugin_suppress(const char* pattern) {
+    memlens::set_suppressions(memlens::suppressions::parse(std::string("leak:") + pattern, "(in code)"));
 }
 
 }  // extern "C"

@@ -113,6 +113,13 @@ static int fork_under_threads() {
     return failures == 0 ? 0 : 1;
 }
 
+// A thread that has ended: glibc keeps its stack for the next thread, and with it the block of
+// the thread's TLS vector, which is still alive at exit.
+static int end_a_thread() {
+    std::thread([] {}).join();
+    return 0;
+}
+
 // exit() from a thread other than main: the exit report is written on that thread.
 static int exit_from_thread() {
     std::thread([] {
@@ -200,6 +207,7 @@ int main(int argc, char** argv) {
     }
     if (argc > 1 && std::strcmp(argv[1], "fork-threads") == 0) return fork_under_threads();
     if (argc > 1 && std::strcmp(argv[1], "exit-thread") == 0) return exit_from_thread();
+    if (argc > 1 && std::strcmp(argv[1], "thread-ended") == 0) return end_a_thread();
     if (argc > 1 && std::strcmp(argv[1], "mmap") == 0) return map_and_unmap();
     if (argc > 1 && std::strcmp(argv[1], "grow-aligned") == 0) return grow_aligned();
     if (argc > 2 && std::strcmp(argv[1], "dlopen") == 0) return open_and_close(argv[2]);

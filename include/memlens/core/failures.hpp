@@ -35,6 +35,9 @@ struct failure_plan {
     // The last allocation was failed by the plan: the throwing operator new then throws at once,
     // without the new-handler loop that a real exhaustion runs.
     bool just_failed = false;
+    // The next allocation is the exception object that the throwing operator new is about to
+    // throw: memlens's own, neither counted by the plan nor failed (see throw_injected_failure).
+    bool exempt_next = false;
     failure_plan* outer = nullptr;
 };
 
@@ -87,6 +90,20 @@ inline bool take_injected_failure() noexcept {
     if (!plan || !plan->just_failed) return false;
     plan->just_failed = false;
     return true;
+}
+
+// Whether the allocation the hooks are making is the one exempted by throw_injected_failure;
+// clears the exemption.
+inline bool take_exempt_allocation() noexcept {
+    failure_plan* plan = this_thread.failures;
+    if (!plan || !plan->exempt_next) return false;
+    plan->exempt_next = false;
+    return true;
+}
+
+// Exempts the calling thread's next allocation from its plan.
+inline void exempt_next_allocation() noexcept {
+    if (failure_plan* plan = this_thread.failures) plan->exempt_next = true;
 }
 
 inline void push_failure_plan(failure_plan& plan) noexcept {

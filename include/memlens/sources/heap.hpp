@@ -253,8 +253,13 @@ MEMLENS_ALWAYS_INLINE void* place_block_as(bool count, std::size_t size, std::si
 template <class System>
 MEMLENS_NOINLINE void* place_block_guarded(int g, std::size_t size, std::size_t alignment, std::uint32_t d,
                                            bool zeroed, std::uint32_t origin_bits) noexcept {
-    if (g == guard_failing && fail_this_allocation(size)) return nullptr;
-    return place_block_as<System>(g == guard_failing, size, alignment, d, zeroed, origin_bits);
+    bool count = false;
+    if (g == guard_failing) {
+        // memlens's own exception object (throw_injected_failure) is neither counted nor failed.
+        count = !take_exempt_allocation();
+        if (count && fail_this_allocation(size)) return nullptr;
+    }
+    return place_block_as<System>(count, size, alignment, d, zeroed, origin_bits);
 }
 
 // place_block_as, counted unless the calling thread is inside memlens's own work. The guard

@@ -23,13 +23,22 @@ using hook_heap = libc_heap;
 using hook_heap = c_heap;
 #endif
 
+// The std::bad_alloc of an injected failure. Its exception object comes from malloc; where
+// memlens's malloc serves the process (the preload library) that block would otherwise count as
+// one more allocation of the plan, and could itself fail, which a build without the malloc hooks
+// never sees.
+[[noreturn]] MEMLENS_COLD MEMLENS_NOINLINE inline void throw_injected_failure() {
+    if (malloc_replaced.load(relaxed)) exempt_next_allocation();
+    throw std::bad_alloc();
+}
+
 // Out of line: the new-handler loop runs only when the system is out of memory. A failure that
 // memlens::fail_allocations injected throws at once: the system is not short of memory, and a
 // new-handler that frees caches would only change what the test sees.
 MEMLENS_NOINLINE inline void* heap_new_retry(std::size_t size, std::size_t alignment, new_form form,
                                              bool aligned) {
     for (;;) {
-        if (take_injected_failure()) throw std::bad_alloc();
+        if (take_injected_failure()) throw_injected_failure();
         std::new_handler handler = std::get_new_handler();
         if (!handler) throw std::bad_alloc();
         handler();
@@ -44,8 +53,11 @@ MEMLENS_ALWAYS_INLINE void* heap_new(std::size_t size, std::size_t alignment, ne
 }
 
 inline void* heap_new_nothrow(std::size_t size, std::size_t alignment, new_form form, bool aligned) noexcept {
+    if (void* p = heap_allocate<hook_heap>(size, alignment, form, aligned)) return p;
+    // An injected failure is null at once, without an exception to allocate and catch.
+    if (take_injected_failure()) return nullptr;
     try {
-        return heap_new(size, alignment, form, aligned);
+        return heap_new_retry(size, alignment, form, aligned);
     } catch (...) {
         return nullptr;
     }

@@ -65,15 +65,25 @@ inline std::string describe_failure_stack(const failure_plan& plan, std::size_t 
     const std::vector<frame_info> frames =
         symbolize(std::vector<std::uintptr_t>(plan.frames, plan.frames + plan.depth));
     std::string out;
+    // The malloc family, as the preload library replaces it.
+    static const char* const allocation_functions[] = {"malloc", "calloc", "realloc", "reallocarray",
+                                                       "posix_memalign", "aligned_alloc", "memalign",
+                                                       "valloc", "pvalloc"};
+    const auto allocates = [](const std::string& name) {
+        if (name.find("memlens::") != std::string::npos || name.rfind("operator new", 0) == 0 ||
+            name.rfind("std::pmr::memory_resource::", 0) == 0) {
+            return true;
+        }
+        for (const char* f : allocation_functions) {
+            if (name == f) return true;
+        }
+        return false;
+    };
     bool inside = true;
     std::size_t shown = 0;
     for (const frame_info& f : frames) {
         const std::string& name = f.function;
-        if (inside && (name.find("memlens::") != std::string::npos || name.rfind("operator new", 0) == 0 ||
-                       name == "malloc" || name == "calloc" || name == "realloc" ||
-                       name.rfind("std::pmr::memory_resource::", 0) == 0)) {
-            continue;
-        }
+        if (inside && allocates(name)) continue;
         // The block's own frames end where memlens's driver called it.
         if (!inside && name.find("memlens::") != std::string::npos) break;
         inside = false;
@@ -87,8 +97,9 @@ inline std::string describe_failure_stack(const failure_plan& plan, std::size_t 
 
 /// While alive, fails the calling thread's allocations that `policy` picks: the throwing forms
 /// of operator new throw std::bad_alloc (without calling the new-handler), the nothrow forms
-/// return null, and so do malloc, calloc, realloc and the aligned forms where memlens
-/// interposes them (the preload library). Allocations inside a test framework's own assertion
+/// return null, and where memlens interposes the malloc family (the preload library) its
+/// functions fail as C says: null and errno ENOMEM, the old block kept by realloc, ENOMEM
+/// returned by posix_memalign. Allocations inside a test framework's own assertion
 /// code (memlens::unscoped, as the Catch2 and GoogleTest adapters arrange) are neither counted
 /// nor failed, nor are memlens's own. Needs memlens's operator new (hooks_installed()). Scopes
 /// nest: the innermost decides. Does not allocate; the first failure captures its stack.

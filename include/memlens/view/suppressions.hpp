@@ -3,6 +3,7 @@
 // built-in rules, then MEMLENS_SUPPRESSIONS's file, then the rules a program sets.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <pthread.h>
 
 #include "../core/state.hpp"
 #include "../detail/sys.hpp"
@@ -180,12 +183,17 @@ private:
 /// The rules for blocks that the C and C++ runtimes allocate once and keep for the life of the
 /// process, which leak reports list as suppressed: blocks allocated while the loader runs a
 /// library's static initialisers (`_dl_init`: libstdc++'s emergency exception pool, 72,704 bytes
-/// from eh_alloc.cc, and the like) and stdio's buffers (`_IO_file_doallocate`: stdout's
-/// buffer at its first write). Only the malloc family's hooks (the preload library) see them.
+/// from eh_alloc.cc, and the like), stdio's buffers (`_IO_file_doallocate`: stdout's
+/// buffer at its first write), each thread's TLS vector (`_dl_allocate_tls`, glibc's
+/// exported entry beneath pthread_create: 304 bytes on x86-64, kept with a thread's cached stack
+/// after the thread ends) and a running thread's block for a dlopen'd library's thread-locals
+/// (`__tls_get_addr`). Only the malloc family's hooks (the preload library) see them.
 inline suppressions runtime_suppressions() {
     return suppressions::parse("# memlens's rules for the runtime's own blocks\n"
                                "leak:^_dl_init$\n"
-                               "leak:^_IO_file_doallocate$\n",
+                               "leak:^_IO_file_doallocate$\n"
+                               "leak:^_dl_allocate_tls$\n"
+                               "leak:^__tls_get_addr$\n",
                                "(built in)", true);
 }
 
@@ -198,20 +206,57 @@ struct suppression_state {
     suppressions from_code;
 };
 
+// One list per process, whichever copy of the headers (the program's, a plugin's, the preload
+// library's) makes it first.
+MEMLENS_DETAIL_SHARED inline std::atomic<suppression_state*> suppression_state_slot{nullptr};
+// Whether fork handlers for the list's lock are registered: once per process.
+MEMLENS_DETAIL_SHARED inline std::atomic<bool> suppression_fork_handled{false};
+// The list whose lock the forking thread took before fork(), to release after it: the list may be
+// made between the two.
+MEMLENS_DETAIL_SHARED inline suppression_state* suppression_fork_locked = nullptr;
+
+// A thread of the parent that holds the lock at fork() does not exist in the child, which would
+// wait for the lock for ever; the forking thread takes it across the fork instead.
+inline void suppressions_fork_prepare() noexcept {
+    suppression_state* s = suppression_state_slot.load(std::memory_order_acquire);
+    if (s) s->lock.lock();
+    suppression_fork_locked = s;
+}
+
+inline void suppressions_fork_release() noexcept {
+    suppression_state* s = suppression_fork_locked;
+    suppression_fork_locked = nullptr;
+    if (s) s->lock.unlock();
+}
+
+MEMLENS_NOINLINE inline suppression_state& make_suppression_list() {
+    guard quiet;
+    // Registered before the list is published, so that no fork finds its lock unhandled.
+    if (!suppression_fork_handled.exchange(true, std::memory_order_acq_rel)) {
+        ::pthread_atfork(&suppressions_fork_prepare, &suppressions_fork_release, &suppressions_fork_release);
+    }
+    auto* made = new suppression_state();
+    suppression_state* first = nullptr;
+    if (suppression_state_slot.compare_exchange_strong(first, made, std::memory_order_acq_rel,
+                                                       std::memory_order_acquire)) {
+        return *made;
+    }
+    delete made;
+    return *first;
+}
+
 // Never destroyed, so that the exit report reads it after static destructors; allocated outside
 // the counts, so that it is no leak itself.
 inline suppression_state& suppression_list() {
-    static suppression_state* const state = [] {
-        guard quiet;
-        return new suppression_state();
-    }();
-    return *state;
+    suppression_state* s = suppression_state_slot.load(std::memory_order_acquire);
+    return MEMLENS_LIKELY(s != nullptr) ? *s : make_suppression_list();
 }
 
 }  // namespace detail
 
 /// Replaces the rules set in code (not the built-in ones nor MEMLENS_SUPPRESSIONS's) with
-/// `rules`. Thread safe. Each copy of memlens in a process (a plugin's) keeps its own list.
+/// `rules`. Thread safe, and safe across fork(). One list per process: a plugin's copy of
+/// memlens sets the program's.
 inline void set_suppressions(const suppressions& rules) {
     detail::suppression_state& s = detail::suppression_list();
     detail::guard quiet;
