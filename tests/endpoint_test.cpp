@@ -259,7 +259,7 @@ TEST_CASE("the endpoint's memory stays bounded over many requests", "[endpoint]"
     CHECK(later < warm + 256 * 1024);
 }
 
-TEST_CASE("stop() closes the port; bad addresses and taken ports are refused", "[endpoint]") {
+TEST_CASE("stop() closes the port, and bad addresses and taken ports are refused", "[endpoint]") {
     memlens::metrics_endpoint e = memlens::serve_metrics();
     const std::uint16_t port = e.port();
     {

@@ -76,7 +76,7 @@ TEST_CASE("fail_allocations fails the Nth allocation only", "[failures]") {
     delete p;
 }
 
-TEST_CASE("from_nth fails every later allocation; nothrow forms return null", "[failures]") {
+TEST_CASE("from_nth fails every later allocation, and nothrow forms return null", "[failures]") {
     void* got[5] = {};
     std::uint64_t failed = 0;
     {
@@ -93,7 +93,7 @@ TEST_CASE("from_nth fails every later allocation; nothrow forms return null", "[
     for (void* g : got) ::operator delete(g);
 }
 
-TEST_CASE("failed allocations are not counted; the others are, exactly", "[failures]") {
+TEST_CASE("failed allocations are not counted, and the others are, exactly", "[failures]") {
     memlens::scope s(memlens::scope_kind::thread);
     {
         memlens::fail_allocations f(memlens::failure_policy::nth(1));

@@ -54,7 +54,7 @@ TEST_CASE("weak_cache: one value per key while it lives, made once", "[weak_cach
     CHECK(s.purged == 0);
 }
 
-TEST_CASE("weak_cache: does not keep values alive; expired keys are made again", "[weak_cache]") {
+TEST_CASE("weak_cache: does not keep values alive, and expired keys are made again", "[weak_cache]") {
     cache_t cache;
     int made = 0;
     auto make = [&] {
