@@ -548,6 +548,62 @@ inline leak_report leaks(const snapshot& s, const suppressions& rules) {
 /// those set in code go to leak_report::suppressed.
 inline leak_report leaks(const snapshot& s) { return leaks(s, active_suppressions()); }
 
+/// The sites of `s` that a rule of `rules` matches, with their stack and domain, most bytes
+/// first: what leak_report::suppressed lists, as JSON files and the HTML report carry it. A
+/// snapshot read from a file (s.suppressed not empty) gives the record of the run that wrote it.
+inline std::vector<suppressed_site> suppressed_sites(const snapshot& s, const suppressions& rules) {
+    if (!s.suppressed.empty()) return s.suppressed;
+    detail::guard quiet;
+    std::vector<suppressed_site> out;
+    if (rules.empty() || s.allocations.empty()) return out;
+    const detail::resolved_stacks resolved(s);
+    std::vector<detail::rank_entry> ranks;
+    for (const detail::live_sum& g : detail::live_by_stack(s, true)) {
+        const suppression* rule = rules.match(resolved.frames(g.stack).copy());
+        if (!rule) continue;
+        out.push_back({rule->describe(), g.stack, g.domain, detail::rounded(g.count), detail::rounded(g.bytes)});
+        ranks.push_back({detail::rank_of(out.back().bytes), detail::rank_of(out.back().count), 0, {},
+                         (std::uint64_t{g.stack} << 32) | g.domain});
+    }
+    detail::reorder(out, detail::ranked_rows(ranks));
+    return out;
+}
+
+/// suppressed_sites(s, active_suppressions()).
+inline std::vector<suppressed_site> suppressed_sites(const snapshot& s) {
+    return suppressed_sites(s, active_suppressions());
+}
+
+/// The bytes and blocks of `s`'s allocations of kind `k` (all zero unless s.classified).
+inline kind_figures leak_kind_figures(const snapshot& s, leak_kind k) noexcept {
+    kind_figures f;
+    if (!s.classified) return f;
+    for (const live_allocation& a : s.allocations) {
+        if (a.kind != k) continue;
+        f.bytes += a.size;
+        f.blocks += a.count;
+    }
+    return f;
+}
+
+/// The allocations of `s` of kind `k` (none unless s.classified), grouped by stack and domain
+/// as leaks(s, rules) groups them, largest first; those a rule matches go to
+/// leak_report::suppressed.
+inline leak_report leaks_of_kind(const snapshot& s, leak_kind k, const suppressions& rules) {
+    detail::guard quiet;
+    snapshot only;
+    only.stacks = s.stacks;
+    only.symbols = s.symbols;
+    only.domain_names = s.domain_names;
+    for (const live_allocation& a : s.allocations) {
+        if (s.classified && a.kind == k) only.allocations.push_back(a);
+    }
+    return leaks(only, rules);
+}
+
+/// leaks_of_kind(s, k, active_suppressions()).
+inline leak_report leaks_of_kind(const snapshot& s, leak_kind k) { return leaks_of_kind(s, k, active_suppressions()); }
+
 /// Sites whose allocations were freed again within the snapshot's temporary window, most first.
 inline std::vector<temporary_site> temporaries(const snapshot& s) {
     detail::guard quiet;
