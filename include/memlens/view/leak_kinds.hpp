@@ -13,21 +13,12 @@
 #include "../detail/format.hpp"
 #include "../observe/reach.hpp"
 #include "snapshot.hpp"
+#include "text.hpp"
 
 MEMLENS_NAMESPACE_BEGIN
 
 /// The blocks of kind `k`, grouped by stack and domain with symbolized stacks, largest first.
-inline leak_report leaks_of_kind(const leak_kinds& r, leak_kind k) {
-    detail::guard quiet;
-    snapshot s;
-    s.stacks = r.blocks.stacks;
-    s.symbols = r.blocks.symbols;
-    s.domain_names = r.blocks.domain_names;
-    for (std::size_t i = 0; i < r.blocks.allocations.size(); ++i) {
-        if (r.reach[i].kind == k) s.allocations.push_back(r.blocks.allocations[i]);
-    }
-    return leaks(s);
-}
+inline leak_report leaks_of_kind(const leak_kinds& r, leak_kind k) { return leaks_of_kind(r.blocks, k); }
 
 /// memcheck's leak summary ("definitely lost: 48 bytes in 1 blocks", then indirectly lost,
 /// possibly lost, still reachable), the threads that could not be stopped, then the `top`
@@ -35,41 +26,7 @@ inline leak_report leaks_of_kind(const leak_kinds& r, leak_kind k) {
 /// `with_reachable`).
 inline std::string describe(const leak_kinds& r, std::size_t top = 10, std::size_t depth = 12,
                             bool with_reachable = false) {
-    using namespace detail;
-    guard quiet;
-    static const leak_kind order[] = {leak_kind::definitely_lost, leak_kind::indirectly_lost,
-                                      leak_kind::possibly_lost, leak_kind::still_reachable};
-    std::string out = "memlens: LEAK SUMMARY\n";
-    for (const leak_kind k : order) {
-        const kind_figures& f = r[k];
-        const std::string name = leak_kind_name(k);
-        append_all(out, {std::string(17 - name.size(), ' '), name, ": ", digits(f.bytes), " bytes in ",
-                         digits(f.blocks), " blocks\n"});
-    }
-    for (const int tid : r.unstopped) {
-        append_all(out, {"  thread ", number(static_cast<std::uint64_t>(tid)),
-                         " did not stop (it blocks the signal): its stack was read while it ran, its "
-                         "registers and TLS were not\n"});
-    }
-    for (const leak_kind k : order) {
-        if (k == leak_kind::still_reachable && !with_reachable) continue;
-        if (r[k].blocks == 0) continue;
-        const leak_report sites = leaks_of_kind(r, k);
-        append_all(out, {leak_kind_name(k), ", by site:\n"});
-        const std::size_t shown = std::min(top, sites.sites.size());
-        for (std::size_t i = 0; i < shown; ++i) {
-            const leak_site& s = sites.sites[i];
-            append_all(out, {"  ", digits(s.bytes), " bytes in ", digits(s.count), " blocks in \"", s.domain,
-                             s.traceback.empty() ? "\", no stack recorded\n" : "\", from:\n"});
-            for (std::size_t f = 0; f < s.traceback.size() && f < depth; ++f) {
-                append_all(out, {"    #", number(f), " ", s.traceback[f].describe(name_form::brief), "\n"});
-            }
-        }
-        if (shown < sites.sites.size()) {
-            append_all(out, {"  ... and ", digits(sites.sites.size() - shown), " more stacks\n"});
-        }
-    }
-    return out;
+    return detail::leak_kinds_text(r.blocks, top, depth, with_reachable, r.unstopped);
 }
 
 namespace detail {
