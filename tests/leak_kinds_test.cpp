@@ -2,9 +2,15 @@
 // bytes and blocks of each kind at each site, the back-reference chain of a block held by a
 // global, and the JSON round trip of all of it.
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <memlens/testing/checks.hpp>
@@ -46,6 +52,7 @@ char* volatile kinds_interior = nullptr;
 
 __attribute__((noinline)) list_node* kinds_tail_nodes() {
     auto* c = new list_node{};
+    memlens::keep_observable(c);
     return new list_node{c, {}};
 }
 
@@ -53,6 +60,7 @@ __attribute__((noinline)) list_node* kinds_tail_nodes() {
 // other two nodes indirectly lost (96 bytes, 2 blocks).
 __attribute__((noinline)) std::uintptr_t kinds_dropped_head() {
     auto* head = new list_node{kinds_tail_nodes(), {}};
+    memlens::keep_observable(head);
     return reinterpret_cast<std::uintptr_t>(head) ^ scramble;
 }
 
@@ -143,6 +151,29 @@ void check_state(const memlens::snapshot& s, std::uintptr_t table, std::uintptr_
     CHECK_FALSE(leaf_chain->name.empty());
 }
 
+// Runs a child in per-block mode with MEMLENS_LEAKS_AT_EXIT=kinds's setting that builds the
+// state and exits, writing its exit report to `path`.
+void run_classified_child(const std::string& path) {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        memlens::tracking_config c;
+        c.mode = memlens::tracking_mode::sites;
+        c.blocks = true;
+        c.leak_kinds_at_exit = true;
+        c.output = path;
+        if (!memlens::configure(c)) ::_exit(2);
+        kinds_dropped_head();
+        kinds_interior_block();
+        kinds_global_table();
+        std::exit(0);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+}
+
 }  // namespace
 
 TEST_CASE("set_leak_kinds gives each kind's exact bytes and blocks per site, and the chain to a global",
@@ -182,4 +213,52 @@ TEST_CASE("set_leak_kinds gives each kind's exact bytes and blocks per site, and
     delete[] reinterpret_cast<char*>(leaf);
 }
 
+#endif
+
+#if !defined(MEMLENS_DETAIL_SANITIZED)
+TEST_CASE("MEMLENS_LEAKS_AT_EXIT=kinds with a .json or .html output carries the kinds and chains", "[reach][kinds][exit]") {
+    char json_path[] = "/tmp/memlens-kinds-XXXXXX.json";
+    int fd = ::mkstemps(json_path, 5);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    run_classified_child(json_path);
+    const memlens::snapshot s = memlens::read_json(json_path);
+    ::unlink(json_path);
+    REQUIRE(s.classified);
+    using memlens::leak_kind;
+    CHECK(site_figures(s, leak_kind::definitely_lost, "kinds_dropped_head").bytes == 48);
+    CHECK(site_figures(s, leak_kind::indirectly_lost, "kinds_tail_nodes").blocks == 2);
+    CHECK(site_figures(s, leak_kind::possibly_lost, "kinds_interior_block").bytes == 80);
+    CHECK(site_figures(s, leak_kind::still_reachable, "kinds_global_table").bytes == 1 << 20);
+    // The two largest still-reachable sites are the table's and its leaf's: the leaf's chain
+    // runs through the table to a global.
+    bool leaf_chain = false;
+    for (std::uint32_t c = 0; c < s.backref_chains.size(); ++c) {
+        std::vector<memlens::backref_link> links;
+        for (const memlens::backref_link& l : s.backref_links) {
+            if (l.chain == c) links.push_back(l);
+        }
+        leaf_chain = leaf_chain || (links.size() == 2 && links[0].size == 1 << 19 && links[1].size == 1 << 20 &&
+                                    links[1].offset == 16 && s.backref_chains[c].root == "global");
+    }
+    CHECK(leaf_chain);
+
+    char html_path[] = "/tmp/memlens-kinds-XXXXXX.html";
+    fd = ::mkstemps(html_path, 5);
+    REQUIRE(fd >= 0);
+    ::close(fd);
+    run_classified_child(html_path);
+    std::ifstream in(html_path);
+    std::stringstream page;
+    page << in.rdbuf();
+    ::unlink(html_path);
+    const std::size_t kinds_at = page.str().find("\"leak_kinds\"");
+    INFO(page.str().substr(kinds_at == std::string::npos ? 0 : kinds_at, 600));
+    CHECK(page.str().find("\"leak_kinds\":{\"classified\":true") != std::string::npos);
+    // The dropped head's row in the sites of its kind (the child inherits other blocks too).
+    const std::size_t head = page.str().find("{\"kind\":\"definitely lost\",\"site\":\"(anonymous namespace)::kinds_dropped_head()");
+    REQUIRE(head != std::string::npos);
+    CHECK(page.str().substr(head, page.str().find('}', head) - head).find("\"bytes\":48,\"blocks\":1,") != std::string::npos);
+    CHECK(page.str().find("\"root\":\"global\"") != std::string::npos);
+}
 #endif

@@ -17,8 +17,27 @@
 
 MEMLENS_NAMESPACE_BEGIN
 
+namespace detail {
+
+// r.blocks with each row's kind from r.reach, whoever assembled `r`.
+inline snapshot classified_blocks(const leak_kinds& r) {
+    snapshot s;
+    s.stacks = r.blocks.stacks;
+    s.symbols = r.blocks.symbols;
+    s.domain_names = r.blocks.domain_names;
+    s.allocations = r.blocks.allocations;
+    for (std::size_t i = 0; i < s.allocations.size() && i < r.reach.size(); ++i) s.allocations[i].kind = r.reach[i].kind;
+    s.classified = true;
+    return s;
+}
+
+}  // namespace detail
+
 /// The blocks of kind `k`, grouped by stack and domain with symbolized stacks, largest first.
-inline leak_report leaks_of_kind(const leak_kinds& r, leak_kind k) { return leaks_of_kind(r.blocks, k); }
+inline leak_report leaks_of_kind(const leak_kinds& r, leak_kind k) {
+    detail::guard quiet;
+    return leaks_of_kind(detail::classified_blocks(r), k);
+}
 
 /// memcheck's leak summary ("definitely lost: 48 bytes in 1 blocks", then indirectly lost,
 /// possibly lost, still reachable), the threads that could not be stopped, then the `top`
@@ -26,7 +45,8 @@ inline leak_report leaks_of_kind(const leak_kinds& r, leak_kind k) { return leak
 /// `with_reachable`).
 inline std::string describe(const leak_kinds& r, std::size_t top = 10, std::size_t depth = 12,
                             bool with_reachable = false) {
-    return detail::leak_kinds_text(r.blocks, top, depth, with_reachable, r.unstopped);
+    detail::guard quiet;
+    return detail::leak_kinds_text(detail::classified_blocks(r), top, depth, with_reachable, r.unstopped);
 }
 
 namespace detail {
