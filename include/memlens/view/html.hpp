@@ -238,6 +238,18 @@ inline void append_json_figures(std::string& out, const memory_stats& m) {
 //               longest_seconds}], pools [{name, current, peak, total, allocs, frees}],
 //   names {shared_prefix[], suffix[], file[], line[], files[]}  (columns, one entry per name).
 // Frames are name numbers; in stacks.frames, -1 stands for the next name not seen before.
+// `key` (with its separator) and a value: out of line, as the many members of the leak tables
+// would otherwise each inline an append of their own.
+MEMLENS_NOINLINE inline void put_uint(std::string& out, const char* key, std::uint64_t value) {
+    out += key;
+    append_json_uint(out, value);
+}
+
+MEMLENS_NOINLINE inline void put_string(std::string& out, const char* key, std::string_view value) {
+    out += key;
+    append_script_string(out, value);
+}
+
 // The leak kinds of a classified snapshot: memcheck's summary, the largest sites of each kind,
 // the back-reference chains; and the sites that suppression rules matched, classified or not.
 inline void append_html_leak_kinds(std::string& out, const snapshot& s, const resolved_stacks& resolved,
@@ -251,12 +263,9 @@ inline void append_html_leak_kinds(std::string& out, const snapshot& s, const re
     for (std::size_t k = 0; k < 4 && s.classified; ++k) {
         const kind_figures f = leak_kind_figures(s, order[k]);
         if (k) out += ',';
-        out += "{\"kind\":";
-        append_script_string(out, leak_kind_name(order[k]));
-        out += ",\"bytes\":";
-        append_json_uint(out, f.bytes);
-        out += ",\"blocks\":";
-        append_json_uint(out, f.blocks);
+        put_string(out, "{\"kind\":", leak_kind_name(order[k]));
+        put_uint(out, ",\"bytes\":", f.bytes);
+        put_uint(out, ",\"blocks\":", f.blocks);
         out += '}';
     }
     out += "],\"sites\":[";
@@ -280,53 +289,37 @@ inline void append_html_leak_kinds(std::string& out, const snapshot& s, const re
             const frame_range frames = resolved.frames(g.stack);
             const suppression* rule = rules.empty() ? nullptr : rules.match(frames.copy());
             if (listed++) out += ',';
-            out += "{\"kind\":";
-            append_script_string(out, leak_kind_name(order[k]));
-            out += ",\"site\":";
-            append_script_string(out, describe_frame(resolved.site(g.stack)));
-            out += ",\"domain\":";
-            append_script_string(out, s.domain_name(g.domain));
-            out += ",\"bytes\":";
-            append_json_uint(out, rounded(g.bytes));
-            out += ",\"blocks\":";
-            append_json_uint(out, rounded(g.count));
-            out += ",\"suppressed_by\":";
-            append_script_string(out, rule ? rule->describe() : std::string());
+            put_string(out, "{\"kind\":", leak_kind_name(order[k]));
+            put_string(out, ",\"site\":", describe_frame(resolved.site(g.stack)));
+            put_string(out, ",\"domain\":", s.domain_name(g.domain));
+            put_uint(out, ",\"bytes\":", rounded(g.bytes));
+            put_uint(out, ",\"blocks\":", rounded(g.count));
+            put_string(out, ",\"suppressed_by\":", rule ? rule->describe() : std::string());
             out += ",\"frames\":";
             append_json_frames(out, names, frames);
             out += '}';
         }
     }
-    out += "],\"site_count\":";
-    append_json_uint(out, all);
+    put_uint(out, "],\"site_count\":", all);
     out += ",\"backrefs\":[";
     std::size_t link = 0;
     for (std::uint32_t c = 0; c < s.backref_chains.size(); ++c) {
         const backref_chain& chain = s.backref_chains[c];
         if (c) out += ',';
-        out += "{\"root\":";
-        append_script_string(out, chain.root);
-        out += ",\"name\":";
-        append_script_string(out, chain.name);
-        out += ",\"thread\":";
-        append_json_uint(out, chain.thread);
-        out += ",\"address\":";
-        append_script_string(out, hex_address(chain.address));
+        put_string(out, "{\"root\":", chain.root);
+        put_string(out, ",\"name\":", chain.name);
+        put_uint(out, ",\"thread\":", chain.thread);
+        put_string(out, ",\"address\":", hex_address(chain.address));
         out += ",\"links\":[";
         for (bool first = true; link < s.backref_links.size() && s.backref_links[link].chain == c; ++link) {
             const backref_link& l = s.backref_links[link];
             if (!first) out += ',';
             first = false;
-            out += "{\"address\":";
-            append_script_string(out, hex_address(l.address));
-            out += ",\"size\":";
-            append_json_uint(out, l.size);
-            out += ",\"kind\":";
-            append_script_string(out, leak_kind_name(l.kind));
-            out += ",\"offset\":";
-            append_json_uint(out, l.offset);
-            out += ",\"site\":";
-            append_script_string(out, describe_frame(l.stack ? resolved.site(l.stack) : nullptr));
+            put_string(out, "{\"address\":", hex_address(l.address));
+            put_uint(out, ",\"size\":", l.size);
+            put_string(out, ",\"kind\":", leak_kind_name(l.kind));
+            put_uint(out, ",\"offset\":", l.offset);
+            put_string(out, ",\"site\":", describe_frame(l.stack ? resolved.site(l.stack) : nullptr));
             out += '}';
         }
         out += "]}";
@@ -336,22 +329,16 @@ inline void append_html_leak_kinds(std::string& out, const snapshot& s, const re
     for (std::size_t i = 0; i < suppressed.size() && i < rows; ++i) {
         const suppressed_site& r = suppressed[i];
         if (i) out += ',';
-        out += "{\"rule\":";
-        append_script_string(out, r.rule);
-        out += ",\"site\":";
-        append_script_string(out, describe_frame(resolved.site(r.stack)));
-        out += ",\"domain\":";
-        append_script_string(out, s.domain_name(r.domain));
-        out += ",\"bytes\":";
-        append_json_uint(out, r.bytes);
-        out += ",\"blocks\":";
-        append_json_uint(out, r.count);
+        put_string(out, "{\"rule\":", r.rule);
+        put_string(out, ",\"site\":", describe_frame(resolved.site(r.stack)));
+        put_string(out, ",\"domain\":", s.domain_name(r.domain));
+        put_uint(out, ",\"bytes\":", r.bytes);
+        put_uint(out, ",\"blocks\":", r.count);
         out += ",\"frames\":";
         append_json_frames(out, names, resolved.frames(r.stack));
         out += '}';
     }
-    out += "],\"suppressed_count\":";
-    append_json_uint(out, suppressed.size());
+    put_uint(out, "],\"suppressed_count\":", suppressed.size());
 }
 
 inline void append_html_data(std::string& out, const snapshot& s, const html_options& options) {

@@ -185,28 +185,26 @@ inline void set_leak_kinds(snapshot& s, const leak_kinds& r, std::size_t chains 
     s.classified = true;
     s.backref_chains.clear();
     s.backref_links.clear();
-    // Still-reachable bytes by stack, each with its largest block: most bytes first, then by stack.
-    struct site {
-        std::uint32_t stack;
-        std::uint64_t bytes;
-        std::size_t largest;
-    };
-    std::vector<site> sites;
+    // Still-reachable bytes by stack, each with its largest block: most bytes first, then by
+    // stack (the rows' ranking, which the other views have compiled already).
+    std::vector<detail::rank_entry> sites;
+    std::vector<std::size_t> largest;
     std::map<std::uint32_t, std::size_t> row_of;
     for (std::size_t i = 0; i < s.allocations.size(); ++i) {
         const live_allocation& a = s.allocations[i];
         if (a.kind != leak_kind::still_reachable) continue;
         const auto found = row_of.emplace(a.stack, sites.size());
-        if (found.second) sites.push_back({a.stack, 0, i});
-        site& into = sites[found.first->second];
-        into.bytes += a.size;
-        if (a.size > s.allocations[into.largest].size) into.largest = i;
+        if (found.second) {
+            sites.push_back({0, 0, 0, {}, a.stack});
+            largest.push_back(i);
+        }
+        const std::size_t site = found.first->second;
+        sites[site].first += detail::rank_of(a.size);
+        if (a.size > s.allocations[largest[site]].size) largest[site] = i;
     }
-    std::sort(sites.begin(), sites.end(), [](const site& a, const site& b) {
-        return a.bytes != b.bytes ? a.bytes > b.bytes : a.stack < b.stack;
-    });
-    for (std::size_t i = 0; i < sites.size() && i < chains; ++i) {
-        detail::add_backref_chain(s, r, static_cast<std::ptrdiff_t>(sites[i].largest), limit);
+    const std::vector<std::uint32_t> order = detail::ranked_rows(sites);
+    for (std::size_t i = 0; i < order.size() && i < chains; ++i) {
+        detail::add_backref_chain(s, r, static_cast<std::ptrdiff_t>(largest[order[i]]), limit);
     }
 }
 
