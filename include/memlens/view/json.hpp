@@ -586,7 +586,7 @@ inline std::string snapshot_json_text(const snapshot& s, const snapshot_writer::
     std::string out;
     // Rows are about 40 to 60 bytes: one reservation instead of a dozen doublings of a large text.
     out.reserve(4096 + 64 * s.allocations.size() + 48 * s.sites.size() + 96 * s.symbols.size());
-    const std::vector<suppressed_site> suppressed = suppressed_sites(s);
+    const std::vector<suppressed_site> suppressed = suppressed_rows(s, active_suppressions(), extra);
     snapshot_writer writer(out, extra, &suppressed);
     snapshot_members(writer, s);
     out += "}\n";

@@ -1,5 +1,6 @@
 // memlens/view/leak_kinds.hpp: the text of classify_leaks(): memcheck's leak summary, the sites
-// of each kind, and the chain of blocks and the root that keep one block alive.
+// of each kind, and the chain of blocks and the root that keep one block alive; and
+// set_leak_kinds, which carries the kinds and those chains into a snapshot for every report.
 #pragma once
 
 #include <algorithm>

@@ -548,25 +548,57 @@ inline leak_report leaks(const snapshot& s, const suppressions& rules) {
 /// those set in code go to leak_report::suppressed.
 inline leak_report leaks(const snapshot& s) { return leaks(s, active_suppressions()); }
 
+namespace detail {
+
+// The sites of `s` that a rule of `rules` matches, each stack's frames from s.symbols or from
+// `extra` (what the writer of a snapshot resolved beside it), so that nothing is resolved twice.
+inline std::vector<suppressed_site> suppressed_rows(const snapshot& s, const suppressions& rules,
+                                                    const std::unordered_map<std::uintptr_t, frame_info>* extra) {
+    if (!s.suppressed.empty()) return s.suppressed;
+    guard quiet;
+    std::vector<suppressed_site> out;
+    if (rules.empty() || s.allocations.empty()) return out;
+    std::vector<rank_entry> ranks;
+    std::vector<frame_info> traceback;
+    for (const live_sum& g : live_by_stack(s, true)) {
+        traceback.clear();
+        const auto stack = s.stacks.find(g.stack);
+        for (std::size_t i = 0; stack != s.stacks.end() && i < stack->second.size(); ++i) {
+            const std::uintptr_t a = stack->second[i];
+            const auto known = s.symbols.find(a);
+            if (known != s.symbols.end()) {
+                traceback.push_back(known->second);
+                continue;
+            }
+            if (!extra) continue;
+            const auto beside = extra->find(a);
+            if (beside != extra->end()) traceback.push_back(beside->second);
+        }
+        const suppression* rule = rules.match(traceback);
+        if (!rule) continue;
+        out.push_back({rule->describe(), g.stack, g.domain, rounded(g.count), rounded(g.bytes)});
+        ranks.push_back({rank_of(out.back().bytes), rank_of(out.back().count), 0, {},
+                         (std::uint64_t{g.stack} << 32) | g.domain});
+    }
+    reorder(out, ranked_rows(ranks));
+    return out;
+}
+
+}  // namespace detail
+
 /// The sites of `s` that a rule of `rules` matches, with their stack and domain, most bytes
 /// first: what leak_report::suppressed lists, as JSON files and the HTML report carry it. A
 /// snapshot read from a file (s.suppressed not empty) gives the record of the run that wrote it.
+/// Resolves the frames that s.symbols lacks.
 inline std::vector<suppressed_site> suppressed_sites(const snapshot& s, const suppressions& rules) {
-    if (!s.suppressed.empty()) return s.suppressed;
+    if (!s.suppressed.empty() || rules.empty()) return s.suppressed;
     detail::guard quiet;
-    std::vector<suppressed_site> out;
-    if (rules.empty() || s.allocations.empty()) return out;
-    const detail::resolved_stacks resolved(s);
-    std::vector<detail::rank_entry> ranks;
-    for (const detail::live_sum& g : detail::live_by_stack(s, true)) {
-        const suppression* rule = rules.match(resolved.frames(g.stack).copy());
-        if (!rule) continue;
-        out.push_back({rule->describe(), g.stack, g.domain, detail::rounded(g.count), detail::rounded(g.bytes)});
-        ranks.push_back({detail::rank_of(out.back().bytes), detail::rank_of(out.back().count), 0, {},
-                         (std::uint64_t{g.stack} << 32) | g.domain});
+    std::unordered_map<std::uintptr_t, frame_info> extra;
+    for (frame_info& f : symbolize(detail::unresolved_addresses(s))) {
+        const std::uintptr_t address = f.address;
+        extra.emplace(address, std::move(f));
     }
-    detail::reorder(out, detail::ranked_rows(ranks));
-    return out;
+    return detail::suppressed_rows(s, rules, &extra);
 }
 
 /// suppressed_sites(s, active_suppressions()).
