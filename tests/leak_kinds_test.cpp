@@ -225,9 +225,16 @@ TEST_CASE("MEMLENS_LEAKS_AT_EXIT=kinds with a .json or .html output carries the 
     const memlens::snapshot s = memlens::read_json(json_path);
     ::unlink(json_path);
     REQUIRE(s.classified);
+    INFO(memlens::format_leak_kinds(s, 20, 8, true));
     using memlens::leak_kind;
     CHECK(site_figures(s, leak_kind::definitely_lost, "kinds_dropped_head").bytes == 48);
-    CHECK(site_figures(s, leak_kind::indirectly_lost, "kinds_tail_nodes").blocks == 2);
+    // A tail node may be held by a stale word in a frame that the exit report's calls still
+    // use (as it may be for memcheck); the in-process test above asks for the exact kinds.
+    std::uint64_t tail_blocks = 0;
+    for (const leak_kind k : {leak_kind::indirectly_lost, leak_kind::still_reachable, leak_kind::possibly_lost}) {
+        tail_blocks += site_figures(s, k, "kinds_tail_nodes").blocks;
+    }
+    CHECK(tail_blocks == 2);
     CHECK(site_figures(s, leak_kind::possibly_lost, "kinds_interior_block").bytes == 80);
     CHECK(site_figures(s, leak_kind::still_reachable, "kinds_global_table").bytes == 1 << 20);
     // The two largest still-reachable sites are the table's and its leaf's: the leaf's chain
