@@ -57,6 +57,35 @@ void require_same(const memlens::snapshot& a, const memlens::snapshot& b) {
         REQUIRE(x.sequence == y.sequence);
         REQUIRE(x.sampled == y.sampled);
         REQUIRE(x.count == y.count);
+        REQUIRE(x.kind == y.kind);
+    }
+    REQUIRE(a.classified == b.classified);
+    REQUIRE(a.suppressed.size() == b.suppressed.size());
+    for (std::size_t i = 0; i < a.suppressed.size(); ++i) {
+        const memlens::suppressed_site &x = a.suppressed[i], &y = b.suppressed[i];
+        REQUIRE(x.rule == y.rule);
+        REQUIRE(x.stack == y.stack);
+        REQUIRE(x.domain == y.domain);
+        REQUIRE(x.count == y.count);
+        REQUIRE(x.bytes == y.bytes);
+    }
+    REQUIRE(a.backref_chains.size() == b.backref_chains.size());
+    for (std::size_t i = 0; i < a.backref_chains.size(); ++i) {
+        const memlens::backref_chain &x = a.backref_chains[i], &y = b.backref_chains[i];
+        REQUIRE(x.root == y.root);
+        REQUIRE(x.name == y.name);
+        REQUIRE(x.thread == y.thread);
+        REQUIRE(x.address == y.address);
+    }
+    REQUIRE(a.backref_links.size() == b.backref_links.size());
+    for (std::size_t i = 0; i < a.backref_links.size(); ++i) {
+        const memlens::backref_link &x = a.backref_links[i], &y = b.backref_links[i];
+        REQUIRE(x.chain == y.chain);
+        REQUIRE(x.address == y.address);
+        REQUIRE(x.size == y.size);
+        REQUIRE(x.stack == y.stack);
+        REQUIRE(x.kind == y.kind);
+        REQUIRE(x.offset == y.offset);
     }
     REQUIRE(a.stacks == b.stacks);
     REQUIRE(a.sites.size() == b.sites.size());
@@ -191,10 +220,13 @@ memlens::snapshot hand_built() {
 // without debug information), one sampled allocation, one allocation without a stack, a
 // timeline point that was not finite, strings that need escapes, figures at the peak, and one
 // row standing for the live blocks of a site (version 3), two garbage collector generations and
-// a runtime's pool (version 4). Without those it is what tests/golden/snapshot_v3.json holds; without the site
+// a runtime's pool (version 4), leak kinds, a suppressed site and two back-reference chains
+// (version 5). Without the kinds it is what tests/golden/snapshot_v4.json holds; without the
+// collector and pool too, what tests/golden/snapshot_v3.json holds; without the site
 // row too, what tests/golden/snapshot_v2.json holds; without the peak figures and inlined calls too, what
 // tests/golden/snapshot_v1.json (the version 1 schema) holds.
-memlens::snapshot golden_snapshot(bool with_peak = true, bool with_site_row = true, bool with_collector = true) {
+memlens::snapshot golden_snapshot(bool with_peak = true, bool with_site_row = true, bool with_collector = true,
+                                  bool with_kinds = true) {
     memlens::snapshot s;
     s.run = {1700000000123, 4242, "./app --input \"data set\" C:\\tmp\tlast\x01",
              "g++ 12.2, C++17, optimized, memlens 0.1.0", "sampled"};
@@ -248,6 +280,19 @@ memlens::snapshot golden_snapshot(bool with_peak = true, bool with_site_row = tr
         s.timeline[1].rss = 6000000;
         s.collector = {{0, 120, 3500, 0, 700, 0.25, 0.0125}, {1, 10, 40, 2, 10, 0.5, 0.125}};
         s.pools = {{"python.arenas", {3145728, 5242880, 9437184, 9, 6}}};
+    }
+    if (with_kinds) {
+        using memlens::leak_kind;
+        s.classified = true;
+        s.allocations[0].kind = leak_kind::definitely_lost;
+        s.allocations[1].kind = leak_kind::indirectly_lost;
+        s.allocations[2].kind = leak_kind::possibly_lost;
+        s.suppressed = {{"leak:^malloc$ (/etc/memlens.supp:3)", 7, 2, 1, 1000}};
+        s.backref_chains = {{"global", "global table+8 in /usr/bin/app", 0, 0x601008},
+                            {"stack", "", 4243, 0x7ffc0000fff8}};
+        s.backref_links = {{0, 0x5200, 16, 0, leak_kind::still_reachable, 0},
+                           {0, 0x5000, 64, 1, leak_kind::still_reachable, 24},
+                           {1, 0x5100, 1000, 7, leak_kind::still_reachable, 0}};
     }
     return s;
 }
@@ -372,17 +417,23 @@ TEST_CASE("the golden file reads back as the hand-built snapshot in every field"
     require_same(golden_snapshot(), memlens::read_json(golden_path("snapshot.json")));
 }
 
+TEST_CASE("a version 4 file reads back without leak kinds", "[json][golden]") {
+    const memlens::snapshot s = memlens::read_json(golden_path("snapshot_v4.json"));
+    require_same(golden_snapshot(true, true, true, false), s);
+    CHECK_FALSE(s.classified);
+}
+
 TEST_CASE("a version 3 file reads back without collector figures", "[json][golden]") {
-    require_same(golden_snapshot(true, true, false), memlens::read_json(golden_path("snapshot_v3.json")));
+    require_same(golden_snapshot(true, true, false, false), memlens::read_json(golden_path("snapshot_v3.json")));
 }
 
 TEST_CASE("a version 2 file reads back with one block per allocation row", "[json][golden]") {
-    require_same(golden_snapshot(true, false, false), memlens::read_json(golden_path("snapshot_v2.json")));
+    require_same(golden_snapshot(true, false, false, false), memlens::read_json(golden_path("snapshot_v2.json")));
 }
 
 TEST_CASE("a version 1 file reads back without peak figures and inlined calls", "[json][golden]") {
     const memlens::snapshot s = memlens::read_json(golden_path("snapshot_v1.json"));
-    memlens::snapshot expected = golden_snapshot(false, false, false);
+    memlens::snapshot expected = golden_snapshot(false, false, false, false);
     for (auto& entry : expected.symbols) entry.second.inlined.clear();
     require_same(expected, s);
     CHECK_FALSE(s.peak_kept);
@@ -392,7 +443,7 @@ TEST_CASE("a hand-built snapshot reads back equal in every field", "[json]") {
     const memlens::snapshot s = hand_built();
     const std::string text = memlens::to_json(s);
     CAPTURE(text);
-    REQUIRE(text.rfind("{\"format\":\"memlens.snapshot\",\"version\":4,", 0) == 0);
+    REQUIRE(text.rfind("{\"format\":\"memlens.snapshot\",\"version\":5,", 0) == 0);
     const memlens::snapshot back = memlens::from_json(text);
     require_same(s, back);
     // The same snapshot always gives the same text.
@@ -418,6 +469,8 @@ TEST_CASE("a real snapshot in sites mode reads back with every frame symbolized"
     REQUIRE(!s.stacks.empty());
     memlens::snapshot symbolized = s;
     memlens::symbolize(symbolized);
+    // The file records what the active rules suppressed (the runtime's own blocks, if any).
+    symbolized.suppressed = memlens::suppressed_sites(symbolized);
     const memlens::snapshot back = memlens::from_json(memlens::to_json(s));
     require_same(symbolized, back);
     for (const auto& entry : back.stacks) {
@@ -466,16 +519,36 @@ TEST_CASE("refusals name the line, the column, the byte offset and what was expe
     }
     SECTION("another version") {
         std::string bad = text;
-        bad.replace(bad.find("\"version\":4") + 10, 1, "5");
+        bad.replace(bad.find("\"version\":5") + 10, 1, "6");
         const memlens::json_error e = refusal(bad);
-        CHECK(std::string(e.what()).find("expected version 4, 3, 2 or 1") != std::string::npos);
-        CHECK(std::string(e.what()).find("found 5") != std::string::npos);
+        CHECK(std::string(e.what()).find("expected version 5, 4, 3, 2 or 1") != std::string::npos);
+        CHECK(std::string(e.what()).find("found 6") != std::string::npos);
+    }
+    SECTION("a leak kind above definitely lost") {
+        memlens::snapshot s;
+        s.domain_names = {"process"};
+        s.classified = true;
+        s.allocations = {{0x5000, 32, 0, 0, 1, 1, false}};
+        std::string bad = memlens::to_json(s);
+        bad.replace(bad.find(",1,0]]}"), 7, ",1,4]]}");
+        const memlens::json_error e = refusal(bad);
+        CHECK(std::string(e.what()).find("expected a whole number from 0 to 3 for an allocation's leak kind, found 4") !=
+              std::string::npos);
+    }
+    SECTION("a back-reference link of a chain that is not there") {
+        memlens::snapshot s;
+        s.backref_chains = {{"none", "", 0, 0}};
+        s.backref_links = {{0, 0x5000, 32, 0, memlens::leak_kind::definitely_lost, 0}};
+        std::string bad = memlens::to_json(s);
+        bad.replace(bad.find("\n[0,20480,"), 10, "\n[1,20480,");
+        CHECK(std::string(refusal(bad).what()).find("expected a chain index below 1 in back-reference link 0 (it names 1)") !=
+              std::string::npos);
     }
     SECTION("a member the schema does not have is named") {
         std::string bad = text;
         bad.insert(bad.find("\"run\":"), "\"bogus_member\":3,");
         const memlens::json_error e = refusal(bad);
-        CHECK(std::string(e.what()).find("expected member \"run\" (members come in the order of the version 4 "
+        CHECK(std::string(e.what()).find("expected member \"run\" (members come in the order of the version 5 "
                                          "schema), found member \"bogus_member\"") != std::string::npos);
     }
     SECTION("not JSON at all, or empty") {
@@ -671,12 +744,12 @@ TEST_CASE("the baseline gate passes within tolerance and names the sites that gr
     {
         std::FILE* f = std::fopen(path.c_str(), "w");
         REQUIRE(f);
-        std::fputs("{\"format\":\"memlens.snapshot\",\"version\":5}", f);
+        std::fputs("{\"format\":\"memlens.snapshot\",\"version\":6}", f);
         std::fclose(f);
     }
     const memlens::check_result corrupt = memlens::check_against_baseline(first, path, options);
     CHECK_FALSE(corrupt.passed);
-    CHECK(corrupt.message.find("the baseline cannot be used: " + path + ": memlens snapshot JSON, line 1, column 40 (byte 39): expected version 4, 3, 2 or 1") != std::string::npos);
+    CHECK(corrupt.message.find("the baseline cannot be used: " + path + ": memlens snapshot JSON, line 1, column 40 (byte 39): expected version 5, 4, 3, 2 or 1") != std::string::npos);
 }
 
 TEST_CASE("unwritable and unreadable paths are errors that name the path", "[json]") {

@@ -8,7 +8,8 @@
 //
 // NAME and TEXT are matched as substrings of the frames' full names. FIGURES.json is what
 // make_reports writes beside the report: live bytes and allocations, the allocation count, the
-// peak, the top site and the recommendations, which the page must show exactly. Chromium is
+// peak, the top site and the recommendations, which the page must show exactly, and for a
+// classified snapshot the leak summary, the suppressed sites and its longest back-reference chain. Chromium is
 // $MEMLENS_CHROMIUM, else /usr/bin/chromium. Exits 77 (a CTest skip) when playwright-core or
 // Chromium is missing, 1 when a check fails.
 import { existsSync, readFileSync } from "node:fs";
@@ -226,6 +227,42 @@ try {
       check(onPage.advice.some((a) => a.rule === want.rule && a.figure === want.figure),
         `the recommendations list ${want.rule}: "${want.figure}"`);
     }
+  }
+
+  if (figures?.leak_kinds) {
+    const want = figures.leak_kinds;
+    const onPage = await page.evaluate(() => {
+      const rows = (id) => [...document.querySelectorAll(`#${id} tbody tr`)]
+        .map((tr) => [...tr.querySelectorAll("td")].map((td) => ({ text: td.textContent, title: td.title })));
+      const chains = [...document.querySelectorAll("#backrefs ol.chain")].map((ol) => ({
+        links: [...ol.querySelectorAll("li:not(.root)")].map((li) => ({
+          address: li.dataset.address, size: Number(li.dataset.size), offset: Number(li.dataset.offset) })),
+        root: ol.querySelector("li.root")?.dataset.root,
+      }));
+      return { shown: !document.getElementById("leak-kinds-section").hidden, summary: rows("leak-summary"),
+        suppressedShown: !document.getElementById("suppressed-section").hidden, suppressed: rows("suppressed"), chains };
+    });
+    check(onPage.shown, "the leak-kinds section is shown");
+    check(onPage.summary.length === want.summary.length,
+      `the leak summary has ${want.summary.length} rows (${onPage.summary.length})`);
+    want.summary.forEach((k, i) => {
+      const [kind, kindBytes, blocks] = onPage.summary[i] || [];
+      check(kind?.text === k.kind && kindBytes?.title === exactBytes(k.bytes) && blocks?.text === digits(k.blocks),
+        `${k.kind}: ${exactBytes(k.bytes)} in ${digits(k.blocks)} blocks (the page: ${kind?.text}, ${kindBytes?.title}, ${blocks?.text})`);
+    });
+    check(onPage.suppressedShown === want.suppressed.length > 0 && onPage.suppressed.length === want.suppressed.length,
+      `the suppressed table has ${want.suppressed.length} rows (${onPage.suppressed.length})`);
+    want.suppressed.forEach((r, i) => {
+      const [rule, , , suppressedBytes, blocks] = onPage.suppressed[i] || [];
+      check(rule?.text === r.rule && suppressedBytes?.title === exactBytes(r.bytes) && blocks?.text === digits(r.blocks),
+        `suppressed by ${r.rule}: ${exactBytes(r.bytes)} in ${digits(r.blocks)} blocks ` +
+        `(the page: ${rule?.text}, ${suppressedBytes?.title}, ${blocks?.text})`);
+    });
+    const chain = onPage.chains.find((c) => c.links[0]?.address === want.chain.links[0]?.address);
+    check(want.chain.links.length > 1 && chain && chain.root === want.chain.root &&
+      JSON.stringify(chain.links) === JSON.stringify(want.chain.links),
+      `the back-reference chain from ${want.chain.links[0]?.address} is ${JSON.stringify(want.chain)} ` +
+      `(the page: ${JSON.stringify(chain)})`);
   }
 
   check(requests.length === 0, `nothing is fetched from a network (${requests.length} requests${requests.length ? ": " + requests.slice(0, 3).join(", ") : ""})`);

@@ -595,6 +595,44 @@
   table("live", [column("site", "site", "name"), column("domain", "domain", "text"), column("live bytes", "bytes", "bytes"),
     column("allocations", "count", "count"), column("share", "bytes", "share"), column("stack", "frames", "stack")],
   data.live_stacks.slice(), data.live_stack_count);
+  if (data.suppressed.length > 0) {
+    $("suppressed-section").hidden = false;
+    table("suppressed", [column("rule", "rule", "text"), column("site", "site", "name"), column("domain", "domain", "text"),
+      column("live bytes", "bytes", "bytes"), column("blocks", "blocks", "count"), column("stack", "frames", "stack")],
+    data.suppressed.slice(), data.suppressed_count);
+  }
+  // Leak kinds, when classify_leaks() classified the snapshot's blocks: memcheck's summary, the
+  // sites of each kind, and what keeps the largest still-reachable sites alive.
+  if (data.leak_kinds.classified) {
+    const leaks = data.leak_kinds;
+    $("leak-kinds-section").hidden = false;
+    table("leak-summary", [column("kind", "kind", "text"), column("bytes", "bytes", "bytes"),
+      column("blocks", "blocks", "count")], leaks.summary.slice(), leaks.summary.length);
+    table("leak-sites", [column("kind", "kind", "text"), column("site", "site", "name"), column("domain", "domain", "text"),
+      column("bytes", "bytes", "bytes"), column("blocks", "blocks", "count"), column("suppressed by", "suppressed_by", "text"),
+      column("stack", "frames", "stack")], leaks.sites.slice(), leaks.site_count);
+    const rootText = (c) => c.root === "global" ? "root: " + c.name
+      : c.root === "stack" ? "root: the stack of thread " + c.thread + " at " + c.address
+        : c.root === "registers" ? "root: a register of thread " + c.thread
+          : c.root === "tls" ? "root: the static TLS or thread control block of thread " + c.thread + " at " + c.address
+            : c.root === "none" ? "nothing: no root and no other block points at it" : "... (followed no further)";
+    if (leaks.backrefs.length === 0) $("backrefs").append(element("p", "No chain was kept.", "note"));
+    for (const chain of leaks.backrefs) {
+      const list = element("ol", "", "chain");
+      chain.links.forEach((l, i) => {
+        const item = element("li", (i === 0 ? "block " : "\u2190 at offset " + count(l.offset) + " of block ") + l.address +
+          " (" + exactBytes(l.size) + ", " + l.kind + "), from " + l.site);
+        item.dataset.address = l.address;
+        item.dataset.size = l.size;
+        item.dataset.offset = l.offset;
+        list.append(item);
+      });
+      const root = element("li", "\u2190 " + rootText(chain), "root");
+      root.dataset.root = chain.root;
+      list.append(root);
+      $("backrefs").append(list);
+    }
+  }
   table("peak", [column("site", "site", "name"), column("bytes at the peak", "bytes", "bytes"),
     column("allocations", "count", "count"), column("stack", "frames", "stack")],
   data.peak_stacks.slice(), data.peak_stack_count,

@@ -18,6 +18,31 @@
 
 MEMLENS_NAMESPACE_BEGIN
 
+/// What keeps a live block alive, in memcheck's words.
+enum class leak_kind : std::uint8_t {
+    still_reachable,  ///< reached from a root through start pointers
+    possibly_lost,    ///< reached only through a pointer into its middle somewhere on the way
+    indirectly_lost,  ///< reached only from lost blocks
+    definitely_lost,  ///< not reached at all, and no lost block points at it
+};
+
+/// memcheck's name of `k`: "still reachable", "possibly lost", ...
+inline const char* leak_kind_name(leak_kind k) noexcept {
+    switch (k) {
+    case leak_kind::still_reachable: return "still reachable";
+    case leak_kind::possibly_lost: return "possibly lost";
+    case leak_kind::indirectly_lost: return "indirectly lost";
+    case leak_kind::definitely_lost: return "definitely lost";
+    }
+    return "?";
+}
+
+/// Bytes and blocks of one kind.
+struct kind_figures {
+    std::uint64_t bytes = 0;   ///< requested bytes
+    std::uint64_t blocks = 0;  ///< blocks
+};
+
 /// One allocation alive when the snapshot was taken, or, where memlens kept only each site's
 /// figures (sites mode without tracking_config::blocks), every live heap block from one stack:
 /// then `count` says how many, `size` is their bytes together, and address, thread and
@@ -31,6 +56,46 @@ struct live_allocation {
     std::uint64_t sequence = 0;   ///< that thread's count of recorded allocations at this one
     bool sampled = false;         ///< found by sampling: stands for snapshot::weight() allocations
     std::uint64_t count = 1;      ///< the blocks this row stands for (1 for one block)
+    /// How the block was reached when classify_leaks() scanned it; meaningful only when
+    /// snapshot::classified says so.
+    leak_kind kind = leak_kind::still_reachable;
+};
+
+/// One block of a back-reference chain: the chosen block first, then each block that holds a
+/// pointer to the one before it.
+struct backref_link {
+    std::uint32_t chain = 0;      ///< index into snapshot::backref_chains
+    std::uintptr_t address = 0;   ///< the block's address
+    std::uint64_t size = 0;       ///< its requested bytes
+    std::uint32_t stack = 0;      ///< its site: a key into snapshot::stacks; 0 without a stack
+    leak_kind kind = leak_kind::still_reachable;  ///< its kind
+    /// Where in this block the pointer to the block before it lies, in bytes from its start;
+    /// 0 for the chosen block.
+    std::uint64_t offset = 0;
+};
+
+/// What keeps a chain's blocks alive (objgraph's show_backrefs): the root that holds its last
+/// block, as classify_leaks() found it.
+struct backref_chain {
+    /// "global", "stack", "registers", "tls"; "none" when nothing reaches the last block (a
+    /// lost chain); "cut" when the chain was longer than the steps followed or a holder was
+    /// gone.
+    std::string root = "none";
+    /// For a global, its symbol and offset and the module that holds it ("global table+8 in
+    /// /usr/bin/app"), or its address when no symbol covers it; else empty.
+    std::string name;
+    std::uint32_t thread = 0;     ///< the thread (Linux tid) of a stack, registers or tls root
+    std::uintptr_t address = 0;   ///< the root word's address; 0 for registers and none
+};
+
+/// Live blocks that a suppression rule matched: the runtime's own, or those a program chose
+/// not to call leaks.
+struct suppressed_site {
+    std::string rule;             ///< the rule, as suppression::describe() names it
+    std::uint32_t stack = 0;      ///< key into snapshot::stacks; 0 without a stack
+    std::uint32_t domain = 0;     ///< index into snapshot::domain_names
+    std::uint64_t count = 0;      ///< blocks
+    std::uint64_t bytes = 0;      ///< their bytes
 };
 
 /// The timed blocks of one stack (tracking_config::lifetimes; snapshot::lifetimes_kept), in
@@ -158,6 +223,15 @@ struct snapshot {
     /// count): beside the domains, not in `totals`, so that each byte counts once.
     std::vector<domain_figures> pools;
     run_info run;                            ///< which run, program and build it comes from
+    /// Whether each allocation's `kind` comes from classify_leaks() (see set_leak_kinds).
+    bool classified = false;
+    /// The roots of the back-reference chains set_leak_kinds() kept, one per chain.
+    std::vector<backref_chain> backref_chains;
+    /// The blocks of those chains, chain by chain, each chain's chosen block first.
+    std::vector<backref_link> backref_links;
+    /// The sites that suppression rules matched when a JSON file was written (the writer's
+    /// rules); empty in a snapshot taken here, whose views apply leaks(s)'s rules themselves.
+    std::vector<suppressed_site> suppressed;
     /// Resolved frames by return address: filled by symbolize(snapshot&) or by a reader, so
     /// that views of a snapshot from another process never ask this process's symbolizer.
     std::unordered_map<std::uintptr_t, frame_info> symbols;

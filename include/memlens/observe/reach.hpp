@@ -26,25 +26,6 @@
 
 MEMLENS_NAMESPACE_BEGIN
 
-/// What keeps a live block alive, in memcheck's words.
-enum class leak_kind : std::uint8_t {
-    still_reachable,  ///< reached from a root through start pointers
-    possibly_lost,    ///< reached only through a pointer into its middle somewhere on the way
-    indirectly_lost,  ///< reached only from lost blocks
-    definitely_lost,  ///< not reached at all, and no lost block points at it
-};
-
-/// memcheck's name of `k`: "still reachable", "possibly lost", ...
-inline const char* leak_kind_name(leak_kind k) noexcept {
-    switch (k) {
-    case leak_kind::still_reachable: return "still reachable";
-    case leak_kind::possibly_lost: return "possibly lost";
-    case leak_kind::indirectly_lost: return "indirectly lost";
-    case leak_kind::definitely_lost: return "definitely lost";
-    }
-    return "?";
-}
-
 /// Where the word that first reached a block lies.
 enum class root_kind : std::uint8_t {
     none,       ///< nowhere: the block was not reached
@@ -63,12 +44,6 @@ struct reach_info {
     int thread = 0;                    ///< the thread (Linux tid) of a stack, register or tls root; else 0
 };
 
-/// Bytes and blocks of one kind.
-struct kind_figures {
-    std::uint64_t bytes = 0;   ///< requested bytes
-    std::uint64_t blocks = 0;  ///< blocks
-};
-
 /// One thread of the process, as the scan saw it.
 struct scanned_thread {
     int tid = 0;                  ///< Linux thread id
@@ -80,7 +55,8 @@ struct scanned_thread {
 
 /// The live table's blocks classified by reachability (classify_leaks()).
 struct leak_kinds {
-    /// The blocks, ascending by address, as a snapshot's rows (one row per block, with stacks).
+    /// The blocks, ascending by address, as a snapshot's rows (one row per block, with stacks),
+    /// each with its kind (snapshot::classified).
     snapshot blocks;
     /// How each row of `blocks.allocations` was reached, at the same index.
     std::vector<reach_info> reach;
@@ -872,6 +848,7 @@ MEMLENS_NOINLINE inline leak_kinds classify_leaks(const reach_options& options =
                              "were neither stopped nor scanned, and blocks only they hold show as lost");
     }
     if (!r.ok) detail::report_error("classify_leaks: could not map scratch memory or read /proc/self/maps");
+    out.blocks.classified = r.ok;
     out.blocks.allocations.reserve(r.blocks.count);
     out.reach.reserve(r.blocks.count);
     for (std::size_t i = 0; i < r.blocks.count && r.ok; ++i) {
@@ -884,9 +861,10 @@ MEMLENS_NOINLINE inline leak_kinds classify_leaks(const reach_options& options =
         a.thread = detail::entry_record(e);
         a.sequence = detail::entry_sequence(e);
         a.sampled = detail::entry_sampled(e);
-        out.blocks.allocations.push_back(a);
         reach_info info = r.reach.data[i];
         if (r.state.data[i] == detail::state_unreached) info.kind = leak_kind::definitely_lost;
+        a.kind = info.kind;
+        out.blocks.allocations.push_back(a);
         out.reach.push_back(info);
         kind_figures& f = out.totals[static_cast<int>(info.kind)];
         f.bytes += a.size;

@@ -75,10 +75,15 @@ inline void write_exit_report() noexcept {
     }
     try {
         path = output_path_for_process(path, static_cast<long>(::getpid()));
-        // Classified first: the snapshot and its text would be blocks of their own.
-        const std::string kinds_text = kinds ? describe(classify_leaks(), 20, 16) : std::string();
+        // Classified first: the snapshot and its text would be blocks of their own. The
+        // snapshot's allocations become the scanned blocks, with their kinds and the chains
+        // that keep the largest still-reachable sites alive, for every format.
+        const leak_kinds classified = kinds ? classify_leaks() : leak_kinds();
         const bool sites_recorded = recording_mode();
-        const snapshot s = take_snapshot();
+        snapshot s = take_snapshot();
+        if (kinds) set_leak_kinds(s, classified);
+        const std::string kinds_text =
+            kinds ? leak_kinds_text(s, 20, 16, false, classified.unstopped) : std::string();
         if (path.empty()) {
             write_stderr((kinds ? kinds_text : exit_text(s, sites_recorded)).c_str());
             return;

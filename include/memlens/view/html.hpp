@@ -1,7 +1,7 @@
 // memlens/view/html.hpp: a snapshot as one self-contained HTML file: an interactive flamegraph of
 // the bytes at the peak, the live bytes, the bytes allocated or the temporary allocations,
 // memory over time, tables of sites, scopes, domains, types, the peak's, live and temporary
-// allocations, and recommendations that each name the figure behind them. It works offline: the
+// allocations, suppressed sites, leak kinds with back-reference chains, and recommendations that each name the figure behind them. It works offline: the
 // style and script (tools/html, embedded by html_assets.hpp) are inline and the data is embedded
 // as JSON.
 #pragma once
@@ -238,6 +238,109 @@ inline void append_json_figures(std::string& out, const memory_stats& m) {
 //               longest_seconds}], pools [{name, current, peak, total, allocs, frees}],
 //   names {shared_prefix[], suffix[], file[], line[], files[]}  (columns, one entry per name).
 // Frames are name numbers; in stacks.frames, -1 stands for the next name not seen before.
+// `key` (with its separator) and a value: out of line, as the many members of the leak tables
+// would otherwise each inline an append of their own.
+MEMLENS_NOINLINE inline void put_uint(std::string& out, const char* key, std::uint64_t value) {
+    out += key;
+    append_json_uint(out, value);
+}
+
+MEMLENS_NOINLINE inline void put_string(std::string& out, const char* key, std::string_view value) {
+    out += key;
+    append_script_string(out, value);
+}
+
+// The leak kinds of a classified snapshot: memcheck's summary, the largest sites of each kind,
+// the back-reference chains; and the sites that suppression rules matched, classified or not.
+inline void append_html_leak_kinds(std::string& out, const snapshot& s, const resolved_stacks& resolved,
+                                   frame_names& names, std::size_t rows) {
+    static const leak_kind order[] = {leak_kind::definitely_lost, leak_kind::indirectly_lost,
+                                      leak_kind::possibly_lost, leak_kind::still_reachable};
+    const suppressions rules = active_suppressions();
+    out += "\"leak_kinds\":{\"classified\":";
+    out += s.classified ? "true" : "false";
+    out += ",\"summary\":[";
+    for (std::size_t k = 0; k < 4 && s.classified; ++k) {
+        const kind_figures f = leak_kind_figures(s, order[k]);
+        if (k) out += ',';
+        put_string(out, "{\"kind\":", leak_kind_name(order[k]));
+        put_uint(out, ",\"bytes\":", f.bytes);
+        put_uint(out, ",\"blocks\":", f.blocks);
+        out += '}';
+    }
+    out += "],\"sites\":[";
+    std::size_t listed = 0, all = 0;
+    for (std::size_t k = 0; k < 4 && s.classified; ++k) {
+        // This kind's blocks by stack and domain, most bytes first.
+        key_index index;
+        std::vector<live_sum> sums;
+        for (const live_allocation& a : s.allocations) {
+            if (a.kind != order[k]) continue;
+            const auto [row, added] = index.insert((std::uint64_t{a.stack} << 32) | a.domain);
+            if (added) sums.push_back({a.stack, a.domain, 0, 0, false});
+            sums[row].add(s, a);
+        }
+        all += sums.size();
+        const std::size_t shown = std::min(rows, sums.size());
+        std::vector<std::uint32_t> sum_order = row_numbers(sums.size());
+        partial_sort_numbers(sum_order, shown, {sums.data(), bytes_before});
+        for (std::size_t i = 0; i < shown; ++i) {
+            const live_sum& g = sums[sum_order[i]];
+            const frame_range frames = resolved.frames(g.stack);
+            const suppression* rule = rules.empty() ? nullptr : rules.match(frames.copy());
+            if (listed++) out += ',';
+            put_string(out, "{\"kind\":", leak_kind_name(order[k]));
+            put_string(out, ",\"site\":", describe_frame(resolved.site(g.stack)));
+            put_string(out, ",\"domain\":", s.domain_name(g.domain));
+            put_uint(out, ",\"bytes\":", rounded(g.bytes));
+            put_uint(out, ",\"blocks\":", rounded(g.count));
+            put_string(out, ",\"suppressed_by\":", rule ? rule->describe() : std::string());
+            out += ",\"frames\":";
+            append_json_frames(out, names, frames);
+            out += '}';
+        }
+    }
+    put_uint(out, "],\"site_count\":", all);
+    out += ",\"backrefs\":[";
+    std::size_t link = 0;
+    for (std::uint32_t c = 0; c < s.backref_chains.size(); ++c) {
+        const backref_chain& chain = s.backref_chains[c];
+        if (c) out += ',';
+        put_string(out, "{\"root\":", chain.root);
+        put_string(out, ",\"name\":", chain.name);
+        put_uint(out, ",\"thread\":", chain.thread);
+        put_string(out, ",\"address\":", hex_address(chain.address));
+        out += ",\"links\":[";
+        for (bool first = true; link < s.backref_links.size() && s.backref_links[link].chain == c; ++link) {
+            const backref_link& l = s.backref_links[link];
+            if (!first) out += ',';
+            first = false;
+            put_string(out, "{\"address\":", hex_address(l.address));
+            put_uint(out, ",\"size\":", l.size);
+            put_string(out, ",\"kind\":", leak_kind_name(l.kind));
+            put_uint(out, ",\"offset\":", l.offset);
+            put_string(out, ",\"site\":", describe_frame(l.stack ? resolved.site(l.stack) : nullptr));
+            out += '}';
+        }
+        out += "]}";
+    }
+    out += "]},\"suppressed\":[";
+    const std::vector<suppressed_site> suppressed = suppressed_sites(s, rules);
+    for (std::size_t i = 0; i < suppressed.size() && i < rows; ++i) {
+        const suppressed_site& r = suppressed[i];
+        if (i) out += ',';
+        put_string(out, "{\"rule\":", r.rule);
+        put_string(out, ",\"site\":", describe_frame(resolved.site(r.stack)));
+        put_string(out, ",\"domain\":", s.domain_name(r.domain));
+        put_uint(out, ",\"bytes\":", r.bytes);
+        put_uint(out, ",\"blocks\":", r.count);
+        out += ",\"frames\":";
+        append_json_frames(out, names, resolved.frames(r.stack));
+        out += '}';
+    }
+    put_uint(out, "],\"suppressed_count\":", suppressed.size());
+}
+
 inline void append_html_data(std::string& out, const snapshot& s, const html_options& options) {
     guard quiet;
     const resolved_stacks resolved(s);
@@ -624,7 +727,9 @@ inline void append_html_data(std::string& out, const snapshot& s, const html_opt
         append_json_figures(out, s.pools[i].figures);
         out += '}';
     }
-out += "],\"recommendations\":[";
+    out += "],";
+    append_html_leak_kinds(out, s, resolved, names, rows);
+    out += ",\"recommendations\":[";
     const std::vector<recommendation> advice =
         recommend(s, resolved, top_sites.empty() ? nullptr : &top_sites[site_order.front()], live.bytes);
     for (std::size_t i = 0; i < advice.size(); ++i) {
@@ -689,6 +794,14 @@ inline std::string html_document(const snapshot& s, const html_options& options)
            "<h2>Live allocations by stack and domain</h2>"
            "<p class=\"note\">What is still alive: the leaks, when the snapshot holds what a block "
            "left behind.</p><div id=\"live\"></div>\n"
+           "<section id=\"suppressed-section\" hidden><h2>Suppressed</h2><p class=\"note\">Live "
+           "blocks that a suppression rule matched (the runtime's own, MEMLENS_SUPPRESSIONS, rules set "
+           "in code): not leaks.</p><div id=\"suppressed\"></div></section>\n"
+           "<section id=\"leak-kinds-section\" hidden><h2>Leak kinds</h2><p class=\"note\">How "
+           "classify_leaks() reached each live block, in memcheck's words.</p>"
+           "<div id=\"leak-summary\"></div><h3>Sites by kind</h3><div id=\"leak-sites\"></div>"
+           "<h3>What keeps the largest still-reachable sites alive</h3><div id=\"backrefs\"></div>"
+           "</section>\n"
            "<h2>Temporary allocations by site</h2><p class=\"note\" id=\"temporary-note\"></p>"
            "<div id=\"temporaries\"></div>\n"
            "<h2>Named scopes</h2><div id=\"scopes\"></div>\n"

@@ -2,7 +2,7 @@
 // process can read it without a symbolizer) and a strict reader, for diffs across runs and CI
 // baselines. This comment is the description of the file format; other documents point here.
 //
-// Schema "memlens.snapshot", version 4
+// Schema "memlens.snapshot", version 5
 // ------------------------------------
 // One JSON object (RFC 8259) whose members come in exactly the order below. A reader may rely
 // on the order; this one refuses any other order, any member it does not know, and anything but
@@ -11,8 +11,9 @@
 // Versioning: "version" rises with every change that a reader of the previous version would
 // refuse or misread: a member added, removed, renamed or moved, a row with another field, a
 // field whose meaning, type or range changes. Readers refuse unknown members, so every
-// addition is such a change. A reader refuses the versions it does not know; this one reads 4,
-// 3, 2 and 1. Version 3 lacks "collector", "pools" and a timeline point's "rss". Version 2 also lacks the last field of an "allocations" row (each row is one block).
+// addition is such a change. A reader refuses the versions it does not know; this one reads 5,
+// 4, 3, 2 and 1. Version 4 lacks "classified", "suppressed", "backref_chains", "backref_links"
+// and the last field of an "allocations" row. Version 3 also lacks "collector", "pools" and a timeline point's "rss". Version 2 also lacks the last field of an "allocations" row (each row is one block).
 // Version 1 also lacks "peak_kept", "peak_current", "inlined" and the last two fields of a
 // "sites" row; a snapshot read from it has no peak figures (snapshot::peak_kept false) and no
 // inlined calls.
@@ -27,7 +28,7 @@
 // element of a table on a line of its own; readers must not rely on white space.
 //
 //   "format"            string: "memlens.snapshot"
-//   "version"           u64: 4
+//   "version"           u64: 5
 //   "run"               object: which run the snapshot comes from
 //       "unix_time_ms"    i64: when it was taken, in milliseconds since 1970-01-01 UTC
 //       "pid"             i64: the process id
@@ -120,8 +121,34 @@
 //       peak_allocs       u64: allocations from the stack alive in the copy kept at the peak;
 //                         0 when "peak_kept" is 0
 //       peak_bytes        u64: their bytes
+//   "classified"        flag: 1 when each allocation's kind comes from classify_leaks()'s scan
+//                       (set_leak_kinds); 0 when the kinds mean nothing
+//   "suppressed"        array of objects, the sites a suppression rule matched when the file was
+//                       written, most bytes first (their blocks stay in "allocations"):
+//       "rule"            string: the rule, "leak:pattern (source:line)"
+//       "stack"           u32: 0 or an id in "stacks"
+//       "domain"          u32: an index into "domain_names"
+//       "count"           u64: blocks
+//       "bytes"           u64: their bytes
+//   "backref_chains"    array of objects, one per back-reference chain: what keeps its blocks
+//                       alive (objgraph's show_backrefs)
+//       "root"            string: "global", "stack", "registers", "tls", "none" (nothing reaches
+//                         the chain's last block) or "cut" (followed no further)
+//       "name"            string: a global's symbol+offset and module; "" for other roots
+//       "thread"          u32: the Linux thread id of a stack, registers or tls root; else 0
+//       "address"         u64: the root word's address; 0 for registers and none
+//   "backref_links"     array of rows [chain, address, size, stack, kind, offset]: the blocks of
+//                       the chains, chain by chain, each chain's chosen block first and then each
+//                       block that holds a pointer to the one before it; every chain has a link
+//       chain             u32: an index into "backref_chains"
+//       address           u64: the block's address
+//       size              u64: its requested bytes
+//       stack             u32: 0 or an id in "stacks"
+//       kind              u32: as an allocation's kind
+//       offset            u64: where in this block the pointer to the block before it lies; 0
+//                         for the chosen block
 //   "allocations"       array of rows [address, size, domain, stack, thread, sequence, sampled,
-//                       count]: the allocations alive when the snapshot was taken, one row per
+//                       count, kind]: the allocations alive when the snapshot was taken, one row per
 //                       block, or one row per site for blocks of which only their site's
 //                       figures were kept (then address, thread and sequence are 0)
 //       address           u64: the block's address
@@ -133,6 +160,9 @@
 //       sampled           flag: 1 when found by sampling; the row then stands for
 //                         1 / (1 - exp(-size / sample_bytes)) allocations
 //       count             u64: the blocks the row stands for, at least 1; 1 when sampled
+//       kind              u32: how the scan reached the block, memcheck's leak kinds: 0 still
+//                         reachable, 1 possibly lost, 2 indirectly lost, 3 definitely lost;
+//                         0 when "classified" is 0
 #pragma once
 
 #include <algorithm>
@@ -300,6 +330,34 @@ void allocation_members(Visit& v, Allocation& a) {
     v.field("sequence number", a.sequence);
     v.field("sampled flag", a.sampled);
     if (v.since(3)) v.field("block count", a.count);
+    if (v.since(5)) v.kind("leak kind", a.kind);
+}
+
+template <class Visit, class Site>
+void suppressed_members(Visit& v, Site& r) {
+    v.field("rule", r.rule);
+    v.stack("stack", r.stack);
+    v.field("domain", r.domain);
+    v.field("count", r.count);
+    v.field("bytes", r.bytes);
+}
+
+template <class Visit, class Chain>
+void chain_members(Visit& v, Chain& c) {
+    v.field("root", c.root);
+    v.field("name", c.name);
+    v.field("thread", c.thread);
+    v.field("address", c.address);
+}
+
+template <class Visit, class Link>
+void link_members(Visit& v, Link& l) {
+    v.field("chain", l.chain);
+    v.field("address", l.address);
+    v.field("size", l.size);
+    v.stack("stack id", l.stack);
+    v.kind("leak kind", l.kind);
+    v.field("offset", l.offset);
 }
 
 template <class Visit, class Snapshot>
@@ -325,6 +383,13 @@ void snapshot_members(Visit& v, Snapshot& s) {
     v.symbol_table(s.symbols);  // "modules", "symbols" of symbol_members, "inlined" of inlined_members
     v.rows("stacks", "a stack", s.stacks, stack_members);
     v.rows("sites", "a site", s.sites, site_members);
+    if (v.since(5)) {
+        v.field("classified", s.classified);
+        v.objects("suppressed", "a suppressed site", s.suppressed, suppressed_members);
+        v.objects("backref_chains", "a back-reference chain", s.backref_chains, chain_members);
+        v.rows("backref_links", "a back-reference link", s.backref_links, link_members);
+        v.chains_complete(s.backref_chains.size(), s.backref_links);
+    }
     v.rows("allocations", "an allocation", s.allocations, allocation_members);
 }
 
@@ -337,11 +402,13 @@ public:
 
     // `extra` holds the frames of addresses that the snapshot's own table lacks, when the
     // snapshot is written as if symbolized without being copied.
-    explicit snapshot_writer(std::string& out, const frame_table* extra = nullptr) noexcept
-        : out_(out), extra_(extra) {}
+    // `suppressed`, when given, is written in place of a snapshot's empty record of them.
+    explicit snapshot_writer(std::string& out, const frame_table* extra = nullptr,
+                             const std::vector<suppressed_site>* suppressed = nullptr) noexcept
+        : out_(out), extra_(extra), suppressed_(suppressed) {}
 
     void format_and_version() {
-        out_ += "{\"format\":\"memlens.snapshot\",\"version\":4";
+        out_ += "{\"format\":\"memlens.snapshot\",\"version\":5";
         scalar_line_ = true;
     }
 
@@ -359,6 +426,15 @@ public:
     }
 
     void stack(const char* name, std::uint32_t id) { field(name, id); }
+
+    void kind(const char* name, leak_kind k) { field(name, static_cast<std::uint32_t>(k)); }
+
+    void chains_complete(std::size_t, const std::vector<backref_link>&) const noexcept {}
+
+    void objects(const char* name, const char*, const std::vector<suppressed_site>& list,
+                 void (*members)(snapshot_writer&, const suppressed_site&)) {
+        records(name, '{', suppressed_ && list.empty() ? *suppressed_ : list, members);
+    }
 
     void module(const char* name, const std::string& path) {
         member(name, true);
@@ -499,6 +575,7 @@ private:
 
     std::string& out_;
     const frame_table* extra_;
+    const std::vector<suppressed_site>* suppressed_;
     bool in_record_ = false, row_ = false, first_ = false;
     bool scalar_line_ = false;  // the last top-level member was a scalar
     string_index module_index_;
@@ -509,7 +586,8 @@ inline std::string snapshot_json_text(const snapshot& s, const snapshot_writer::
     std::string out;
     // Rows are about 40 to 60 bytes: one reservation instead of a dozen doublings of a large text.
     out.reserve(4096 + 64 * s.allocations.size() + 48 * s.sites.size() + 96 * s.symbols.size());
-    snapshot_writer writer(out, extra);
+    const std::vector<suppressed_site> suppressed = suppressed_rows(s, active_suppressions(), extra);
+    snapshot_writer writer(out, extra, &suppressed);
     snapshot_members(writer, s);
     out += "}\n";
     return out;
@@ -526,7 +604,7 @@ inline std::string symbolized_json_text(const snapshot& s) {
     return snapshot_json_text(s, &extra);
 }
 
-// A strict reader of the version 4, 3, 2 and 1 schemas, walking snapshot_members as the
+// A strict reader of the version 5, 4, 3, 2 and 1 schemas, walking snapshot_members as the
 // writer does.
 // It never recurses (the schema has a fixed depth), and everything it allocates holds what it
 // has read, so memory is bounded by the input.
@@ -555,8 +633,8 @@ public:
         key("version");
         const std::size_t version_at = position();
         const std::uint64_t version = whole("version", std::numeric_limits<std::uint64_t>::max());
-        if (version < 1 || version > 4) {
-            fail_at(version_at, "expected version 4, 3, 2 or 1 (the versions this reader knows), found " +
+        if (version < 1 || version > 5) {
+            fail_at(version_at, "expected version 5, 4, 3, 2 or 1 (the versions this reader knows), found " +
                                     std::to_string(version));
         }
         version_ = version;
@@ -595,6 +673,27 @@ public:
         const bool dense = id != 0 && id <= stack_ids_.size() && stack_ids_[id - 1] == id;
         if (id != 0 && !dense && !std::binary_search(stack_ids_.begin(), stack_ids_.end(), id)) {
             fail_at(at, "expected 0 or an id from \"stacks\" for " + describe(name) + ", found " + std::to_string(id));
+        }
+    }
+
+    // A leak kind: 0 still reachable, 1 possibly, 2 indirectly, 3 definitely lost.
+    void kind(const char* name, leak_kind& k) {
+        member(name);
+        k = static_cast<leak_kind>(whole(name, static_cast<std::uint64_t>(leak_kind::definitely_lost)));
+    }
+
+    // Every link names a chain that "backref_chains" holds, and every chain has a link.
+    void chains_complete(std::size_t chains, const std::vector<backref_link>& links) {
+        std::vector<bool> linked(chains, false);
+        for (std::size_t i = 0; i < links.size(); ++i) {
+            if (links[i].chain >= chains) {
+                fail("a chain index below " + std::to_string(chains) + " in back-reference link " +
+                     std::to_string(i) + " (it names " + std::to_string(links[i].chain) + ")");
+            }
+            linked[links[i].chain] = true;
+        }
+        for (std::size_t c = 0; c < chains; ++c) {
+            if (!linked[c]) fail("a link of back-reference chain " + std::to_string(c) + " in \"backref_links\"");
         }
     }
 
@@ -1083,7 +1182,7 @@ private:
 
 }  // namespace detail
 
-/// The JSON text of `s` in the "memlens.snapshot" version 4 schema (see the top of this
+/// The JSON text of `s` in the "memlens.snapshot" version 5 schema (see the top of this
 /// header). Symbolizes `s` first (a copy: pass an rvalue to avoid it), so that the text carries
 /// every frame's function, file:line and module and any process can read it. Allocates the
 /// text, about 50 bytes per live allocation.
@@ -1104,7 +1203,7 @@ inline void write_json(const snapshot& s, const std::string& path) {
 }
 
 /// The snapshot that `text` holds. Throws json_error, naming the line, column and byte offset
-/// and what was expected there, for anything but a complete "memlens.snapshot" version 4, 3, 2 or 1
+/// and what was expected there, for anything but a complete "memlens.snapshot" version 5, 4, 3, 2 or 1
 /// document (truncated, corrupt, another format or version, numbers out of range, frames
 /// missing from "symbols"). Never recurses; memory is bounded by the size of `text`.
 inline snapshot from_json(std::string_view text) {

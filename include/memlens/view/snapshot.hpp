@@ -548,6 +548,94 @@ inline leak_report leaks(const snapshot& s, const suppressions& rules) {
 /// those set in code go to leak_report::suppressed.
 inline leak_report leaks(const snapshot& s) { return leaks(s, active_suppressions()); }
 
+namespace detail {
+
+// The sites of `s` that a rule of `rules` matches, each stack's frames from s.symbols or from
+// `extra` (what the writer of a snapshot resolved beside it), so that nothing is resolved twice.
+inline std::vector<suppressed_site> suppressed_rows(const snapshot& s, const suppressions& rules,
+                                                    const std::unordered_map<std::uintptr_t, frame_info>* extra) {
+    if (!s.suppressed.empty()) return s.suppressed;
+    guard quiet;
+    std::vector<suppressed_site> out;
+    if (rules.empty() || s.allocations.empty()) return out;
+    std::vector<rank_entry> ranks;
+    std::vector<frame_info> traceback;
+    for (const live_sum& g : live_by_stack(s, true)) {
+        traceback.clear();
+        const auto stack = s.stacks.find(g.stack);
+        for (std::size_t i = 0; stack != s.stacks.end() && i < stack->second.size(); ++i) {
+            const std::uintptr_t a = stack->second[i];
+            const auto known = s.symbols.find(a);
+            if (known != s.symbols.end()) {
+                traceback.push_back(known->second);
+                continue;
+            }
+            if (!extra) continue;
+            const auto beside = extra->find(a);
+            if (beside != extra->end()) traceback.push_back(beside->second);
+        }
+        const suppression* rule = rules.match(traceback);
+        if (!rule) continue;
+        out.push_back({rule->describe(), g.stack, g.domain, rounded(g.count), rounded(g.bytes)});
+        ranks.push_back({rank_of(out.back().bytes), rank_of(out.back().count), 0, {},
+                         (std::uint64_t{g.stack} << 32) | g.domain});
+    }
+    reorder(out, ranked_rows(ranks));
+    return out;
+}
+
+}  // namespace detail
+
+/// The sites of `s` that a rule of `rules` matches, with their stack and domain, most bytes
+/// first: what leak_report::suppressed lists, as JSON files and the HTML report carry it. A
+/// snapshot read from a file (s.suppressed not empty) gives the record of the run that wrote it.
+/// Resolves the frames that s.symbols lacks.
+inline std::vector<suppressed_site> suppressed_sites(const snapshot& s, const suppressions& rules) {
+    if (!s.suppressed.empty() || rules.empty()) return s.suppressed;
+    detail::guard quiet;
+    std::unordered_map<std::uintptr_t, frame_info> extra;
+    for (frame_info& f : symbolize(detail::unresolved_addresses(s))) {
+        const std::uintptr_t address = f.address;
+        extra.emplace(address, std::move(f));
+    }
+    return detail::suppressed_rows(s, rules, &extra);
+}
+
+/// suppressed_sites(s, active_suppressions()).
+inline std::vector<suppressed_site> suppressed_sites(const snapshot& s) {
+    return suppressed_sites(s, active_suppressions());
+}
+
+/// The bytes and blocks of `s`'s allocations of kind `k` (all zero unless s.classified).
+inline kind_figures leak_kind_figures(const snapshot& s, leak_kind k) noexcept {
+    kind_figures f;
+    if (!s.classified) return f;
+    for (const live_allocation& a : s.allocations) {
+        if (a.kind != k) continue;
+        f.bytes += a.size;
+        f.blocks += a.count;
+    }
+    return f;
+}
+
+/// The allocations of `s` of kind `k` (none unless s.classified), grouped by stack and domain
+/// as leaks(s, rules) groups them, largest first; those a rule matches go to
+/// leak_report::suppressed.
+inline leak_report leaks_of_kind(const snapshot& s, leak_kind k, const suppressions& rules) {
+    detail::guard quiet;
+    snapshot only;
+    only.stacks = s.stacks;
+    only.symbols = s.symbols;
+    only.domain_names = s.domain_names;
+    for (const live_allocation& a : s.allocations) {
+        if (s.classified && a.kind == k) only.allocations.push_back(a);
+    }
+    return leaks(only, rules);
+}
+
+/// leaks_of_kind(s, k, active_suppressions()).
+inline leak_report leaks_of_kind(const snapshot& s, leak_kind k) { return leaks_of_kind(s, k, active_suppressions()); }
+
 /// Sites whose allocations were freed again within the snapshot's temporary window, most first.
 inline std::vector<temporary_site> temporaries(const snapshot& s) {
     detail::guard quiet;

@@ -481,6 +481,92 @@ inline std::string format_peak_sites(const snapshot& s, std::size_t top = 10, st
     return out;
 }
 
+namespace detail {
+
+// The root of back-reference chain `c` as the text report names it.
+inline std::string root_text(const backref_chain& c) {
+    if (c.root == "global") return "root: " + c.name;
+    if (c.root == "stack") return concat({"root: the stack of thread ", number(c.thread), " at ", hex_address(c.address)});
+    if (c.root == "registers") return concat({"root: a register of thread ", number(c.thread)});
+    if (c.root == "tls") {
+        return concat({"root: the static TLS or thread control block of thread ", number(c.thread), " at ",
+                       hex_address(c.address)});
+    }
+    if (c.root == "none") return "nothing: no root and no other block points at it";
+    return "... (followed no further)";
+}
+
+inline std::string leak_kinds_text(const snapshot& s, std::size_t top, std::size_t depth, bool with_reachable,
+                                   const std::vector<int>& unstopped) {
+    guard quiet;
+    static const leak_kind order[] = {leak_kind::definitely_lost, leak_kind::indirectly_lost,
+                                      leak_kind::possibly_lost, leak_kind::still_reachable};
+    std::string out = "memlens: LEAK SUMMARY\n";
+    for (const leak_kind k : order) {
+        const kind_figures f = leak_kind_figures(s, k);
+        const std::string name = leak_kind_name(k);
+        append_all(out, {std::string(17 - name.size(), ' '), name, ": ", digits(f.bytes), " bytes in ",
+                         digits(f.blocks), " blocks\n"});
+    }
+    for (const int tid : unstopped) {
+        append_all(out, {"  thread ", number(static_cast<std::uint64_t>(tid)),
+                         " did not stop (it blocks the signal): its stack was read while it ran, its "
+                         "registers and TLS were not\n"});
+    }
+    for (const leak_kind k : order) {
+        if (k == leak_kind::still_reachable && !with_reachable) continue;
+        if (leak_kind_figures(s, k).blocks == 0) continue;
+        const leak_report sites = leaks_of_kind(s, k);
+        append_all(out, {leak_kind_name(k), ", by site:\n"});
+        const std::size_t shown = std::min(top, sites.sites.size());
+        for (std::size_t i = 0; i < shown; ++i) {
+            const leak_site& site = sites.sites[i];
+            append_all(out, {"  ", digits(site.bytes), " bytes in ", digits(site.count), " blocks in \"", site.domain,
+                             site.traceback.empty() ? "\", no stack recorded\n" : "\", from:\n"});
+            for (std::size_t f = 0; f < site.traceback.size() && f < depth; ++f) {
+                append_all(out, {"    #", number(f), " ", site.traceback[f].describe(name_form::brief), "\n"});
+            }
+        }
+        if (shown < sites.sites.size()) {
+            append_all(out, {"  ... and ", digits(sites.sites.size() - shown), " more stacks\n"});
+        }
+        for (const leak_site& site : sites.suppressed) {
+            append_all(out, {"  suppressed: ", digits(site.bytes), " bytes in ", digits(site.count), " blocks by ",
+                             site.suppressed_by, "\n"});
+        }
+    }
+    if (!s.backref_chains.empty()) {
+        const resolved_stacks resolved(s);
+        out += "what keeps the largest still-reachable sites alive:\n";
+        std::size_t link = 0;
+        for (std::uint32_t c = 0; c < s.backref_chains.size(); ++c) {
+            bool first = true;
+            for (; link < s.backref_links.size() && s.backref_links[link].chain == c; ++link) {
+                const backref_link& l = s.backref_links[link];
+                const frame_info* site = l.stack ? resolved.site(l.stack) : nullptr;
+                append_all(out, {first ? "  block " : concat({"    <- at offset ", number(l.offset), " of block "}),
+                                 hex_address(l.address), " (", digits(l.size), " bytes, ", leak_kind_name(l.kind),
+                                 "), from ", site ? site->describe(name_form::brief) : std::string("(no stack)"),
+                                 "\n"});
+                first = false;
+            }
+            append_all(out, {"    <- ", root_text(s.backref_chains[c]), "\n"});
+        }
+    }
+    return out;
+}
+
+}  // namespace detail
+
+/// The leak kinds of a classified snapshot (see set_leak_kinds) as memcheck prints them: the
+/// LEAK SUMMARY (bytes and blocks of each kind), the `top` largest sites of each lost kind with
+/// up to `depth` frames (still reachable too with `with_reachable`) and the blocks of each that
+/// a suppression rule matched, then the back-reference chains the snapshot carries. Allocates.
+inline std::string format_leak_kinds(const snapshot& s, std::size_t top = 10, std::size_t depth = 12,
+                                     bool with_reachable = false) {
+    return detail::leak_kinds_text(s, top, depth, with_reachable, {});
+}
+
 /// Writes format_summary(s, options) to `f`, in colour exactly when `f` is a terminal and
 /// NO_COLOR is unset or empty. Returns whether the whole text was written.
 inline bool print_summary(std::FILE* f, const snapshot& s, summary_options options = {}) {
