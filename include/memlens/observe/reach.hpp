@@ -123,6 +123,10 @@ struct leak_kinds {
 struct reach_options {
     /// How long to wait for each thread to stop before scanning it as it runs, in milliseconds.
     unsigned stop_timeout_ms = 1000;
+    /// Where the scan of the calling thread's stack starts, if not 0: an address in a frame of
+    /// one of its callers, so that the frames below it (a report writer's own, with stale copies
+    /// of pointers) are not roots. Default: the frame of classify_leaks' caller.
+    std::uintptr_t stack_from = 0;
 };
 
 namespace detail {
@@ -857,7 +861,8 @@ MEMLENS_NOINLINE inline leak_kinds classify_leaks(const reach_options& options =
     ucontext_t own{};
     ::getcontext(&own);
     detail::keep_callee_saved(own.uc_mcontext);
-    const auto own_sp = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+    const auto own_sp = options.stack_from != 0 ? options.stack_from
+                                                : reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
     detail::start_live();
     detail::guard quiet;
     detail::scan_result r;

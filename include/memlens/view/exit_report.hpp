@@ -76,7 +76,9 @@ inline void write_exit_report() noexcept {
     try {
         path = output_path_for_process(path, static_cast<long>(::getpid()));
         // Classified first: the snapshot and its text would be blocks of their own.
-        const std::string kinds_text = kinds ? describe(classify_leaks(), 20, 16) : std::string();
+        reach_options from_exit;
+        from_exit.stack_from = exit_stack_from;
+        const std::string kinds_text = kinds ? describe(classify_leaks(from_exit), 20, 16) : std::string();
         const bool sites_recorded = recording_mode();
         const snapshot s = take_snapshot();
         if (path.empty()) {
