@@ -1,6 +1,7 @@
 // classify_leaks(): leak kinds by reachability, back-references, and the nothing-lost check.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -198,6 +200,50 @@ TEST_CASE("classify_leaks tells the four kinds apart as memcheck does", "[reach]
         delete n;
         n = next;
     }
+}
+
+namespace {
+
+void* volatile* volatile untracked_slot = nullptr;
+
+// A new block whose one pointer is stored at `slot`.
+__attribute__((noinline)) std::uintptr_t hold_at(void* volatile* slot) {
+    auto* n = new link_node{};
+    *slot = n;
+    return reinterpret_cast<std::uintptr_t>(n) ^ scramble;
+}
+
+}  // namespace
+
+TEST_CASE("memory memlens does not track is neither root nor scanned: what only it holds is lost", "[reach]") {
+    per_block_mode on;
+    // A malloc block (the operator new hooks do not see malloc) that a global holds, and a
+    // mapping of the program's own: memcheck would scan both and call their blocks reachable.
+    auto* from_malloc = static_cast<void* volatile*>(std::malloc(sizeof(void*)));
+    untracked_slot = from_malloc;
+    void* mapping = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(mapping != MAP_FAILED);
+    const std::uintptr_t via_malloc = hold_at(from_malloc);  // scrambled until the scan is done
+    const std::uintptr_t via_mapping = hold_at(static_cast<void* volatile*>(mapping));
+    // A tracked block that holds the same kind of pointer keeps its block reachable.
+    auto* tracked = new link_node{};
+    held_list = tracked;
+    const std::uintptr_t via_tracked = hold_at(reinterpret_cast<void* volatile*>(&tracked->next));
+
+    const memlens::leak_kinds r = memlens::classify_leaks();
+    CHECK(r.find(reinterpret_cast<std::uintptr_t>(from_malloc)) < 0);
+    CHECK(kind_at(r, via_malloc ^ scramble) == memlens::leak_kind::definitely_lost);
+    CHECK(kind_at(r, via_mapping ^ scramble) == memlens::leak_kind::definitely_lost);
+    CHECK(kind_at(r, via_tracked ^ scramble) == memlens::leak_kind::still_reachable);
+
+    delete reinterpret_cast<link_node*>(via_malloc ^ scramble);
+    delete reinterpret_cast<link_node*>(via_mapping ^ scramble);
+    delete tracked->next;
+    delete tracked;
+    held_list = nullptr;
+    untracked_slot = nullptr;
+    std::free(const_cast<void**>(from_malloc));
+    ::munmap(mapping, 4096);
 }
 
 TEST_CASE("describe_backrefs follows the chain from a block to its root", "[reach]") {
