@@ -94,14 +94,14 @@ inline std::string describe_reachable_growth(const std::string& site, const reac
 /// of those the block allocated, grow on every run: a cache or a registry that only grows,
 /// which check_nothing_lost passes because everything in it stays reachable. A bounded cache
 /// that the first run fills passes; one filled before the check, whose entries the block
-/// replaces one a run, passes only with more runs than the cache has entries. A site is the first frame
-/// outside memlens and the standard library (group_by::site). A failure names each growing site
-/// with its still reachable bytes and blocks after each run, then what holds its newest block
-/// (describe_backrefs), up to the root. Lost blocks are check_nothing_lost's to fail. Only blocks
-/// in the live table are scanned, so a holder allocated before the check (its per-block mode
-/// was off) hides what it holds: let the block create its containers, or turn per-block mode on
-/// first. With check_options::warm_up, one unmeasured run comes first. Slow, for tests: a scan
-/// and a symbolization a run.
+/// replaces one a run, passes only with more runs than the cache has entries. A site is the
+/// first frame outside memlens and the standard library (group_by::site). A failure names each
+/// growing site with its still reachable bytes and blocks after each run, then what holds its
+/// newest block (describe_backrefs), up to the root. Lost blocks are check_nothing_lost's to
+/// fail. Only blocks in the live table are scanned, so a holder allocated before the check (its
+/// per-block mode was off) hides what it holds: let the block create its containers, or turn
+/// per-block mode on first. With check_options::warm_up, one unmeasured run comes first. Slow,
+/// for tests: a scan and a symbolization a run.
 template <class F>
 check_result check_nothing_new_reachable(std::size_t runs, F&& block, check_options options = {},
                                          const reach_options& reach = {}) {
@@ -164,11 +164,14 @@ check_result check_nothing_new_reachable(std::size_t runs, F&& block, check_opti
     if (!last.unstopped.empty()) r.message += "\n" + describe(last, 0);
     if (!r.passed) {
         // The profile: what the block left still reachable after the last run.
-        const leak_kinds kept = kept_rows(last, [&](const live_allocation& a) { return mine.count(a.address) != 0; });
+        const leak_kinds kept =
+            kept_rows(last, [&](const live_allocation& a) { return mine.count(a.address) != 0; });
         snapshot profile = kept.blocks;
         profile.allocations.clear();
         for (std::size_t i = 0; i < kept.blocks.allocations.size(); ++i) {
-            if (kept.reach[i].kind == leak_kind::still_reachable) profile.allocations.push_back(kept.blocks.allocations[i]);
+            if (kept.reach[i].kind == leak_kind::still_reachable) {
+                profile.allocations.push_back(kept.blocks.allocations[i]);
+            }
         }
         r.profile = std::make_shared<const snapshot>(std::move(profile));
     }
