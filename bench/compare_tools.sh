@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs bench/alloc_workload.cpp's allocate+free loop (20 calls deep) untracked, under memlens in
-# each mode, and under heaptrack and Valgrind when they are installed, and prints the cost per
-# pair beside the untracked one. Usage: bench/compare_tools.sh [build-dir] [pairs]
+# each mode (per-block mode too), and under heaptrack and Valgrind when they are installed, and
+# prints the cost per pair beside the untracked one. Usage: bench/compare_tools.sh [build-dir] [pairs]
 set -euo pipefail
 
 build=${1:-build}
@@ -25,6 +25,8 @@ row "untracked" "$base"
 for mode in counters sampled sites; do
   row "memlens $mode" "$(MEMLENS_MODE=$mode "$hooked" "$pairs")"
 done
+# Per-block mode, which classify_leaks() and leak_check need: every block in the live table too.
+row "memlens sites+blocks" "$(MEMLENS_MODE=sites MEMLENS_BLOCKS=1 "$hooked" "$pairs")"
 
 # The external tools are slow: a tenth of the pairs is plenty for a stable figure.
 few=$((pairs / 10))

@@ -3,6 +3,12 @@
 // of heap (1 MiB blocks full of non-pointer words, held from one array). The goal is under a
 // second per GiB. Each figure is the whole pause: stopping the threads, reading the mappings,
 // copying and sorting the table, scanning the roots and every block, resuming.
+//
+// And what the mode classify_leaks() needs costs each allocation: a new + delete pair 20 calls
+// deep with 16-frame stacks in per-block mode (sites mode with every block in the live table),
+// beside sites mode, counters mode and the same pair with malloc + free, untracked, in the same
+// run; also per allocation of a map of 256 strings built and dropped. memcheck cannot run inside
+// this program: compare_tools.sh times the same pair under it.
 #include <memlens/hooks.hpp>
 
 #include <memlens/observe/reach.hpp>
@@ -12,7 +18,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <map>
+#include <new>
+#include <string>
 #include <vector>
+
+#include "call_depth.hpp"
+#include "ratio_reporter.hpp"
 
 namespace {
 
@@ -97,9 +109,75 @@ void BM_classify_heap(benchmark::State& state) {
     per_block_mode(false);
 }
 
+constexpr int call_depth = 20;
+constexpr std::size_t pair_size = 64;
+
+void set_mode(memlens::tracking_mode mode, bool blocks) {
+    memlens::tracking_config c;
+    c.mode = mode;
+    c.blocks = blocks;
+    c.stack_depth = 16;
+    if (!memlens::configure(c)) std::abort();
+}
+
+void counters_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::counters, false); }
+void sites_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::sites, false); }
+void blocks_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::sites, true); }
+
+void malloc_free_pairs(benchmark::State& state) {
+    for (auto _ : state) {
+        void* p = std::malloc(pair_size);
+        if (!p) throw std::bad_alloc();
+        benchmark::DoNotOptimize(p);
+        std::free(p);
+    }
+}
+
+void new_delete_pairs(benchmark::State& state) {
+    for (auto _ : state) {
+        void* p = ::operator new(pair_size);
+        benchmark::DoNotOptimize(p);
+        ::operator delete(p);
+    }
+}
+
+// Build and drop a map of 256 strings longer than std::string's inline buffer: 512 allocations.
+void map_workload(benchmark::State& state) {
+    for (auto _ : state) {
+        std::map<int, std::string> m;
+        for (int i = 0; i < 256; ++i) m.emplace(i, std::string(40, 'x'));
+        benchmark::DoNotOptimize(m);
+    }
+    state.counters[memlens_bench::pairs_counter] = benchmark::Counter(512, benchmark::Counter::kAvgThreads);
+}
+
+void BM_untracked_malloc_free(benchmark::State& state) { memlens_bench::at_depth(call_depth, state, malloc_free_pairs); }
+void BM_counters_new_delete(benchmark::State& state) { memlens_bench::at_depth(call_depth, state, new_delete_pairs); }
+void BM_sites_new_delete(benchmark::State& state) { memlens_bench::at_depth(call_depth, state, new_delete_pairs); }
+void BM_blocks_new_delete(benchmark::State& state) { memlens_bench::at_depth(call_depth, state, new_delete_pairs); }
+void BM_counters_map(benchmark::State& state) { memlens_bench::at_depth(call_depth, state, map_workload); }
+void BM_sites_map(benchmark::State& state) { memlens_bench::at_depth(call_depth, state, map_workload); }
+void BM_blocks_map(benchmark::State& state) { memlens_bench::at_depth(call_depth, state, map_workload); }
+
 }  // namespace
 
+BENCHMARK(BM_untracked_malloc_free)->UseRealTime();
+BENCHMARK(BM_counters_new_delete)->Setup(counters_mode)->UseRealTime();
+BENCHMARK(BM_sites_new_delete)->Setup(sites_mode)->Teardown(counters_mode)->UseRealTime();
+BENCHMARK(BM_blocks_new_delete)->Setup(blocks_mode)->Teardown(counters_mode)->UseRealTime();
+BENCHMARK(BM_counters_map)->Setup(counters_mode)->UseRealTime();
+BENCHMARK(BM_sites_map)->Setup(sites_mode)->Teardown(counters_mode)->UseRealTime();
+BENCHMARK(BM_blocks_map)->Setup(blocks_mode)->Teardown(counters_mode)->UseRealTime();
 BENCHMARK(BM_classify_blocks)->ArgName("live")->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_classify_heap)->ArgName("MiB")->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    // Each mode against the untracked pair; on the map, against counters mode, whose hooks the
+    // untracked baseline would lack.
+    return memlens_bench::run(argc, argv,
+                              {{"BM_counters_new_delete", "BM_untracked_malloc_free"},
+                               {"BM_sites_new_delete", "BM_untracked_malloc_free"},
+                               {"BM_blocks_new_delete", "BM_untracked_malloc_free"},
+                               {"BM_sites_map", "BM_counters_map"},
+                               {"BM_blocks_map", "BM_counters_map"}});
+}

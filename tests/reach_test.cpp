@@ -1,6 +1,7 @@
 // classify_leaks(): leak kinds by reachability, back-references, and the nothing-lost check.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -9,12 +10,15 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include <catch2/catch.hpp>
 #include <memlens/testing/catch2.hpp>
 #include <memlens/view/leak_kinds.hpp>
+
+#include "support.hpp"
 
 // Under AddressSanitizer with detect_stack_use_after_return (as CI runs it) locals live in
 // fake frames off the thread stacks, where no scan of stacks finds them, and ThreadSanitizer
@@ -198,6 +202,50 @@ TEST_CASE("classify_leaks tells the four kinds apart as memcheck does", "[reach]
     }
 }
 
+namespace {
+
+void* volatile* volatile untracked_slot = nullptr;
+
+// A new block whose one pointer is stored at `slot`.
+__attribute__((noinline)) std::uintptr_t hold_at(void* volatile* slot) {
+    auto* n = new link_node{};
+    *slot = n;
+    return reinterpret_cast<std::uintptr_t>(n) ^ scramble;
+}
+
+}  // namespace
+
+TEST_CASE("memory memlens does not track is neither root nor scanned: what only it holds is lost", "[reach]") {
+    per_block_mode on;
+    // A malloc block (the operator new hooks do not see malloc) that a global holds, and a
+    // mapping of the program's own: memcheck would scan both and call their blocks reachable.
+    auto* from_malloc = static_cast<void* volatile*>(std::malloc(sizeof(void*)));
+    untracked_slot = from_malloc;
+    void* mapping = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(mapping != MAP_FAILED);
+    const std::uintptr_t via_malloc = hold_at(from_malloc);  // scrambled until the scan is done
+    const std::uintptr_t via_mapping = hold_at(static_cast<void* volatile*>(mapping));
+    // A tracked block that holds the same kind of pointer keeps its block reachable.
+    auto* tracked = new link_node{};
+    held_list = tracked;
+    const std::uintptr_t via_tracked = hold_at(reinterpret_cast<void* volatile*>(&tracked->next));
+
+    const memlens::leak_kinds r = memlens::classify_leaks();
+    CHECK(r.find(reinterpret_cast<std::uintptr_t>(from_malloc)) < 0);
+    CHECK(kind_at(r, via_malloc ^ scramble) == memlens::leak_kind::definitely_lost);
+    CHECK(kind_at(r, via_mapping ^ scramble) == memlens::leak_kind::definitely_lost);
+    CHECK(kind_at(r, via_tracked ^ scramble) == memlens::leak_kind::still_reachable);
+
+    delete reinterpret_cast<link_node*>(via_malloc ^ scramble);
+    delete reinterpret_cast<link_node*>(via_mapping ^ scramble);
+    delete tracked->next;
+    delete tracked;
+    held_list = nullptr;
+    untracked_slot = nullptr;
+    std::free(const_cast<void**>(from_malloc));
+    ::munmap(mapping, 4096);
+}
+
 TEST_CASE("describe_backrefs follows the chain from a block to its root", "[reach]") {
     per_block_mode on;
     reachable_list();
@@ -294,6 +342,111 @@ TEST_CASE("check_nothing_lost passes what stays reachable and fails what is lost
         memlens::keep_observable(p);
         delete p;
     });
+}
+
+namespace {
+
+// A registry that only grows: each call appends a node at its tail, so that the newest node is
+// held by the one before it, and the first by a global.
+link_node* volatile registry_head = nullptr;
+
+__attribute__((noinline)) void grow_registry() {
+    auto* n = new link_node{};
+    if (!registry_head) {
+        registry_head = n;
+        return;
+    }
+    link_node* tail = registry_head;
+    while (tail->next) tail = tail->next;
+    tail->next = n;
+}
+
+// A cache of four entries: the first call fills it, each later call replaces one entry.
+char* volatile bounded_entries[4] = {};
+int bounded_calls = 0;
+
+__attribute__((noinline)) void use_bounded_cache() {
+    if (!bounded_entries[0]) {
+        for (char* volatile& e : bounded_entries) e = new char[40]();
+    } else {
+        char* volatile& e = bounded_entries[bounded_calls % 4];
+        delete[] e;
+        e = new char[40]();
+    }
+    ++bounded_calls;
+}
+
+void free_registry() {
+    link_node* n = registry_head;
+    registry_head = nullptr;
+    while (n) {
+        link_node* next = n->next;
+        delete n;
+        n = next;
+    }
+}
+
+void free_bounded_cache() {
+    for (char* volatile& e : bounded_entries) {
+        delete[] e;
+        e = nullptr;
+    }
+}
+
+}  // namespace
+
+TEST_CASE("check_nothing_new_reachable fails a registry that only grows and passes a bounded cache", "[reach]") {
+    const memlens::check_result grows = memlens::check_nothing_new_reachable(3, [] { grow_registry(); });
+    free_registry();
+    INFO(grows.message);
+    CHECK_FALSE(grows.passed);
+    CHECK(grows.message.find("still reachable 32 bytes in 1 block, 64 bytes in 2 blocks, 96 bytes in 3 blocks "
+                             "after runs 1..3 (+32 bytes a run)") != std::string::npos);
+    CHECK(grows.message.find("grow_registry") != std::string::npos);
+    // The newest node is held at offset 0 of the node before it, that one by the one before,
+    // and the first by the global.
+    CHECK(grows.message.find("memlens: what keeps ") != std::string::npos);
+    const std::size_t chain = grows.message.find("<- at offset 0 of block");
+    CHECK(chain != std::string::npos);
+    CHECK(grows.message.find("<- at offset 0 of block", chain + 1) != std::string::npos);
+    CHECK(grows.message.find("<- root: ") != std::string::npos);
+    REQUIRE(grows.profile);
+    CHECK(grows.profile->allocations.size() == 3);
+
+    const memlens::check_result bounded = memlens::check_nothing_new_reachable(4, [] { use_bounded_cache(); });
+    INFO(bounded.message);
+    CHECK(bounded.passed);
+    CHECK_FALSE(bounded.profile);
+    free_bounded_cache();
+    MEMLENS_CHECK_NOTHING_NEW_REACHABLE(3, [] { use_bounded_cache(); });
+    // Filled before the check, the cache turns over one entry a run: the block's own entries in
+    // it grow for four runs, and a check of three runs cannot tell that from a registry.
+    const memlens::check_result turning = memlens::check_nothing_new_reachable(3, [] { use_bounded_cache(); });
+    CHECK_FALSE(turning.passed);
+    const memlens::check_result turned = memlens::check_nothing_new_reachable(6, [] { use_bounded_cache(); });
+    CHECK(turned.passed);
+    free_bounded_cache();
+
+    // What a block frees, or loses, is not still reachable: it passes this check.
+    const memlens::check_result lost = memlens::check_nothing_new_reachable(3, [] { drop_one_block(); });
+    CHECK(lost.passed);
+
+    const memlens::check_result once = memlens::check_nothing_new_reachable(1, [] { grow_registry(); });
+    CHECK_FALSE(once.passed);
+    CHECK(once.message == "memlens: check_nothing_new_reachable needs at least 2 runs to see growth, got 1");
+    free_registry();
+}
+
+TEST_CASE("MEMLENS_REQUIRE_NOTHING_NEW_REACHABLE fails a registry that only grows", "[reach][!shouldfail]") {
+    memlens_test::temporary_directory profiles;  // where the failure's profile goes
+    ::setenv("MEMLENS_FAILURE_DIR", profiles.path.c_str(), 1);
+    struct cleanup {
+        ~cleanup() {
+            ::unsetenv("MEMLENS_FAILURE_DIR");
+            free_registry();
+        }
+    } at_end;
+    MEMLENS_REQUIRE_NOTHING_NEW_REACHABLE(3, [] { grow_registry(); });
 }
 
 TEST_CASE("MEMLENS_LEAKS_AT_EXIT=kinds asks for every block and a classified exit report", "[reach][config]") {

@@ -171,3 +171,45 @@ TEST(MemlensGtest, NothingLostPassesWhatStaysReachable) {
     });
     gtest_cache.reset();
 }
+
+namespace {
+
+// A registry that only grows (a global holds its nodes), and a cache of two entries that the
+// first run fills.
+std::vector<std::unique_ptr<char[]>>* gtest_registry = nullptr;
+std::unique_ptr<char[]> gtest_bounded[2];
+
+void grow_gtest_registry() {
+    if (!gtest_registry) gtest_registry = new std::vector<std::unique_ptr<char[]>>();
+    gtest_registry->reserve(8);
+    gtest_registry->emplace_back(new char[24]);
+}
+
+void free_gtest_registry() {
+    delete gtest_registry;
+    gtest_registry = nullptr;
+}
+
+void fill_gtest_bounded() {
+    for (auto& e : gtest_bounded) {
+        if (!e) e.reset(new char[16]);
+    }
+}
+
+}  // namespace
+
+TEST(MemlensGtest, NothingNewReachableFailsWhatOnlyGrows) {
+    memlens_test::temporary_directory dir;  // where the failures' profiles go
+    ::setenv("MEMLENS_FAILURE_DIR", dir.path.c_str(), 1);
+    MEMLENS_EXPECT_NOTHING_NEW_REACHABLE(3, [] { fill_gtest_bounded(); });
+    EXPECT_NONFATAL_FAILURE(MEMLENS_EXPECT_NOTHING_NEW_REACHABLE(3, [] { grow_gtest_registry(); }),
+                            "still reachable 24 bytes in 1 block, 48 bytes in 2 blocks, 72 bytes in 3 blocks "
+                            "after runs 1..3 (+24 bytes a run)");
+    free_gtest_registry();
+    // The newest entry is the third in the vector's buffer, which the vector holds.
+    EXPECT_FATAL_FAILURE(MEMLENS_ASSERT_NOTHING_NEW_REACHABLE(3, [] { grow_gtest_registry(); }),
+                         "<- at offset 16 of block");
+    ::unsetenv("MEMLENS_FAILURE_DIR");
+    free_gtest_registry();
+    for (auto& e : gtest_bounded) e.reset();
+}

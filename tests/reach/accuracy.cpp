@@ -1,6 +1,9 @@
-// A program with known leak kinds, built twice: with memlens's hooks (MEMLENS_REACH_HOOKED), where
-// it prints classify_leaks()'s summary, and without them, where valgrind's memcheck checks it at
-// the same point through its client request. compare.py asks that both give the same figures.
+// A program with known leak kinds, built three ways: with memlens's hooks (MEMLENS_REACH_HOOKED),
+// where it prints classify_leaks()'s summary; without them, where valgrind's memcheck checks it at
+// the same point through its client request; and with memlens's headers but without its hooks
+// (MEMLENS_REACH_PRELOADED), to run under libmemlens_preload.so, whose state its classify_leaks()
+// joins. compare.py asks that the first two give the same figures, preload_compare.py that the
+// preload library's whole summary (glibc's and libstdc++'s blocks too) is memcheck's.
 //   definitely lost: a three-node list whose head pointer is dropped (48 bytes, 1 block)
 //   indirectly lost: the list's other two nodes (96 bytes, 2 blocks)
 //   possibly lost:   a block held only through a pointer 16 bytes into it (64 bytes, 1 block)
@@ -16,6 +19,8 @@
 
 #if defined(MEMLENS_REACH_HOOKED)
 #include <memlens/hooks.hpp>
+#include <memlens/view/leak_kinds.hpp>
+#elif defined(MEMLENS_REACH_PRELOADED)
 #include <memlens/view/leak_kinds.hpp>
 #else
 #include <valgrind/memcheck.h>
@@ -63,7 +68,7 @@ __attribute__((noinline)) void scrub_stack() {
     for (char& c : const_cast<char(&)[8192]>(area)) c = 0;
 }
 
-#if !defined(MEMLENS_REACH_HOOKED)
+#if !defined(MEMLENS_REACH_HOOKED) && !defined(MEMLENS_REACH_PRELOADED)
 // memcheck reads every register at its client request, the scratch ones too, where a stale copy
 // of a pointer may remain (clang leaves one); memlens reads only the callee-saved ones of the
 // thread that asks.
@@ -113,7 +118,7 @@ void* stack_thread(void*) {
 }  // namespace
 
 int main() {
-#if defined(MEMLENS_REACH_HOOKED)
+#if defined(MEMLENS_REACH_HOOKED) || defined(MEMLENS_REACH_PRELOADED)
     memlens::tracking_config config = memlens::current_config();  // keeps MEMLENS_LEAKS_AT_EXIT
     config.mode = memlens::tracking_mode::sites;
     config.blocks = true;
@@ -128,9 +133,9 @@ int main() {
     reach_case_cache();
     reach_case_interior();
     scrub_stack();
-#if defined(MEMLENS_REACH_HOOKED)
+#if defined(MEMLENS_REACH_HOOKED) || defined(MEMLENS_REACH_PRELOADED)
     const memlens::leak_kinds kinds = memlens::classify_leaks();
-    std::fputs(memlens::describe(kinds, 10, 12, true).c_str(), stdout);
+    std::fputs(memlens::describe(kinds, 100, 12, true).c_str(), stdout);
     if (std::getenv("MEMLENS_REACH_BACKREFS")) {
         for (const memlens::live_allocation& a : kinds.blocks.allocations) {
             std::fputs(memlens::describe_backrefs(kinds, a.address).c_str(), stdout);

@@ -230,7 +230,14 @@ MEMLENS_NOINLINE inline void forget_allocation(const void* p) noexcept {
 // A pointer, so that the report writers are compiled only in the unit that holds the hooks.
 MEMLENS_DETAIL_PER_COPY inline std::atomic<void (*)()> exit_writer{nullptr};
 
-inline void run_at_exit() noexcept {
+// Where the exit report's scan of the exiting thread's stack starts: the frame of the exit
+// handler, above which lie the frames of exit() and the program. The report's own frames below
+// it may hold stale copies of the program's pointers, left there by earlier calls, which no
+// root of the program holds (memcheck, which checks after the exit, never sees them).
+MEMLENS_DETAIL_PER_COPY inline std::uintptr_t exit_stack_from = 0;
+
+MEMLENS_NOINLINE inline void run_at_exit() noexcept {
+    exit_stack_from = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
     if (void (*write)() = exit_writer.load(std::memory_order_acquire)) {
         write();
         return;

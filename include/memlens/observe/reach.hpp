@@ -99,6 +99,10 @@ struct leak_kinds {
 struct reach_options {
     /// How long to wait for each thread to stop before scanning it as it runs, in milliseconds.
     unsigned stop_timeout_ms = 1000;
+    /// Where the scan of the calling thread's stack starts, if not 0: an address in a frame of
+    /// one of its callers, so that the frames below it (a report writer's own, with stale copies
+    /// of pointers) are not roots. Default: the frame of classify_leaks' caller.
+    std::uintptr_t stack_from = 0;
 };
 
 namespace detail {
@@ -435,6 +439,11 @@ struct scan_state {
     std::size_t stack_capacity = 0;
     std::uint32_t clique = 0;
     bool clique_pass = false;
+    // memlens's own memory that holds block addresses (the live table's slots, the threads'
+    // records of their newest blocks), ascending: never a root, even where the kernel merged
+    // its pages into the mapping of a root (the main thread's TLS).
+    const range* own = nullptr;
+    std::size_t own_count = 0;
 
     // The block holding `v` at its start or inside it, or count.
     std::size_t find(std::uintptr_t v) const noexcept {
@@ -538,7 +547,16 @@ inline void scan_readable(scan_state& scan, const scratch<mapping>& maps, const 
             continue;
         }
         const std::uintptr_t stop = std::min(r.end, m->end);
-        if (m->readable) scan.scan_words(a, stop, true, r.kind, r.thread);
+        if (m->readable) {
+            std::uintptr_t from = a;
+            for (std::size_t i = 0; i < scan.own_count && from < stop; ++i) {
+                const range& o = scan.own[i];
+                if (o.end <= from || o.start >= stop) continue;
+                if (o.start > from) scan.scan_words(from, o.start, true, r.kind, r.thread);
+                from = o.end;
+            }
+            if (from < stop) scan.scan_words(from, stop, true, r.kind, r.thread);
+        }
         a = stop;
     }
 }
@@ -699,6 +717,22 @@ inline void scan_world(scan_result& out, const mcontext_t& own_regs, std::uintpt
     }
 
     scan_state scan;
+    std::size_t record_count = 0;
+    for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) ++record_count;
+    scratch<range> own;
+    if (own.reserve(live_shard_count + record_count + 1)) {
+        for (const live_shard& s : live_shards) {
+            const auto start = reinterpret_cast<std::uintptr_t>(s.slots);
+            if (start != 0) own.push({start, start + s.mapped});
+        }
+        for (thread_record* r = core.records.load(std::memory_order_acquire); r; r = r->next) {
+            const auto start = reinterpret_cast<std::uintptr_t>(r);
+            own.push({start, start + sizeof(thread_record)});
+        }
+        std::sort(own.data, own.data + own.count, [](const range& a, const range& b) { return a.start < b.start; });
+        scan.own = own.data;
+        scan.own_count = own.count;
+    }
     if (have_maps && out.blocks.reserve(entries + 1) && out.state.reserve(entries + 1) &&
         out.reach.reserve(entries + 1)) {
         for (live_shard& s : live_shards) {
@@ -815,6 +849,7 @@ inline void scan_world(scan_result& out, const mcontext_t& own_regs, std::uintpt
     tids.release();
     maps.release();
     regions.release();
+    own.release();
 }
 
 }  // namespace detail
@@ -833,7 +868,8 @@ MEMLENS_NOINLINE inline leak_kinds classify_leaks(const reach_options& options =
     ucontext_t own{};
     ::getcontext(&own);
     detail::keep_callee_saved(own.uc_mcontext);
-    const auto own_sp = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+    const auto own_sp = options.stack_from != 0 ? options.stack_from
+                                                : reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
     detail::start_live();
     detail::guard quiet;
     detail::scan_result r;

@@ -168,6 +168,14 @@ MEMLENS_NAMESPACE_END
 #define MEMLENS_REQUIRE_NOTHING_LOST(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_nothing_lost(__VA_ARGS__))
 #define MEMLENS_CHECK_NOTHING_LOST(...) MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_nothing_lost(__VA_ARGS__))
 ///@}
+/// REQUIRE / CHECK that no site's still reachable blocks, of those a block allocated, grow on
+/// each of N runs: (runs, block[, options][, reach_options]), as check_nothing_new_reachable.
+///@{
+#define MEMLENS_REQUIRE_NOTHING_NEW_REACHABLE(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_nothing_new_reachable(__VA_ARGS__))
+#define MEMLENS_CHECK_NOTHING_NEW_REACHABLE(...) \
+    MEMLENS_DETAIL_CATCH2(FAIL_CHECK, ::memlens::check_nothing_new_reachable(__VA_ARGS__))
+///@}
 /// REQUIRE / CHECK that a block's peak stays below a limit: (limit_bytes, block[, options]).
 ///@{
 #define MEMLENS_REQUIRE_PEAK_BELOW(...) MEMLENS_DETAIL_CATCH2(FAIL, ::memlens::check_peak_below(__VA_ARGS__))

@@ -79,6 +79,14 @@ MEMLENS_NAMESPACE_END
 #define MEMLENS_ASSERT_NOTHING_LOST(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_nothing_lost(__VA_ARGS__))
 #define MEMLENS_EXPECT_NOTHING_LOST(...) MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_nothing_lost(__VA_ARGS__))
 ///@}
+/// ASSERT / EXPECT that no site's still reachable blocks, of those a block allocated, grow on
+/// each of N runs: (runs, block[, options][, reach_options]), as check_nothing_new_reachable.
+///@{
+#define MEMLENS_ASSERT_NOTHING_NEW_REACHABLE(...) \
+    MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_nothing_new_reachable(__VA_ARGS__))
+#define MEMLENS_EXPECT_NOTHING_NEW_REACHABLE(...) \
+    MEMLENS_DETAIL_GTEST(ADD_FAILURE, ::memlens::check_nothing_new_reachable(__VA_ARGS__))
+///@}
 /// ASSERT / EXPECT that a block's peak stays below a limit: (limit_bytes, block[, options]).
 ///@{
 #define MEMLENS_ASSERT_PEAK_BELOW(...) MEMLENS_DETAIL_GTEST(FAIL, ::memlens::check_peak_below(__VA_ARGS__))

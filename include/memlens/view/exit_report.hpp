@@ -78,7 +78,9 @@ inline void write_exit_report() noexcept {
         // Classified first: the snapshot and its text would be blocks of their own. The
         // snapshot's allocations become the scanned blocks, with their kinds and the chains
         // that keep the largest still-reachable sites alive, for every format.
-        const leak_kinds classified = kinds ? classify_leaks() : leak_kinds();
+        reach_options from_exit;
+        from_exit.stack_from = exit_stack_from;
+        const leak_kinds classified = kinds ? classify_leaks(from_exit) : leak_kinds();
         const bool sites_recorded = recording_mode();
         snapshot s = take_snapshot();
         if (kinds) set_leak_kinds(s, classified);
