@@ -9,7 +9,7 @@
 // beside sites mode, counters mode and the same pair with malloc + free, untracked, in the same
 // run; also per allocation of a map of 256 strings built and dropped. memcheck cannot run inside
 // this program: compare_tools.sh times the same pair under it.
-#include <memlens/hooks.hpp>
+#include <memlens/sources/new.hpp>
 
 #include <memlens/observe/reach.hpp>
 
@@ -24,9 +24,14 @@
 #include <vector>
 
 #include "call_depth.hpp"
+#include "pair_workloads.hpp"
 #include "ratio_reporter.hpp"
 
 namespace {
+
+using memlens_bench::malloc_free_pairs;
+using memlens_bench::map_workload;
+using memlens_bench::new_delete_pairs;
 
 struct chained {
     chained* next;
@@ -110,7 +115,6 @@ void BM_classify_heap(benchmark::State& state) {
 }
 
 constexpr int call_depth = 20;
-constexpr std::size_t pair_size = 64;
 
 void set_mode(memlens::tracking_mode mode, bool blocks) {
     memlens::tracking_config c;
@@ -124,32 +128,8 @@ void counters_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::c
 void sites_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::sites, false); }
 void blocks_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::sites, true); }
 
-void malloc_free_pairs(benchmark::State& state) {
-    for (auto _ : state) {
-        void* p = std::malloc(pair_size);
-        if (!p) throw std::bad_alloc();
-        benchmark::DoNotOptimize(p);
-        std::free(p);
-    }
-}
 
-void new_delete_pairs(benchmark::State& state) {
-    for (auto _ : state) {
-        void* p = ::operator new(pair_size);
-        benchmark::DoNotOptimize(p);
-        ::operator delete(p);
-    }
-}
 
-// Build and drop a map of 256 strings longer than std::string's inline buffer: 512 allocations.
-void map_workload(benchmark::State& state) {
-    for (auto _ : state) {
-        std::map<int, std::string> m;
-        for (int i = 0; i < 256; ++i) m.emplace(i, std::string(40, 'x'));
-        benchmark::DoNotOptimize(m);
-    }
-    state.counters[memlens_bench::pairs_counter] = benchmark::Counter(512, benchmark::Counter::kAvgThreads);
-}
 
 void BM_untracked_malloc_free(benchmark::State& state) { memlens_bench::at_depth(call_depth, state, malloc_free_pairs); }
 void BM_counters_new_delete(benchmark::State& state) { memlens_bench::at_depth(call_depth, state, new_delete_pairs); }

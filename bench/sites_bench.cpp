@@ -18,14 +18,18 @@
 #include <vector>
 
 #include "call_depth.hpp"
+#include "pair_workloads.hpp"
 #include "ratio_reporter.hpp"
 
 namespace {
 
+using memlens_bench::malloc_free_pairs;
+using memlens_bench::map_workload;
+using memlens_bench::new_delete_pairs;
+
 using memlens_bench::at_depth;
 
 constexpr int call_depth = 20;
-constexpr std::size_t pair_size = 64;
 
 void set_mode(memlens::tracking_mode mode, memlens::stack_method method = memlens::stack_method::hybrid) {
     memlens::tracking_config c;
@@ -53,33 +57,8 @@ void sites_mode_frame_pointers(const benchmark::State&) {
 void sampled_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::sampled); }
 void counters_mode(const benchmark::State&) { set_mode(memlens::tracking_mode::counters); }
 
-void malloc_free_pairs(benchmark::State& state) {
-    for (auto _ : state) {
-        void* p = std::malloc(pair_size);
-        if (!p) throw std::bad_alloc();
-        benchmark::DoNotOptimize(p);
-        std::free(p);
-    }
-}
 
-void new_delete_pairs(benchmark::State& state) {
-    for (auto _ : state) {
-        void* p = ::operator new(pair_size);
-        benchmark::DoNotOptimize(p);
-        ::operator delete(p);
-    }
-}
 
-// An allocation-heavy workload: build and drop a map of 256 short-keyed strings.
-void map_workload(benchmark::State& state) {
-    for (auto _ : state) {
-        std::map<int, std::string> m;
-        for (int i = 0; i < 256; ++i) m.emplace(i, std::string(40, 'x'));
-        benchmark::DoNotOptimize(m);
-    }
-    state.counters[memlens_bench::pairs_counter] =
-        benchmark::Counter(512, benchmark::Counter::kAvgThreads);
-}
 
 // A JSON-like document of 200 records, each with a name, a text and a list of tags longer than
 // std::string's inline buffer.
