@@ -42,6 +42,8 @@ RECORD = re.compile(r"^==\d+== ([\d,]+)(?: \(([\d,]+) direct, [\d,]+ indirect\))
                     r"blocks are (definitely lost|indirectly lost|possibly lost|still reachable) in loss record")
 SECTION = re.compile(r"^(definitely lost|indirectly lost|possibly lost|still reachable), by site:$")
 SITE = re.compile(r"^  ([\d,]+) bytes in ([\d,]+) blocks in \"")
+# The blocks of a kind that a suppression rule matched, named by the rule, without a stack.
+SUPPRESSED = re.compile(r"^  suppressed: ([\d,]+) bytes in ([\d,]+) blocks by (\S+)")
 
 
 def number(text):
@@ -70,6 +72,11 @@ def memlens_groups(text):
         m = SITE.match(line)
         if m and kind:
             groups.append(Group(kind, number(m.group(1)), number(m.group(2))))
+            continue
+        m = SUPPRESSED.match(line)
+        if m and kind:
+            groups.append(Group(kind, number(m.group(1)), number(m.group(2))))
+            groups[-1].stack = "suppressed by " + m.group(3) + "\n"
         elif groups and line.startswith("    #"):
             groups[-1].stack += line + "\n"
         elif line.startswith("  ... and "):
@@ -116,7 +123,8 @@ def totals(groups, keep=lambda g: True):
 
 
 def is_dtv(g):
-    return "allocate_dtv" in g.stack
+    # memlens lists the DTVs as suppressed by their default rule (their stack is not shown).
+    return "allocate_dtv" in g.stack or "leak:^_dl_allocate_tls$" in g.stack
 
 
 def of_exited_thread(g):
