@@ -16,6 +16,7 @@
 #include <memlens/testing/checks.hpp>
 #include <memlens/view/json.hpp>
 #include <memlens/view/leak_kinds.hpp>
+#include <memlens/view/report.hpp>
 
 // As in reach_test.cpp: under the sanitizers locals live off the thread stacks and the kinds
 // would be wrong for reasons that are not memlens's.
@@ -149,6 +150,11 @@ void check_state(const memlens::snapshot& s, std::uintptr_t table, std::uintptr_
     CHECK(leaf_chain->root == "global");
     CHECK(leaf_chain->address == reinterpret_cast<std::uintptr_t>(&kinds_table));
     CHECK_FALSE(leaf_chain->name.empty());
+
+    // The text report ends with memcheck's summary and the chains.
+    const std::string text = memlens::format_report(s, memlens::report_format::text);
+    CHECK(text.find(memlens::format_leak_kinds(s)) != std::string::npos);
+    CHECK(text.find("definitely lost: 48 bytes in 1 blocks") != std::string::npos);
 }
 
 // Runs a child in per-block mode with MEMLENS_LEAKS_AT_EXIT=kinds's setting that builds the

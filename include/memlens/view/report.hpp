@@ -56,13 +56,15 @@ inline std::string report_text(const snapshot& s, report_format f, const std::st
     case report_format::text:
         break;
     }
-    return concat({format_summary(s), "\n", format_site_table(s), "\n", format_tree(s)});
+    std::string text = concat({format_summary(s), "\n", format_site_table(s), "\n", format_tree(s)});
+    if (s.classified) append_all(text, {"\n", format_leak_kinds(s)});
+    return text;
 }
 
 }  // namespace detail
 
 /// The report of `s` in format `f`, as text, with every frame resolved where the format needs
-/// frames.
+/// frames; the text of a classified snapshot (set_leak_kinds) ends with its leak kinds.
 inline std::string format_report(snapshot s, report_format f, const std::string& title = "memlens report") {
     return detail::report_text(s, f, title);
 }
