@@ -136,7 +136,9 @@ void check_operator_new() {
         } catch (const std::bad_alloc&) {
             ++thrown;
         }
+        // Observable, or the compiler may drop the pair and take the pointer for non-null.
         int* quiet = new (std::nothrow) int(2);
+        memlens::keep_observable(quiet);
         expect(quiet == nullptr, "nothrow new returns null");
         delete quiet;
         expect(failing.failures() == 4, "each operator new counts as a failure");
@@ -192,7 +194,8 @@ void check_failure_stack() {
 }
 
 // Everything fails on this thread, yet memlens's own work (a snapshot, symbolizing) runs.
-void check_memlens_never_fails() {
+// Not inlined: the failure's stack must name it.
+MEMLENS_NOINLINE void check_memlens_never_fails() {
     memlens::fail_allocations failing(memlens::failure_policy::from_nth(1));
     void* p = call_malloc(10);
     expect(p == nullptr, "from_nth(1) fails the program's first allocation");
