@@ -17,6 +17,7 @@
 #include <memlens/view/json.hpp>
 #include <memlens/view/leak_kinds.hpp>
 #include <memlens/view/report.hpp>
+#include "tracking_support.hpp"
 
 // As in reach_test.cpp: under the sanitizers locals live off the thread stacks and the kinds
 // would be wrong for reasons that are not memlens's.
@@ -29,22 +30,6 @@ constexpr std::uintptr_t scramble = 0x5a5a5a5a5a5a5a5aull;
 struct list_node {
     list_node* next;
     std::uint64_t payload[5];  // 48 bytes a node
-};
-
-class per_block_mode {
-public:
-    per_block_mode() : saved_(memlens::current_config()) {
-        memlens::tracking_config c = saved_;
-        c.mode = memlens::tracking_mode::sites;
-        c.blocks = true;
-        memlens::configure(c);
-    }
-    ~per_block_mode() { memlens::configure(saved_); }
-    per_block_mode(const per_block_mode&) = delete;
-    per_block_mode& operator=(const per_block_mode&) = delete;
-
-private:
-    memlens::tracking_config saved_;
 };
 
 // The roots of the state: a table held by a global, and a pointer into a block's middle.
@@ -184,7 +169,7 @@ void run_classified_child(const std::string& path) {
 
 TEST_CASE("set_leak_kinds gives each kind's exact bytes and blocks per site, and the chain to a global",
           "[reach][kinds]") {
-    per_block_mode on;
+    memlens_test::per_block_mode on;
     const std::uintptr_t head = kinds_dropped_head();
     kinds_interior_block();
     kinds_global_table();

@@ -19,6 +19,7 @@
 #include <memlens/view/leak_kinds.hpp>
 
 #include "support.hpp"
+#include "tracking_support.hpp"
 
 // Under AddressSanitizer with detect_stack_use_after_return (as CI runs it) locals live in
 // fake frames off the thread stacks, where no scan of stacks finds them, and ThreadSanitizer
@@ -35,23 +36,6 @@ constexpr std::uintptr_t scramble = 0x5a5a5a5a5a5a5a5aull;
 struct link_node {
     link_node* next;
     std::uint64_t payload[3];
-};
-
-// Restores the settings on exit; per-block mode while alive.
-class per_block_mode {
-public:
-    per_block_mode() : saved_(memlens::current_config()) {
-        memlens::tracking_config c = saved_;
-        c.mode = memlens::tracking_mode::sites;
-        c.blocks = true;
-        memlens::configure(c);
-    }
-    ~per_block_mode() { memlens::configure(saved_); }
-    per_block_mode(const per_block_mode&) = delete;
-    per_block_mode& operator=(const per_block_mode&) = delete;
-
-private:
-    memlens::tracking_config saved_;
 };
 
 link_node* volatile held_list = nullptr;
@@ -144,7 +128,7 @@ void* blocked_reader(void* arg) {
 }  // namespace
 
 TEST_CASE("classify_leaks tells the four kinds apart as memcheck does", "[reach]") {
-    per_block_mode on;
+    memlens_test::per_block_mode on;
     const std::uintptr_t cycle_scrambled = lost_cycle();
     reachable_list();
     const std::uintptr_t inner_scrambled = possible_pair();
@@ -216,7 +200,7 @@ __attribute__((noinline)) std::uintptr_t hold_at(void* volatile* slot) {
 }  // namespace
 
 TEST_CASE("memory memlens does not track is neither root nor scanned: what only it holds is lost", "[reach]") {
-    per_block_mode on;
+    memlens_test::per_block_mode on;
     // A malloc block (the operator new hooks do not see malloc) that a global holds, and a
     // mapping of the program's own: memcheck would scan both and call their blocks reachable.
     auto* from_malloc = static_cast<void* volatile*>(std::malloc(sizeof(void*)));
@@ -247,7 +231,7 @@ TEST_CASE("memory memlens does not track is neither root nor scanned: what only 
 }
 
 TEST_CASE("describe_backrefs follows the chain from a block to its root", "[reach]") {
-    per_block_mode on;
+    memlens_test::per_block_mode on;
     reachable_list();
     const auto last = reinterpret_cast<std::uintptr_t>(held_list->next->next);
     const memlens::leak_kinds r = memlens::classify_leaks();
@@ -274,7 +258,7 @@ TEST_CASE("describe_backrefs follows the chain from a block to its root", "[reac
 }
 
 TEST_CASE("a block held only on another thread's stack is reachable, and its read() is not interrupted", "[reach]") {
-    per_block_mode on;
+    memlens_test::per_block_mode on;
     blocked_thread t;
     REQUIRE(::pipe(t.pipe_fds) == 0);
     pthread_t thread;
@@ -294,7 +278,7 @@ TEST_CASE("a block held only on another thread's stack is reachable, and its rea
 }
 
 TEST_CASE("a thread that blocks the stop signal is reported, and its stack is still read", "[reach]") {
-    per_block_mode on;
+    memlens_test::per_block_mode on;
     blocked_thread t;
     t.block_signal = true;
     REQUIRE(::pipe(t.pipe_fds) == 0);

@@ -23,6 +23,24 @@ struct tracking_as {
     tracking_as& operator=(const tracking_as&) = delete;
 };
 
+// Per-block mode (sites with every block in the live table, which classify_leaks reads) for
+// the life of the object; then the settings from before.
+class per_block_mode {
+public:
+    per_block_mode() : saved_(memlens::current_config()) {
+        memlens::tracking_config c = saved_;
+        c.mode = memlens::tracking_mode::sites;
+        c.blocks = true;
+        memlens::configure(c);
+    }
+    ~per_block_mode() { memlens::configure(saved_); }
+    per_block_mode(const per_block_mode&) = delete;
+    per_block_mode& operator=(const per_block_mode&) = delete;
+
+private:
+    memlens::tracking_config saved_;
+};
+
 // The last message memlens reported while an errors_remembered was alive.
 inline std::string last_error;
 
